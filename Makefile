@@ -1,0 +1,72 @@
+# tend: C engine + embedded Lua. `make`, `make test`, `make check-asan`, `make bench`,
+# `make demo`, `make install PREFIX=/usr/local`.
+PREFIX  ?= /usr/local
+PKGS    := lua5.4 libssh2 libcurl libarchive sqlite3 libsodium libcrypto
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iengine -Ibuild \
+           -DTEND_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS))
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+PRIMS   := util catalog vault fs proc core
+OBJS    := $(PRIMS:%=build/%.o) build/embedded.o
+PIC     := $(PRIMS:%=build/pic/%.o) build/pic/embedded.o
+ASAN    := $(PRIMS:%=build/asan/%.o) build/asan/embedded.o
+LUAFILES := $(shell find lua -name '*.lua' | sort) $(sort $(wildcard recipes/*.lua))
+CTESTS  := $(patsubst tests/c/%.c,build/asan/tests/%,$(wildcard tests/c/test_*.c))
+
+all: build/tend build/lua/tend/core.so
+
+build/embedded.c: $(LUAFILES) tools/embed.lua | build
+	lua5.4 tools/embed.lua $(LUAFILES) > $@.tmp && mv $@.tmp $@
+
+build/%.o: engine/%.c engine/tend.h | build
+	$(CC) $(CFLAGS) -c -o $@ $<
+build/embedded.o: build/embedded.c engine/embedded.h
+	$(CC) $(CFLAGS) -c -o $@ $<
+build/tend: build/main.o $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+build/pic/%.o: engine/%.c engine/tend.h | build
+	$(CC) $(CFLAGS) -fPIC -c -o $@ $<
+build/pic/embedded.o: build/embedded.c engine/embedded.h
+	$(CC) $(CFLAGS) -fPIC -c -o $@ $<
+build/lua/tend/core.so: $(PIC)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(filter-out -llua5.4,$(LDLIBS))
+
+build/asan/%.o: engine/%.c engine/tend.h | build
+	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
+build/asan/embedded.o: build/embedded.c engine/embedded.h
+	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
+build/asan/tests/%: tests/c/%.c tests/c/ctest.h $(ASAN)
+	$(CC) $(CFLAGS) $(SAN) -Itests/c -o $@ $< $(ASAN) $(LDLIBS) -lcmocka
+
+build:
+	@mkdir -p build/pic build/asan/tests build/lua/tend
+
+# The C tests under AddressSanitizer + UndefinedBehaviorSanitizer, as TAP.
+check-asan: $(CTESTS)
+	prove -e '' $(CTESTS)
+
+test: all $(CTESTS)
+	tests/run
+
+bench: all
+	tests/bench/run
+
+demo: all
+	tests/demo/run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/tend/recipes \
+	  $(DESTDIR)$(PREFIX)/lib/x86_64-linux-gnu/lua/5.4/tend
+	install -m 755 build/tend $(DESTDIR)$(PREFIX)/bin/tend
+	install -m 644 recipes/*.lua $(DESTDIR)$(PREFIX)/share/tend/recipes/
+	install -m 644 build/lua/tend/core.so $(DESTDIR)$(PREFIX)/lib/x86_64-linux-gnu/lua/5.4/tend/
+
+clean:
+	rm -rf build
+
+.PHONY: all test check-asan bench demo install clean

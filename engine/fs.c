@@ -1,0 +1,220 @@
+/* fs.c: the file-system calls the Lua library needs, with failures as nil, msg, code.
+ *   fs.stat(p)  fs.mkdir_p(p, mode)  fs.read(p)  fs.write_atomic(p, data, mode)
+ *   fs.list(p)  fs.chmod(p, mode)  fs.remove(p)  fs.free_space(p)  fs.isatty(fd)
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "tend.h"
+
+static const char *type_name(mode_t m)
+{
+	return S_ISREG(m) ? "file" : S_ISDIR(m) ? "dir" : S_ISLNK(m) ? "link"
+	     : S_ISFIFO(m) ? "fifo" : S_ISSOCK(m) ? "socket" : "device";
+}
+
+/* stat(path) -> {type, mode, size, mtime, uid, gid} | nil, msg, code  (lstat) */
+static int l_stat(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return tend_fail_errno(L, errno, "%s", path);
+	lua_createtable(L, 0, 6);
+	lua_pushstring(L, type_name(st.st_mode));
+	lua_setfield(L, -2, "type");
+	lua_pushinteger(L, st.st_mode & 07777);
+	lua_setfield(L, -2, "mode");
+	lua_pushinteger(L, st.st_size);
+	lua_setfield(L, -2, "size");
+	lua_pushinteger(L, st.st_mtime);
+	lua_setfield(L, -2, "mtime");
+	lua_pushinteger(L, st.st_uid);
+	lua_setfield(L, -2, "uid");
+	lua_pushinteger(L, st.st_gid);
+	lua_setfield(L, -2, "gid");
+	return 1;
+}
+
+/* mkdir_p(path [, mode]) -> true | nil, msg, code.  Existing dirs are left as they are. */
+static int l_mkdir_p(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	mode_t mode = (mode_t)luaL_optinteger(L, 2, 0755);
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+		return tend_fail(L, "einval", "%s: path too long", path);
+	for (char *p = buf + 1;; p++) {
+		char c = *p;
+		if (c != '/' && c != '\0')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) != 0 && errno != EEXIST)
+			return tend_fail_errno(L, errno, "mkdir %s", buf);
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	struct stat st;
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		return tend_fail(L, "enotdir", "mkdir %s: exists and is not a directory", path);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* read(path) -> string | nil, msg, code */
+static int l_read(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return tend_fail_errno(L, errno, "%s", path);
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	size_t n;
+	do {
+		char *p = luaL_prepbuffer(&b);
+		n = fread(p, 1, LUAL_BUFFERSIZE, f);
+		luaL_addsize(&b, n);
+	} while (n == LUAL_BUFFERSIZE);
+	int err = ferror(f) ? errno : 0;
+	fclose(f);
+	if (err)
+		return tend_fail_errno(L, err, "read %s", path);
+	luaL_pushresult(&b);
+	return 1;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* write_atomic(path, data [, mode]) -> true | nil, msg, code.  Temp file in the same
+ * directory, fsync, rename: readers see the old content or the new, never a mix. */
+static int l_write_atomic(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	size_t len;
+	const char *data = luaL_checklstring(L, 2, &len);
+	mode_t mode = (mode_t)luaL_optinteger(L, 3, 0644);
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp)
+		return tend_fail(L, "einval", "%s: path too long", path);
+	int fd = mkstemp(tmp);
+	if (fd < 0)
+		return tend_fail_errno(L, errno, "write %s", path);
+	int ok = fchmod(fd, mode) == 0 && write_all(fd, data, len) == 0 && fsync(fd) == 0;
+	int err = errno;
+	ok = close(fd) == 0 && ok;
+	if (ok && rename(tmp, path) == 0) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	err = ok ? errno : err;
+	unlink(tmp);
+	return tend_fail_errno(L, err, "write %s", path);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* list(dir) -> {name, ...} sorted, without . and .. | nil, msg, code */
+static int l_list(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	DIR *d = opendir(path);
+	if (!d)
+		return tend_fail_errno(L, errno, "%s", path);
+	lua_newtable(L);
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		lua_pushstring(L, e->d_name);
+		lua_rawseti(L, -2, ++n);
+	}
+	closedir(d);
+	/* sort through a C array of the Lua strings (all anchored in the table) */
+	const char **names = lua_newuserdatauv(L, sizeof *names * (size_t)(n ? n : 1), 0);
+	for (int i = 0; i < n; i++) {
+		lua_rawgeti(L, -2, i + 1);
+		names[i] = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	qsort(names, (size_t)n, sizeof *names, cmp_str);
+	lua_createtable(L, n, 0);
+	for (int i = 0; i < n; i++) {
+		lua_pushstring(L, names[i]);
+		lua_rawseti(L, -2, i + 1);
+	}
+	return 1;
+}
+
+/* chmod(path, mode) -> true | nil, msg, code */
+static int l_chmod(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	if (chmod(path, (mode_t)luaL_checkinteger(L, 2)) != 0)
+		return tend_fail_errno(L, errno, "chmod %s", path);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* remove(path) -> true | nil, msg, code  (a file or an empty directory) */
+static int l_remove(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	if (remove(path) != 0)
+		return tend_fail_errno(L, errno, "remove %s", path);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* free_space(path) -> bytes available to us | nil, msg, code */
+static int l_free_space(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct statvfs v;
+	if (statvfs(path, &v) != 0)
+		return tend_fail_errno(L, errno, "statvfs %s", path);
+	lua_pushinteger(L, (lua_Integer)(v.f_bavail * v.f_frsize));
+	return 1;
+}
+
+/* isatty(fd) -> boolean */
+static int l_isatty(lua_State *L)
+{
+	lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+	return 1;
+}
+
+int tend_open_fs(lua_State *L)
+{
+	static const luaL_Reg funcs[] = {
+		{"stat", l_stat}, {"mkdir_p", l_mkdir_p}, {"read", l_read},
+		{"write_atomic", l_write_atomic}, {"list", l_list}, {"chmod", l_chmod},
+		{"remove", l_remove}, {"free_space", l_free_space}, {"isatty", l_isatty},
+		{NULL, NULL}};
+	luaL_newlib(L, funcs);
+	return 1;
+}

@@ -1,0 +1,377 @@
+/* proc.c: run a local program with posix_spawn: the local transport's exec.
+ *   proc.run(argv, {stdin=, fds={[3]=...}, env={K=V}, cwd=, timeout=, output="inherit"})
+ *     -> {code=, signal=, stdout=, stderr=} | nil, msg, code
+ * Inputs may be strings or secrets; a secret reaches the child through a pipe, never
+ * argv or the environment. No shell is involved: argv is passed as it is.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tend.h"
+
+extern char **environ;
+
+#define MAX_FEEDS 4
+
+typedef struct {
+	int target;             /* fd number in the child */
+	int fd;                 /* our write end, -1 when done */
+	const unsigned char *data;
+	size_t len, off;
+} feed;
+
+typedef struct {
+	int fd;                 /* our read end, -1 when at EOF */
+	char *buf;
+	size_t len, cap;
+} sink;
+
+typedef struct {
+	const char **argv, **envp;
+	feed feeds[MAX_FEEDS];
+	int nfeeds;
+	sink out[2];
+	int devnull_stdin, inherit;
+	const char *cwd;
+	double timeout;
+} job;
+
+/* An input: string or secret at idx, as bytes (anchored by the caller's stack). */
+static const unsigned char *input_bytes(lua_State *L, int idx, size_t *len)
+{
+	tend_secret *s = tend_test_secret(L, idx);
+	if (s)
+		return tend_secret_bytes(tend_check_secret(L, idx), len);
+	return (const unsigned char *)luaL_checklstring(L, idx, len);
+}
+
+static void add_feed(lua_State *L, job *j, int target, int idx)
+{
+	if (j->nfeeds == MAX_FEEDS)
+		luaL_error(L, "proc.run: too many input fds");
+	feed *f = &j->feeds[j->nfeeds++];
+	f->target = target;
+	f->fd = -1;
+	f->off = 0;
+	f->data = input_bytes(L, idx, &f->len);
+}
+
+/* argv table at index 1 -> NULL-terminated array in a userdata left on the stack. */
+static const char **check_argv(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_Integer n = luaL_len(L, 1);
+	luaL_argcheck(L, n > 0, 1, "empty argv");
+	const char **argv = lua_newuserdatauv(L, sizeof *argv * (size_t)(n + 1), 0);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, 1, i);
+		argv[i - 1] = luaL_checkstring(L, -1);
+		lua_pop(L, 1); /* still anchored by the argv table */
+	}
+	argv[n] = NULL;
+	return argv;
+}
+
+/* environ plus opts.env (a value of false removes a variable), in a userdata; the
+ * "K=V" strings are anchored in a fresh table left on the stack below it. */
+static const char **build_env(lua_State *L, int opts)
+{
+	lua_newtable(L); /* anchor: {"K=V", ...} and [K] = true for overridden names */
+	int anchor = lua_gettop(L), nextra = 0;
+	if (lua_getfield(L, opts, "env") == LUA_TTABLE)
+		for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
+			const char *k = luaL_checkstring(L, -2);
+			lua_pushboolean(L, 1);
+			lua_setfield(L, anchor, k);
+			if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+				continue;
+			lua_pushfstring(L, "%s=%s", k, luaL_checkstring(L, -1));
+			lua_rawseti(L, anchor, ++nextra);
+		}
+	lua_pop(L, 1);
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	const char **envp = lua_newuserdatauv(L, sizeof *envp * (n + (size_t)nextra + 1), 0);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(environ[i], '=');
+		int overridden = 0;
+		if (eq) {
+			lua_pushlstring(L, environ[i], (size_t)(eq - environ[i]));
+			overridden = lua_rawget(L, anchor) != LUA_TNIL;
+			lua_pop(L, 1);
+		}
+		if (!overridden)
+			envp[k++] = environ[i];
+	}
+	for (int i = 1; i <= nextra; i++) {
+		lua_rawgeti(L, anchor, i);
+		envp[k++] = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	envp[k] = NULL;
+	return envp;
+}
+
+static void parse_opts(lua_State *L, job *j)
+{
+	memset(j, 0, sizeof *j);
+	j->out[0].fd = j->out[1].fd = -1;
+	j->argv = check_argv(L);
+	if (lua_isnoneornil(L, 2)) {
+		lua_newtable(L);
+		lua_replace(L, 2);
+	}
+	luaL_checktype(L, 2, LUA_TTABLE);
+	if (lua_getfield(L, 2, "stdin") != LUA_TNIL)
+		add_feed(L, j, 0, lua_gettop(L));
+	else
+		j->devnull_stdin = 1;
+	if (lua_getfield(L, 2, "fds") == LUA_TTABLE)
+		for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
+			lua_Integer fd = luaL_checkinteger(L, -2);
+			luaL_argcheck(L, fd >= 3 && fd <= 9, 2, "fds keys must be 3..9");
+			add_feed(L, j, (int)fd, lua_gettop(L)); /* anchored by opts.fds */
+		}
+	lua_getfield(L, 2, "cwd");
+	j->cwd = luaL_optstring(L, -1, NULL);
+	lua_getfield(L, 2, "timeout");
+	j->timeout = luaL_optnumber(L, -1, 0);
+	lua_getfield(L, 2, "output");
+	j->inherit = strcmp(luaL_optstring(L, -1, "capture"), "inherit") == 0;
+	j->envp = build_env(L, 2);
+}
+
+/* A pipe whose ends sit at fd >= 10, so dup2 onto 0..9 in the child always copies. */
+static int high_pipe(int p[2])
+{
+	int raw[2];
+	if (pipe2(raw, O_CLOEXEC) != 0)
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		p[i] = fcntl(raw[i], F_DUPFD_CLOEXEC, 10);
+		close(raw[i]);
+	}
+	return p[0] >= 0 && p[1] >= 0 ? 0 : -1;
+}
+
+static void close_all(job *j)
+{
+	for (int i = 0; i < j->nfeeds; i++)
+		if (j->feeds[i].fd >= 0)
+			close(j->feeds[i].fd), j->feeds[i].fd = -1;
+	for (int i = 0; i < 2; i++) {
+		if (j->out[i].fd >= 0)
+			close(j->out[i].fd), j->out[i].fd = -1;
+		free(j->out[i].buf);
+		j->out[i].buf = NULL;
+	}
+}
+
+/* Set up pipes and spawn; returns 0 and the pid, or an errno value. */
+static int spawn_job(job *j, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	int child_ends[MAX_FEEDS + 2], nchild = 0, err = 0;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	for (int i = 0; i < j->nfeeds && !err; i++) {
+		int p[2];
+		if (high_pipe(p) != 0) { err = errno; break; }
+		j->feeds[i].fd = p[1];
+		child_ends[nchild++] = p[0];
+		posix_spawn_file_actions_adddup2(&fa, p[0], j->feeds[i].target);
+	}
+	if (j->devnull_stdin)
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	for (int i = 0; i < 2 && !err && !j->inherit; i++) {
+		int p[2];
+		if (high_pipe(p) != 0) { err = errno; break; }
+		j->out[i].fd = p[0];
+		child_ends[nchild++] = p[1];
+		posix_spawn_file_actions_adddup2(&fa, p[1], i + 1);
+	}
+	if (j->cwd)
+		posix_spawn_file_actions_addchdir_np(&fa, j->cwd);
+	sigset_t none, dflt;
+	sigemptyset(&none);
+	sigemptyset(&dflt);
+	sigaddset(&dflt, SIGPIPE);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &dflt);
+	/* With a time limit the child leads its own group, so the whole group can be killed. */
+	short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+	if (j->timeout > 0)
+		flags |= POSIX_SPAWN_SETPGROUP;
+	posix_spawnattr_setflags(&attr, flags);
+	if (!err)
+		err = posix_spawnp(pid, j->argv[0], &fa, &attr, (char *const *)j->argv,
+		                   (char *const *)j->envp);
+	for (int i = 0; i < nchild; i++)
+		close(child_ends[i]);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	return err;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int drain(sink *s)
+{
+	if (s->cap - s->len < 65536) {
+		size_t cap = s->cap ? s->cap * 2 : 65536;
+		char *buf = realloc(s->buf, cap);
+		if (!buf)
+			return ENOMEM;
+		s->buf = buf;
+		s->cap = cap;
+	}
+	ssize_t n = read(s->fd, s->buf + s->len, s->cap - s->len);
+	if (n > 0)
+		s->len += (size_t)n;
+	else if (n == 0 || errno != EINTR)
+		close(s->fd), s->fd = -1;
+	return 0;
+}
+
+static void pour(feed *f)
+{
+	ssize_t n = write(f->fd, f->data + f->off, f->len - f->off);
+	if (n > 0)
+		f->off += (size_t)n;
+	/* EPIPE: the child stopped reading; that is its business, not an error. */
+	if (f->off == f->len || (n < 0 && errno != EINTR && errno != EAGAIN))
+		close(f->fd), f->fd = -1;
+}
+
+/* Move bytes until every pipe is closed; returns 0, ETIMEDOUT or an errno. */
+static int pump(job *j)
+{
+	double deadline = j->timeout > 0 ? now_s() + j->timeout : 0;
+	for (int i = 0; i < j->nfeeds; i++) {
+		fcntl(j->feeds[i].fd, F_SETFL, O_NONBLOCK);
+		if (j->feeds[i].len == 0)
+			close(j->feeds[i].fd), j->feeds[i].fd = -1;
+	}
+	for (;;) {
+		struct pollfd pfd[MAX_FEEDS + 2];
+		void *who[MAX_FEEDS + 2];
+		int n = 0, is_feed[MAX_FEEDS + 2];
+		for (int i = 0; i < j->nfeeds; i++)
+			if (j->feeds[i].fd >= 0)
+				pfd[n] = (struct pollfd){j->feeds[i].fd, POLLOUT, 0}, who[n] = &j->feeds[i], is_feed[n++] = 1;
+		for (int i = 0; i < 2; i++)
+			if (j->out[i].fd >= 0)
+				pfd[n] = (struct pollfd){j->out[i].fd, POLLIN, 0}, who[n] = &j->out[i], is_feed[n++] = 0;
+		if (n == 0)
+			return 0;
+		int wait_ms = -1;
+		if (deadline > 0) {
+			double left = deadline - now_s();
+			if (left <= 0)
+				return ETIMEDOUT;
+			wait_ms = (int)(left * 1000) + 1;
+		}
+		int r = poll(pfd, (nfds_t)n, wait_ms);
+		if (r < 0 && errno != EINTR)
+			return errno;
+		for (int i = 0; i < n && r > 0; i++) {
+			if (!pfd[i].revents)
+				continue;
+			if (is_feed[i])
+				pour(who[i]);
+			else if (drain(who[i]) != 0)
+				return ENOMEM;
+		}
+	}
+}
+
+/* Wait for the child; with a deadline still running, kill its group first. */
+static int reap(pid_t pid, int killed, double deadline)
+{
+	int status = 0;
+	for (;;) {
+		pid_t r = waitpid(pid, &status, killed || deadline == 0 ? 0 : WNOHANG);
+		if (r == pid)
+			return status;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (r == 0 && now_s() >= deadline) {
+			kill(-pid, SIGKILL);
+			killed = 1;
+		} else if (r == 0) {
+			struct timespec ts = {0, 10 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+static void push_result(lua_State *L, job *j, int status)
+{
+	lua_createtable(L, 0, 4);
+	if (WIFEXITED(status)) {
+		lua_pushinteger(L, WEXITSTATUS(status));
+	} else {
+		lua_pushinteger(L, 128 + WTERMSIG(status));
+		lua_pushinteger(L, WTERMSIG(status));
+		lua_setfield(L, -3, "signal");
+	}
+	lua_setfield(L, -2, "code");
+	static const char *names[2] = {"stdout", "stderr"};
+	for (int i = 0; i < 2; i++) {
+		lua_pushlstring(L, j->out[i].buf ? j->out[i].buf : "", j->out[i].len);
+		lua_setfield(L, -2, names[i]);
+	}
+}
+
+/* run(argv [, opts]) -> {code, signal, stdout, stderr} | nil, msg, code */
+static int l_run(lua_State *L)
+{
+	job j;
+	parse_opts(L, &j);
+	pid_t pid;
+	int err = spawn_job(&j, &pid);
+	if (err) {
+		close_all(&j);
+		return tend_fail_errno(L, err, "run %s", j.argv[0]);
+	}
+	double started = now_s();
+	err = pump(&j);
+	if (err == ETIMEDOUT)
+		kill(j.timeout > 0 ? -pid : pid, SIGKILL);
+	double deadline = j.timeout > 0 ? started + j.timeout : 0;
+	int status = reap(pid, err == ETIMEDOUT, deadline);
+	if (err == ETIMEDOUT) {
+		close_all(&j);
+		return tend_fail(L, "timeout", "%s: timed out after %gs", j.argv[0], j.timeout);
+	}
+	if (err || status < 0) {
+		close_all(&j);
+		return tend_fail_errno(L, err ? err : errno, "run %s", j.argv[0]);
+	}
+	push_result(L, &j, status);
+	close_all(&j);
+	return 1;
+}
+
+int tend_open_proc(lua_State *L)
+{
+	static const luaL_Reg funcs[] = {{"run", l_run}, {NULL, NULL}};
+	luaL_newlib(L, funcs);
+	return 1;
+}

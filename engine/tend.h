@@ -1,0 +1,42 @@
+/* tend.h: what the engine's rooms share. Each primitive lives in its own file with its
+ * Lua binding; this header declares their openers and the few helpers they all use. */
+#ifndef TEND_H
+#define TEND_H
+
+#include <stddef.h>
+#include <lua.h>
+#include <lauxlib.h>
+
+/* Bumped when the C API that lua/tend relies on changes; lua/tend/init.lua checks it. */
+#define TEND_API 1
+
+#ifndef TEND_VERSION
+#define TEND_VERSION "0.0.0-dev"
+#endif
+
+int luaopen_tend_core(lua_State *L);
+int tend_open_catalog(lua_State *L);
+int tend_open_vault(lua_State *L);
+int tend_open_fs(lua_State *L);
+int tend_open_proc(lua_State *L);
+
+/* Failure of the outside world: push nil, "what: why", code; return 3 (style habit 3). */
+int tend_fail(lua_State *L, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Same, with strerror(errno) appended and the code derived from errno. */
+int tend_fail_errno(lua_State *L, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A short machine-readable code for an errno value: "enoent", "enospc", ... */
+const char *tend_errno_code(int err);
+
+/* Register a metatable with methods, __index pointing at itself. */
+void tend_new_class(lua_State *L, const char *name, const luaL_Reg *methods);
+
+/* Secrets: plaintext kept in guarded memory (sodium_malloc), never a Lua string unless
+ * asked for with :reveal(). Defined in vault.c, used by proc.c to feed children. */
+typedef struct tend_secret tend_secret;
+tend_secret *tend_check_secret(lua_State *L, int idx);
+tend_secret *tend_test_secret(lua_State *L, int idx);
+const unsigned char *tend_secret_bytes(const tend_secret *s, size_t *len);
+
+#endif

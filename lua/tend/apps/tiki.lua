@@ -1,0 +1,26 @@
+-- Tiki: tiki-setup.php marks it, lib/setup/twversion.class.php says the version,
+-- db/local.php holds the database settings ($host_tiki, $dbs_tiki, ...).
+local php = require "tend.php"
+local db = require "tend.db"
+
+local M = { name = "tiki", config = "db/local.php" }
+
+function M.detect(t, path)
+  if not t:stat(path .. "/tiki-setup.php") then return false end
+  local src = t:read(path .. "/lib/setup/twversion.class.php")
+  if not src then return false end
+  return src:match("%$this%->version%s*=%s*['\"]([^'\"]+)['\"]") or true
+end
+
+function M.db_settings(t, path)
+  local src, msg = t:read(path .. "/db/local.php")
+  if not src then return nil, msg end
+  local a = php.assignments(src)
+  if not a.dbs_tiki then return nil, path .. "/db/local.php: no $dbs_tiki set" end
+  local s = db.mysql_host(a.host_tiki or "localhost")
+  s.driver, s.name, s.user, s.password = "mysql", a.dbs_tiki, a.user_tiki, a.pass_tiki
+  s.source = path .. "/db/local.php"
+  return s
+end
+
+return M

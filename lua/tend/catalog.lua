@@ -1,0 +1,104 @@
+-- catalog: tend's own state in $TEND_HOME/catalog.db (SQLite, WAL, file 0600).
+-- The schema grows by appending to `migrations`; PRAGMA user_version says how many
+-- have been applied. Never edit a migration that has shipped: add a new one.
+local core = require "tend.core"
+local errors = require "tend.errors"
+local fs = core.fs
+
+local migrations = {
+  [[
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE instances (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    app TEXT NOT NULL,
+    host TEXT NOT NULL DEFAULT 'local',
+    path TEXT NOT NULL,
+    url TEXT,
+    db TEXT,
+    db_password_secret TEXT,
+    ssh_key TEXT,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE instance_tags (
+    instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (instance_id, key)
+  );
+  CREATE TABLE relations (
+    instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('dev-of', 'mirror-of', 'pre-dogfood-of', 'template-of')),
+    source_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+    lag INTEGER,
+    PRIMARY KEY (instance_id, kind)
+  );
+  CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  ]],
+}
+
+local Catalog = {}
+Catalog.__index = Catalog
+
+local function migrate(db, path)
+  local version = errors.check(db:query("PRAGMA user_version"))[1].user_version
+  if version > #migrations then
+    errors.fail("catalog %s has schema %d, newer than this tend knows (%d); upgrade tend",
+      path, version, #migrations)
+  end
+  for v = version + 1, #migrations do
+    errors.check(db:exec("BEGIN IMMEDIATE"))
+    local ok, msg = db:exec(migrations[v])
+    if ok then ok, msg = db:exec(("PRAGMA user_version = %d"):format(v)) end
+    if not ok then
+      db:exec("ROLLBACK")
+      errors.fail("catalog %s: migration %d failed: %s", path, v, msg)
+    end
+    errors.check(db:exec("COMMIT"))
+  end
+end
+
+-- open(home) -> Catalog.  Creates the file 0600 on first use and migrates the schema.
+function Catalog.open(home)
+  local path = home .. "/catalog.db"
+  if not fs.stat(path) then errors.check(fs.write_atomic(path, "", 384)) end
+  local db = errors.check(core.catalog.open(path))
+  errors.check(db:exec("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;"))
+  migrate(db, path)
+  return setmetatable({ db = db, path = path }, Catalog)
+end
+
+Catalog.migrations = migrations
+
+function Catalog:query(sql, ...) return errors.check(self.db:query(sql, ...)) end
+function Catalog:first(sql, ...) return self:query(sql, ...)[1] end
+function Catalog:run(sql, ...) return errors.check(self.db:run(sql, ...)) end
+
+-- transaction(fn): fn() inside BEGIN IMMEDIATE .. COMMIT; rolled back if fn raises.
+function Catalog:transaction(fn)
+  errors.check(self.db:exec("BEGIN IMMEDIATE"))
+  local ok, err = pcall(fn)
+  if not ok then
+    self.db:exec("ROLLBACK")
+    error(err, 0)
+  end
+  errors.check(self.db:exec("COMMIT"))
+end
+
+function Catalog:meta(key, value)
+  if value == nil then
+    local row = self:first("SELECT value FROM meta WHERE key = ?", key)
+    return row and row.value
+  end
+  self:run("INSERT INTO meta(key, value) VALUES (?, ?) "
+    .. "ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value)
+end
+
+function Catalog:close() self.db:close() end
+
+return Catalog

@@ -1,0 +1,327 @@
+-- cli: argv in, exit code out. Global flags, the built-in commands, and recipes.
+-- Exit codes: 0 success, 1 the job failed, 2 bad usage or input, 3 differences found,
+-- 4 another run holds the lock.
+local tend = require "tend"
+local errors = require "tend.errors"
+local Context = require "tend.context"
+local instance = require "tend.instance"
+local recipe = require "tend.recipe"
+local output = require "tend.output"
+local duration = require "tend.duration"
+
+local M = {}
+
+M.HELP = [==[
+Usage: tend [--home DIR] [--json] [--quiet] [--debug] [--yes] COMMAND ...
+
+Keeps web-application instances backed up, cloned, mirrored, watched and updated.
+Every job is a Lua recipe you can read, copy and change.
+
+Instances and secrets:
+  instance add NAME --app tiki|wordpress|generic --path DIR [--host local|ssh://USER@HOST[:PORT]]
+               [--url URL] [--db mysql://USER@HOST[:PORT]/DB | sqlite:///PATH]
+               [--db-password-secret KEY] [--ssh-key FILE] [--tag K=V ...]
+  instance list | show NAME | edit NAME --FIELD VALUE | rm NAME
+  instance link NAME --dev-of SRC | --mirror-of SRC --lag 1d | --pre-dogfood-of SRC
+  secret set KEY          value from stdin or a hidden prompt (never an argument)
+  secret list | rm KEY
+
+Recipes:
+  recipes                 list recipes with their summaries
+  help RECIPE             parameters of one recipe
+  RECIPE ARGS ...         run a recipe from ./recipes, ~/.config/tend/recipes or the bundled set
+  run FILE.lua ARGS ...   run a recipe file
+
+Global options:
+  --home DIR   state directory (default $TEND_HOME or ~/.local/share/tend)
+  --json       machine-readable output
+  --quiet      no progress or status lines
+  --debug      tracebacks on errors
+  --yes        do not ask for confirmation
+  --version    print the version
+
+Exit codes: 0 success, 1 the job failed, 2 bad usage or input, 3 watch or compare
+found differences, 4 another run holds the lock.
+Docs: docs/guide.md, docs/recipes.md; `man tend`.]==]
+
+-- getopts(argv, spec, what) -> opts, positionals.  spec: {name = "value"|"bool"|"list"}.
+local function getopts(argv, spec, what)
+  local opts, pos, i = {}, {}, 1
+  while i <= #argv do
+    local word = argv[i]
+    local name, inline = word:match("^%-%-([%w-]+)=(.*)$")
+    name = name or word:match("^%-%-([%w-]+)$")
+    if name then
+      local kind = spec[name]
+      if not kind then errors.usage("%s: unknown option --%s", what, name) end
+      if kind == "bool" then
+        opts[name] = true
+      else
+        local v = inline or argv[i + 1]
+        if v == nil then errors.usage("%s: --%s needs a value", what, name) end
+        if not inline then i = i + 1 end
+        if kind == "list" then
+          opts[name] = opts[name] or {}
+          table.insert(opts[name], v)
+        else
+          opts[name] = v
+        end
+      end
+    elseif word == "--" then
+      table.move(argv, i + 1, #argv, #pos + 1, pos)
+      break
+    else
+      pos[#pos + 1] = word
+    end
+    i = i + 1
+  end
+  return opts, pos
+end
+
+local function parse_tags(list)
+  local tags = {}
+  for _, kv in ipairs(list or {}) do
+    local k, v = kv:match("^([%w._-]+)=(.*)$")
+    if not k then errors.usage("bad --tag %q: use KEY=VALUE", kv) end
+    tags[k] = v
+  end
+  return tags
+end
+
+local INSTANCE_OPTS = { app = "value", host = "value", path = "value", url = "value", db = "value",
+  ["db-password-secret"] = "value", ["ssh-key"] = "value", tag = "list" }
+
+local function instance_fields(opts)
+  local fields = {}
+  for k, v in pairs(opts) do if instance.FIELDS[k] then fields[k] = v end end
+  return fields
+end
+
+local function show_instance(ctx, inst)
+  local d = inst:describe()
+  local lines = {
+    { "name", d.name }, { "app", d.app }, { "host", d.host }, { "path", d.path },
+    { "url", d.url or "-" }, { "db", d.db or "(from the app's config file)" },
+  }
+  if d.db_password_secret then lines[#lines + 1] = { "db password", "secret " .. d.db_password_secret } end
+  if d.ssh_key then lines[#lines + 1] = { "ssh key", d.ssh_key } end
+  local tags = {}
+  for k, v in pairs(d.tags) do tags[#tags + 1] = k .. "=" .. v end
+  table.sort(tags)
+  if #tags > 0 then lines[#lines + 1] = { "tags", table.concat(tags, " ") } end
+  for _, r in ipairs(d.relations) do
+    lines[#lines + 1] = { r.kind, r.source .. (r.lag and (" (lag " .. duration.format(r.lag) .. ")") or "") }
+  end
+  ctx:result(d, output.report_text(lines))
+end
+
+local instance_cmds = {}
+
+function instance_cmds.add(ctx, argv)
+  local opts, pos = getopts(argv, INSTANCE_OPTS, "instance add")
+  if #pos ~= 1 then errors.usage("usage: tend instance add NAME --app APP --path DIR [...]") end
+  local inst = instance.add(ctx:catalog(), pos[1], instance_fields(opts), parse_tags(opts.tag))
+  ctx:info("added instance %s", inst.name)
+  show_instance(ctx, inst)
+end
+
+function instance_cmds.list(ctx, argv)
+  local _, pos = getopts(argv, {}, "instance list")
+  if #pos > 0 then errors.usage("usage: tend instance list") end
+  local rows = {}
+  for _, inst in ipairs(instance.list(ctx:catalog())) do rows[#rows + 1] = inst:describe() end
+  ctx:result(rows, #rows == 0 and "no instances yet (tend instance add NAME --app APP --path DIR)"
+    or output.table_text(rows, { "name", "app", "host", "path", "url" }))
+end
+
+function instance_cmds.show(ctx, argv)
+  local _, pos = getopts(argv, {}, "instance show")
+  if #pos ~= 1 then errors.usage("usage: tend instance show NAME") end
+  show_instance(ctx, ctx:instance(pos[1]))
+end
+
+function instance_cmds.edit(ctx, argv)
+  local opts, pos = getopts(argv, INSTANCE_OPTS, "instance edit")
+  if #pos ~= 1 then errors.usage("usage: tend instance edit NAME --FIELD VALUE ...") end
+  local fields = instance_fields(opts)
+  if next(fields) == nil and not opts.tag then errors.usage("instance edit: nothing to change") end
+  local inst = instance.edit(ctx:catalog(), pos[1], fields, parse_tags(opts.tag))
+  ctx:info("updated instance %s", inst.name)
+  show_instance(ctx, inst)
+end
+
+function instance_cmds.rm(ctx, argv)
+  local _, pos = getopts(argv, {}, "instance rm")
+  if #pos ~= 1 then errors.usage("usage: tend instance rm NAME") end
+  instance.rm(ctx:catalog(), pos[1])
+  ctx:info("removed instance %s (its files and database are untouched)", pos[1])
+end
+
+function instance_cmds.link(ctx, argv)
+  local opts, pos = getopts(argv, { ["dev-of"] = "value", ["mirror-of"] = "value",
+    ["pre-dogfood-of"] = "value", ["template-of"] = "value", lag = "value" }, "instance link")
+  if #pos ~= 1 then errors.usage("usage: tend instance link NAME --dev-of SRC | --mirror-of SRC --lag 1d | --pre-dogfood-of SRC") end
+  local kind, source
+  for k in pairs(instance.RELATIONS) do
+    if opts[k] then
+      if kind then errors.usage("instance link: give one relation at a time") end
+      kind, source = k, opts[k]
+    end
+  end
+  if not kind then errors.usage("instance link: say --dev-of, --mirror-of or --pre-dogfood-of") end
+  local lag
+  if opts.lag then
+    local msg
+    lag, msg = duration.parse(opts.lag)
+    if not lag then errors.usage("--lag: %s", msg) end
+  end
+  show_instance(ctx, instance.link(ctx:catalog(), pos[1], kind, source, lag))
+end
+
+local secret_cmds = {}
+
+function secret_cmds.set(ctx, argv)
+  local _, pos = getopts(argv, {}, "secret set")
+  if #pos ~= 1 then errors.usage("usage: tend secret set KEY   (the value is read from stdin or a hidden prompt)") end
+  local vault = ctx:vault()
+  vault:key() -- ask for a passphrase before the secret, not after
+  local value = errors.check(tend.core.vault.read_secret(("Value for %s: "):format(pos[1])))
+  vault:set(pos[1], value)
+  value:wipe()
+  ctx:info("stored secret %s", pos[1])
+end
+
+function secret_cmds.list(ctx, argv)
+  local _, pos = getopts(argv, {}, "secret list")
+  if #pos > 0 then errors.usage("usage: tend secret list") end
+  local rows = {}
+  for _, s in ipairs(ctx:vault():list()) do
+    rows[#rows + 1] = { name = s.name, updated = os.date("!%Y-%m-%d %H:%M", s.updated_at) }
+  end
+  ctx:result(rows, #rows == 0 and "no secrets yet (tend secret set KEY)" or output.table_text(rows, { "name", "updated" }))
+end
+
+function secret_cmds.rm(ctx, argv)
+  local _, pos = getopts(argv, {}, "secret rm")
+  if #pos ~= 1 then errors.usage("usage: tend secret rm KEY") end
+  ctx:vault():rm(pos[1])
+  ctx:info("removed secret %s", pos[1])
+end
+
+local function group(name, cmds, usage)
+  return function(ctx, argv)
+    local sub = argv[1]
+    if not sub or sub == "--help" then
+      ctx:result(nil, usage)
+      return sub and 0 or 2
+    end
+    local fn = cmds[sub]
+    if not fn then errors.usage("unknown command 'tend %s %s'\n%s", name, sub, usage) end
+    return fn(ctx, table.move(argv, 2, #argv, 1, {}))
+  end
+end
+
+-- run_recipe(ctx, r, argv) -> exit code
+local function run_recipe(ctx, r, argv)
+  if argv[1] == "--help" or argv[1] == "-h" then
+    ctx:result(nil, recipe.usage(r))
+    return 0
+  end
+  local args = recipe.parse_args(ctx, r, argv)
+  local ok, result = pcall(r.run, ctx, args)
+  if not ok then
+    if errors.is(result) then
+      if result.code == 1 and not result.msg:find("^" .. r.name .. ":") then result.msg = r.name .. ": " .. result.msg end
+      error(result, 0)
+    end
+    errors.fail("%s: %s", r.name, tostring(result))
+  end
+  return math.tointeger(result) or 0
+end
+
+local commands = {}
+
+commands.instance = group("instance", instance_cmds,
+  "usage: tend instance add|list|show|edit|rm|link ... (tend --help)")
+commands.secret = group("secret", secret_cmds, "usage: tend secret set KEY | list | rm KEY")
+
+function commands.recipes(ctx, argv)
+  if #argv > 0 then errors.usage("usage: tend recipes") end
+  local list = recipe.all()
+  local rows = {}
+  for _, r in ipairs(list) do rows[#rows + 1] = { name = r.name, summary = r.summary, from = r.origin } end
+  local lines = {}
+  for _, r in ipairs(rows) do lines[#lines + 1] = ("  %-16s %s"):format(r.name, r.summary) end
+  ctx:result(rows, "Recipes (tend help RECIPE for parameters):\n" .. table.concat(lines, "\n"))
+end
+
+function commands.help(ctx, argv)
+  if #argv == 0 then ctx:result(nil, M.HELP); return 0 end
+  if #argv > 1 then errors.usage("usage: tend help RECIPE") end
+  local src, origin = recipe.find(argv[1])
+  if not src then errors.usage("no recipe named %q (tend recipes lists them)", argv[1]) end
+  local r = recipe.load(src, origin)
+  ctx:result({ name = r.name, summary = r.summary, params = r.params, from = r.origin }, recipe.usage(r))
+end
+
+function commands.run(ctx, argv)
+  local file = argv[1]
+  if not file then errors.usage("usage: tend run FILE.lua ARGS ...") end
+  local src, msg = tend.core.fs.read(file)
+  if not src then errors.usage("%s", msg) end
+  return run_recipe(ctx, recipe.load(src, file), table.move(argv, 2, #argv, 1, {}))
+end
+
+local GLOBAL = { home = "value", json = "bool", quiet = "bool", debug = "bool", yes = "bool" }
+
+-- Split global flags (before the command) from the command and its arguments.
+local function parse_global(argv)
+  local opts, i = {}, 1
+  while i <= #argv and argv[i]:sub(1, 2) == "--" do
+    local name, inline = argv[i]:match("^%-%-([%w-]+)=(.*)$")
+    name = name or argv[i]:sub(3)
+    if name == "version" or name == "help" then opts[name] = true
+    elseif GLOBAL[name] == "bool" then opts[name] = true
+    elseif GLOBAL[name] == "value" then
+      opts[name] = inline or argv[i + 1]
+      if opts[name] == nil then errors.usage("--%s needs a value", name) end
+      if not inline then i = i + 1 end
+    else
+      errors.usage("unknown option %s (tend --help)", argv[i])
+    end
+    i = i + 1
+  end
+  return opts, argv[i], table.move(argv, i + 1, #argv, 1, {})
+end
+
+local function dispatch(argv, state)
+  local opts, cmd, rest = parse_global(argv)
+  state.debug = opts.debug
+  if opts.version then io.stdout:write("tend ", tend.version, "\n"); return 0 end
+  if opts.help or cmd == "-h" then io.stdout:write(M.HELP, "\n"); return 0 end
+  if not cmd then io.stderr:write(M.HELP, "\n"); return 2 end
+  local ctx = Context.new({ home = opts.home, json = opts.json, quiet = opts.quiet, debug = opts.debug, yes = opts.yes })
+  state.ctx = ctx
+  if commands[cmd] then return commands[cmd](ctx, rest) or 0 end
+  local src, origin = recipe.find(cmd)
+  if not src then errors.usage("unknown command or recipe %q (tend --help, tend recipes)", cmd) end
+  return run_recipe(ctx, recipe.load(src, origin), rest)
+end
+
+-- main(argv) -> exit code.  Errors become one line on stderr; --debug adds the traceback.
+function M.main(argv)
+  local state = {}
+  local trace
+  local ok, result = xpcall(dispatch, function(e)
+    trace = debug.traceback(errors.is(e) and e.msg or tostring(e), 2)
+    return e
+  end, argv, state)
+  if state.ctx then state.ctx:close() end
+  if ok then return result end
+  local msg = errors.is(result) and result.msg or tostring(result)
+  io.stderr:write("tend: ", msg, "\n")
+  if state.debug then io.stderr:write(trace, "\n") end
+  return errors.is(result) and result.code or 1
+end
+
+return M

@@ -1,0 +1,59 @@
+-- context: what a command or recipe runs with: the state dir, the catalog and vault
+-- (opened on first use), output settings, and instance look-up.
+local home = require "tend.home"
+local Catalog = require "tend.catalog"
+local Vault = require "tend.vault"
+local instance = require "tend.instance"
+local output = require "tend.output"
+
+local Context = {}
+Context.__index = Context
+
+-- new{home=, json=, quiet=, debug=, yes=} -> Context
+function Context.new(opts)
+  local ctx = setmetatable({}, Context)
+  for k, v in pairs(opts or {}) do ctx[k] = v end
+  ctx.home = home.path(ctx.home)
+  return ctx
+end
+
+function Context:catalog()
+  if not self._catalog then
+    home.ensure(self.home)
+    self._catalog = Catalog.open(self.home)
+  end
+  return self._catalog
+end
+
+function Context:vault()
+  if not self._vault then self._vault = Vault.open(self.home, self:catalog()) end
+  return self._vault
+end
+
+-- instance(name) -> Instance, or a usage error naming the missing instance (exit 2).
+function Context:instance(name) return instance.must_get(self:catalog(), name) end
+
+-- info(fmt, ...): a progress or status line on stderr, silenced by --quiet.
+function Context:info(fmt, ...)
+  if not self.quiet then io.stderr:write((select("#", ...) > 0 and fmt:format(...) or fmt), "\n") end
+end
+
+function Context:warn(fmt, ...)
+  io.stderr:write("tend: warning: ", (select("#", ...) > 0 and fmt:format(...) or fmt), "\n")
+end
+
+-- result(data, text): the command's answer: data as JSON with --json, else text.
+function Context:result(data, text)
+  if self.json then
+    io.stdout:write(output.json(data), "\n")
+  elseif text and text ~= "" then
+    io.stdout:write(text, "\n")
+  end
+end
+
+function Context:close()
+  if self._vault then self._vault:close() end
+  if self._catalog then self._catalog:close() end
+end
+
+return Context

@@ -1,0 +1,26 @@
+-- errors: the two kinds of failure the CLI turns into exit codes.
+-- usage(...) for bad input (exit 2), fail(...) for a job that failed (exit 1); other
+-- codes (3 differences, 4 locked) through raise(code, ...). Messages are one line.
+local M = {}
+
+local Error = {}
+Error.__index = Error
+Error.__tostring = function(e) return e.msg end
+
+function M.raise(code, fmt, ...)
+  local msg = select("#", ...) > 0 and fmt:format(...) or fmt
+  error(setmetatable({ msg = msg, code = code }, Error), 2)
+end
+
+function M.usage(fmt, ...) M.raise(2, fmt, ...) end
+function M.fail(fmt, ...) M.raise(1, fmt, ...) end
+
+function M.is(e) return getmetatable(e) == Error end
+
+-- check(v, msg, ...): v, or raise a job failure with msg (the nil, msg, code convention).
+function M.check(v, msg, ...)
+  if v == nil or v == false then M.raise(1, "%s", tostring(msg)) end
+  return v, msg, ...
+end
+
+return M

@@ -1,0 +1,202 @@
+-- instance: a web application tend looks after: where it lives (host, path, url), what
+-- it is (app), where its data is (db), how it relates to others (dev-of, mirror-of...).
+local errors = require "tend.errors"
+local transport = require "tend.transport"
+local apps = require "tend.apps"
+local db = require "tend.db"
+
+local Instance = {}
+Instance.__index = Instance
+Instance.__tostring = function(i) return ("instance %s (%s at %s:%s)"):format(i.name, i.app, i.host, i.path) end
+
+local M = { Instance = Instance }
+
+M.RELATIONS = { ["dev-of"] = true, ["mirror-of"] = true, ["pre-dogfood-of"] = true, ["template-of"] = true }
+M.FIELDS = { app = true, host = true, path = true, url = true, db = true,
+  ["db-password-secret"] = true, ["ssh-key"] = true }
+
+local function check_name(name)
+  if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 100 then
+    errors.usage("bad instance name %q: use letters, digits and . _ -", tostring(name))
+  end
+end
+M.check_name = check_name
+
+-- Validate one field's value as given on the command line; returns the stored value.
+local validate = {
+  app = function(v)
+    if not apps.get(v) then errors.usage("unknown app %q: use tiki, wordpress or generic", v) end
+    return v
+  end,
+  host = function(v)
+    local h, msg = transport.parse(v)
+    if not h then errors.usage("%s", msg) end
+    return h.spec
+  end,
+  path = function(v)
+    if v:sub(1, 1) ~= "/" then errors.usage("--path must be absolute, got %q", v) end
+    return (v:gsub("(.)/+$", "%1"))
+  end,
+  url = function(v)
+    if not v:match("^https?://[^%s]+$") then errors.usage("bad --url %q: use http(s)://HOST[/PATH]", v) end
+    return (v:gsub("/+$", ""))
+  end,
+  db = function(v)
+    local s, msg = db.parse_url(v)
+    if not s then errors.usage("%s", msg) end
+    return v
+  end,
+  ["db-password-secret"] = function(v) return v end,
+  ["ssh-key"] = function(v) return v end,
+}
+M.validate = validate
+
+local function column(field) return (field:gsub("-", "_")) end
+
+local function load_extras(catalog, inst)
+  inst.tags = {}
+  for _, t in ipairs(catalog:query("SELECT key, value FROM instance_tags WHERE instance_id = ? ORDER BY key", inst.id)) do
+    inst.tags[t.key] = t.value
+  end
+  inst.relations = catalog:query([[SELECT r.kind, s.name AS source, r.lag FROM relations r
+    JOIN instances s ON s.id = r.source_id WHERE r.instance_id = ? ORDER BY r.kind]], inst.id)
+  return inst
+end
+
+-- get(catalog, name) -> Instance | nil, msg
+function M.get(catalog, name)
+  local row = catalog:first("SELECT * FROM instances WHERE name = ?", name)
+  if not row then return nil, ("no instance named %q (tend instance list)"):format(name) end
+  return setmetatable(load_extras(catalog, row), Instance)
+end
+
+-- must_get(catalog, name) -> Instance, or a usage error (exit 2).
+function M.must_get(catalog, name)
+  local inst, msg = M.get(catalog, name)
+  if not inst then errors.usage("%s", msg) end
+  return inst
+end
+
+function M.list(catalog)
+  local out = {}
+  for _, row in ipairs(catalog:query("SELECT * FROM instances ORDER BY name")) do
+    out[#out + 1] = setmetatable(load_extras(catalog, row), Instance)
+  end
+  return out
+end
+
+local function set_tags(catalog, id, tags)
+  for k, v in pairs(tags or {}) do
+    catalog:run("INSERT INTO instance_tags(instance_id, key, value) VALUES (?, ?, ?) "
+      .. "ON CONFLICT(instance_id, key) DO UPDATE SET value = excluded.value", id, k, v)
+  end
+end
+
+-- add(catalog, name, fields, tags) -> Instance.  fields use CLI names (db-password-secret).
+function M.add(catalog, name, fields, tags)
+  check_name(name)
+  if not fields.app then errors.usage("instance add: --app is required (tiki, wordpress or generic)") end
+  if not fields.path then errors.usage("instance add: --path is required") end
+  if M.get(catalog, name) then errors.usage("instance %s already exists (tend instance edit %s ...)", name, name) end
+  local v = {}
+  for field, value in pairs(fields) do v[column(field)] = validate[field](value) end
+  catalog:transaction(function()
+    local _, id = catalog:run([[INSERT INTO instances(name, app, host, path, url, db,
+      db_password_secret, ssh_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+      name, v.app, v.host or "local", v.path, v.url, v.db, v.db_password_secret, v.ssh_key, os.time())
+    set_tags(catalog, id, tags)
+  end)
+  return M.get(catalog, name)
+end
+
+-- edit(catalog, name, fields, tags): fields with an empty string value are cleared.
+function M.edit(catalog, name, fields, tags)
+  local inst = M.must_get(catalog, name)
+  catalog:transaction(function()
+    for field, value in pairs(fields) do
+      local stored = value ~= "" and validate[field](value) or nil
+      if stored == nil and (field == "app" or field == "path" or field == "host") then
+        errors.usage("--%s cannot be empty", field)
+      end
+      catalog:run(("UPDATE instances SET %s = ? WHERE id = ?"):format(column(field)), stored, inst.id)
+    end
+    set_tags(catalog, inst.id, tags)
+  end)
+  return M.get(catalog, name)
+end
+
+function M.rm(catalog, name)
+  local inst = M.must_get(catalog, name)
+  catalog:run("DELETE FROM instances WHERE id = ?", inst.id)
+end
+
+-- link(catalog, name, kind, source, lag_seconds)
+function M.link(catalog, name, kind, source_name, lag)
+  if not M.RELATIONS[kind] then errors.usage("unknown relation %q", kind) end
+  local inst, src = M.must_get(catalog, name), M.must_get(catalog, source_name)
+  if inst.id == src.id then errors.usage("an instance cannot be %s itself", kind) end
+  if kind == "mirror-of" and not lag then errors.usage("--mirror-of needs --lag (1d, 7d, 30d...)") end
+  catalog:run("INSERT INTO relations(instance_id, kind, source_id, lag) VALUES (?, ?, ?, ?) "
+    .. "ON CONFLICT(instance_id, kind) DO UPDATE SET source_id = excluded.source_id, lag = excluded.lag",
+    inst.id, kind, src.id, lag)
+  return M.get(catalog, name)
+end
+
+-- The instance's view for humans and --json: never a secret's value, only its name.
+function Instance:describe()
+  return { name = self.name, app = self.app, host = self.host, path = self.path, url = self.url,
+    db = self.db, db_password_secret = self.db_password_secret, ssh_key = self.ssh_key,
+    tags = self.tags, relations = self.relations }
+end
+
+function Instance:transport()
+  if not self._t then self._t = transport.must_open(self.host) end
+  return self._t
+end
+
+function Instance:exec(argv, opts)
+  opts = opts or {}
+  opts.cwd = opts.cwd or self.path
+  return self:transport():exec(argv, opts)
+end
+
+-- detect() -> adapter, version | nil, msg: what the files on the host say the app is.
+function Instance:detect()
+  local t = self:transport()
+  if not t:stat(self.path) then
+    return nil, ("instance %s: %s not found on %s"):format(self.name, self.path, self.host), "enoent"
+  end
+  return apps.detect(t, self.path)
+end
+
+-- db_settings(vault) -> settings | nil, msg.  --db wins over the app's config file; the
+-- password comes from the vault when --db-password-secret names one.
+function Instance:db_settings(vault)
+  local s, msg
+  if self.db then
+    s = assert(db.parse_url(self.db))
+  else
+    local adapter = apps.get(self.app)
+    if not adapter then return nil, ("instance %s: unknown app %s"):format(self.name, self.app) end
+    s, msg = adapter.db_settings(self:transport(), self.path)
+    if not s then return nil, ("instance %s: %s"):format(self.name, msg) end
+  end
+  if self.db_password_secret then
+    local secret, smsg = vault:get(self.db_password_secret)
+    if not secret then return nil, ("instance %s: %s"):format(self.name, smsg) end
+    s.password = secret
+  end
+  return s
+end
+
+-- check_db(vault) -> {where, server, tables} | nil, msg: the database answers.
+function Instance:check_db(vault)
+  local s, msg = self:db_settings(vault)
+  if not s then return nil, msg end
+  local info, why = db.ping(self:transport(), s)
+  if not info then return nil, why end
+  info.where = db.describe(s)
+  return info
+end
+
+return M

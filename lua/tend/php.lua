@@ -1,0 +1,67 @@
+-- php: read settings out of PHP config files as data, never by running them.
+-- Understands the lines such files are made of: define('K', 'v'); $var = 'v';
+-- with single- or double-quoted strings, numbers and true/false.
+local M = {}
+
+local function unquote(q, body)
+  if q == "'" then
+    return (body:gsub("\\([\\'])", "%1"))
+  end
+  local map = { n = "\n", t = "\t", r = "\r", ["\\"] = "\\", ['"'] = '"', ["$"] = "$" }
+  return (body:gsub("\\(.)", function(c) return map[c] or "\\" .. c end))
+end
+
+-- A PHP scalar literal at the start of s -> value, or nil.
+local function literal(s)
+  local q = s:match("^%s*(['\"])")
+  if q then
+    local pos, buf = s:find(q, 1, true) + 1, {}
+    while pos <= #s do
+      local c = s:sub(pos, pos)
+      if c == "\\" then
+        buf[#buf + 1] = s:sub(pos, pos + 1); pos = pos + 2
+      elseif c == q then
+        return unquote(q, table.concat(buf))
+      else
+        buf[#buf + 1] = c; pos = pos + 1
+      end
+    end
+    return nil
+  end
+  local num = s:match("^%s*(%-?%d+%.?%d*)")
+  if num then return tonumber(num) end
+  local word = s:match("^%s*(%a+)")
+  if word and word:lower() == "true" then return true end
+  if word and word:lower() == "false" then return false end
+  return nil
+end
+
+-- Drop comments so that a commented-out define is not read.
+local function strip_comments(src)
+  src = src:gsub("/%*.-%*/", "")
+  return (src:gsub("\n%s*//[^\n]*", "\n"):gsub("\n%s*#[^\n]*", "\n"))
+end
+
+-- defines(src) -> {NAME = value} for define('NAME', value) calls.
+function M.defines(src)
+  local out = {}
+  src = strip_comments(src)
+  for name, pos in src:gmatch("define%s*%(%s*['\"]([%w_]+)['\"]%s*,%s*()") do
+    local v = literal(src:sub(pos, pos + 4096))
+    if v ~= nil then out[name] = v end
+  end
+  return out
+end
+
+-- assignments(src) -> {var = value} for `$var = literal;` statements (first one wins).
+function M.assignments(src)
+  local out = {}
+  src = strip_comments(src)
+  for name, pos in src:gmatch("%$([%w_]+)%s*=%s*()") do
+    local v = literal(src:sub(pos, pos + 4096))
+    if v ~= nil and out[name] == nil then out[name] = v end
+  end
+  return out
+end
+
+return M
