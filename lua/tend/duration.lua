@@ -10,9 +10,9 @@ function M.parse(text)
   return tonumber(n) * UNITS[unit ~= "" and unit or "s"]
 end
 
--- format(seconds) -> the largest exact unit: 86400 -> "1d"
+-- format(seconds) -> the largest exact unit up to days: 86400 -> "1d", 604800 -> "7d"
 function M.format(seconds)
-  for _, u in ipairs({ "w", "d", "h", "m" }) do
+  for _, u in ipairs({ "d", "h", "m" }) do
     if seconds > 0 and seconds % UNITS[u] == 0 then return (seconds // UNITS[u]) .. u end
   end
   return seconds .. "s"

@@ -4,9 +4,10 @@ local cjson = require "cjson"
 
 local M = {}
 
--- json(value) -> text.  Empty tables are written as [] when they stand for lists.
+-- json(value) -> text.  Every command answers a list or an object; an empty answer is
+-- a list with nothing in it (cjson cannot tell an empty list from an empty object).
 function M.json(value)
-  cjson.encode_empty_table_as_object(false)
+  if value == nil or next(value) == nil then return "[]" end
   return cjson.encode(value)
 end
 

@@ -176,33 +176,27 @@ end
 -- parse_args(ctx, r, argv) -> args.  Options --name VALUE (or --name=VALUE), bools as
 -- --name / --no-name, positionals in the order the positional params are declared.
 function M.parse_args(ctx, r, argv)
-  local args, given, positionals, i = {}, {}, {}, 1
-  local function set(p, text)
-    local v = convert(ctx, p, text)
-    if p.list then
-      args[p.name] = args[p.name] or {}
-      table.insert(args[p.name], v)
-    else
-      args[p.name] = v
-    end
-    given[p.name] = true
+  local raw, positionals, i = {}, {}, 1 -- raw[p] = {text, ...}: converted once all is read
+  local function give(p, text)
+    raw[p] = raw[p] or {}
+    table.insert(raw[p], text)
   end
   while i <= #argv do
     local word = argv[i]
     local name, inline = word:match("^(%-%-[%w-]+)=(.*)$")
     if word == "--" then
-      for j = i + 1, #argv do positionals[#positionals + 1] = argv[j] end
+      table.move(argv, i + 1, #argv, #positionals + 1, positionals)
       break
     elseif word:sub(1, 1) == "-" and #word > 1 and not tonumber(word) then
       local p, value = by_option(r.params, name or word)
       if not p then errors.usage("%s: unknown option %s (tend help %s)", r.name, name or word, r.name) end
       if p.type == "bool" and not inline then
-        set(p, value == nil and true or value)
+        give(p, value == nil and true or value)
       else
         local text = inline or argv[i + 1]
         if text == nil then errors.usage("%s: %s needs a value", r.name, word) end
         if not inline then i = i + 1 end
-        set(p, text)
+        give(p, text)
       end
     else
       positionals[#positionals + 1] = word
@@ -211,22 +205,27 @@ function M.parse_args(ctx, r, argv)
   end
   local slot = 1
   for _, p in ipairs(r.params) do
-    if p.positional and not given[p.name] then
-      while positionals[slot] ~= nil do
-        set(p, positionals[slot])
-        slot = slot + 1
-        if not p.list then break end
-      end
+    while p.positional and positionals[slot] ~= nil and (p.list or not raw[p]) do
+      give(p, positionals[slot])
+      slot = slot + 1
     end
   end
-  if positionals[slot] ~= nil then errors.usage("%s: unexpected argument %q (tend help %s)", r.name, positionals[slot], r.name) end
+  if positionals[slot] ~= nil then
+    errors.usage("%s: unexpected argument %q (tend help %s)", r.name, positionals[slot], r.name)
+  end
+  local args = {}
   for _, p in ipairs(r.params) do
-    if not given[p.name] then
-      if p.default ~= nil then
-        args[p.name] = type(p.default) == "string" and convert(ctx, p, p.default) or p.default
-      elseif p.required then
-        errors.usage("%s: missing %s (tend help %s)", r.name, p.positional and p.name:upper() or "--" .. p.name, r.name)
+    if raw[p] then
+      if p.list then
+        args[p.name] = {}
+        for k, text in ipairs(raw[p]) do args[p.name][k] = convert(ctx, p, text) end
+      else
+        args[p.name] = convert(ctx, p, raw[p][#raw[p]])
       end
+    elseif p.default ~= nil then
+      args[p.name] = type(p.default) == "string" and convert(ctx, p, p.default) or p.default
+    elseif p.required then
+      errors.usage("%s: missing %s (tend help %s)", r.name, p.positional and p.name:upper() or "--" .. p.name, r.name)
     end
   end
   return args

@@ -1,0 +1,173 @@
+# services.sh: real services on loopback for the tests, each in a temp dir, each
+# stopped when the shell that started it exits (even when a test fails).
+#   need sshd mariadb wordpress smtp   start what is not already running
+# A service already started by tests/run (its variables exported) is reused.
+# Exports:
+#   sshd:      SSHD_PORT SSHD_USER SSHD_KEY SSHD_KNOWN_HOSTS SSHD_HOST_KEY_PUB
+#   mariadb:   MARIADB_PORT MARIADB_SOCKET MARIADB_USER MARIADB_PASSWORD MARIADB_DB
+#   wordpress: WP_PATH WP_URL WP_PORT WP_POST_TITLE WP_VERSION
+#   smtp:      SMTP_PORT SMTP_MAILDIR
+
+HARNESS_DIR=${HARNESS_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+TEND_SRC=${TEND_SRC:-$(cd "$HARNESS_DIR/../.." && pwd)}
+HARNESS_PIDS=""
+HARNESS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tend-test.XXXXXX")
+
+_harness_cleanup() {
+  local pid
+  for pid in $HARNESS_PIDS; do kill "$pid" 2>/dev/null; done
+  for pid in $HARNESS_PIDS; do wait "$pid" 2>/dev/null; done
+  [ -n "$HARNESS_TMP" ] && rm -rf "$HARNESS_TMP"
+}
+trap _harness_cleanup EXIT
+trap 'exit 130' INT TERM
+
+harness_tmp() { echo "$HARNESS_TMP"; }
+
+# A TCP port nobody listens on.
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 30000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+
+# wait_for DESC SECONDS CMD...: poll until CMD succeeds.
+wait_for() {
+  local desc=$1 tries=$(($2 * 10)); shift 2
+  while ! "$@" >/dev/null 2>&1; do
+    tries=$((tries - 1))
+    [ "$tries" -gt 0 ] || { echo "harness: $desc did not come up" >&2; return 1; }
+    sleep 0.1
+  done
+}
+
+_port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_sshd() {
+  local d; d=$(harness_tmp)/sshd
+  mkdir -p "$d" && chmod 700 "$d"
+  ssh-keygen -q -t ed25519 -N '' -f "$d/host_key" -C tend-test-host
+  ssh-keygen -q -t ed25519 -N '' -f "$d/user_key" -C tend-test-user
+  cp "$d/user_key.pub" "$d/authorized_keys"
+  SSHD_PORT=$(free_port)
+  SSHD_USER=$(id -un)
+  cat > "$d/sshd_config" <<CONF
+Port $SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $d/host_key
+AuthorizedKeysFile $d/authorized_keys
+PidFile $d/sshd.pid
+StrictModes no
+UsePAM no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+Subsystem sftp internal-sftp
+LogLevel ERROR
+CONF
+  [ "$(id -u)" -eq 0 ] && mkdir -p /run/sshd
+  /usr/sbin/sshd -D -f "$d/sshd_config" -E "$d/sshd.log" &
+  HARNESS_PIDS="$HARNESS_PIDS $!"
+  wait_for sshd 10 _port_open "$SSHD_PORT" || return 1
+  SSHD_KEY=$d/user_key
+  SSHD_HOST_KEY_PUB=$d/host_key.pub
+  SSHD_KNOWN_HOSTS=$d/known_hosts
+  echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$d/host_key.pub")" > "$SSHD_KNOWN_HOSTS"
+  export SSHD_PORT SSHD_USER SSHD_KEY SSHD_KNOWN_HOSTS SSHD_HOST_KEY_PUB
+}
+
+# mariadb_root SQL: run SQL as the server's root over its socket.
+mariadb_root() { mariadb --no-defaults -S "$MARIADB_SOCKET" -u root -e "$1"; }
+
+start_mariadb() {
+  local d; d=$(harness_tmp)/mariadb
+  mkdir -p "$d/data"
+  mariadb-install-db --no-defaults --datadir="$d/data" --user="$(id -un)" \
+    --auth-root-authentication-method=socket --skip-test-db >"$d/install.log" 2>&1 \
+    || { cat "$d/install.log" >&2; return 1; }
+  MARIADB_PORT=$(free_port)
+  MARIADB_SOCKET=$d/mysqld.sock
+  mariadbd --no-defaults --datadir="$d/data" --socket="$MARIADB_SOCKET" --port="$MARIADB_PORT" \
+    --bind-address=127.0.0.1 --pid-file="$d/mysqld.pid" --log-error="$d/error.log" \
+    --user="$(id -un)" --skip-log-bin --innodb-buffer-pool-size=64M \
+    --innodb-log-file-size=16M --skip-name-resolve 2>"$d/stderr.log" &
+  HARNESS_PIDS="$HARNESS_PIDS $!"
+  wait_for mariadb 30 mariadb-admin --no-defaults -S "$MARIADB_SOCKET" -u root ping || { cat "$d/error.log" >&2; return 1; }
+  MARIADB_USER=tend_app
+  MARIADB_PASSWORD="app pw; with 'quotes' \"and\" \\backslash"
+  MARIADB_DB=wordpress
+  local sqlpw=${MARIADB_PASSWORD//\\/\\\\}
+  sqlpw=${sqlpw//\'/\\\'}
+  mariadb_root "CREATE DATABASE $MARIADB_DB;
+    CREATE USER '$MARIADB_USER'@'127.0.0.1' IDENTIFIED BY '$sqlpw';
+    CREATE USER '$MARIADB_USER'@'localhost' IDENTIFIED BY '$sqlpw';
+    GRANT ALL ON \`$MARIADB_DB\`.* TO '$MARIADB_USER'@'127.0.0.1';
+    GRANT ALL ON \`$MARIADB_DB\`.* TO '$MARIADB_USER'@'localhost';" || return 1
+  export MARIADB_PORT MARIADB_SOCKET MARIADB_USER MARIADB_PASSWORD MARIADB_DB
+}
+
+start_wordpress() {
+  [ -n "${MARIADB_PORT:-}" ] || start_mariadb || return 1
+  local d; d=$(harness_tmp)/wordpress
+  WP_PATH=$d/site
+  WP_PORT=$(free_port)
+  WP_URL=http://127.0.0.1:$WP_PORT
+  WP_POST_TITLE="Hello from the tend harness $RANDOM"
+  mkdir -p "$d"
+  cp -a /usr/share/wordpress "$WP_PATH"
+  rm -f "$WP_PATH/.htaccess" "$WP_PATH/wp-config.php"
+  mkdir -p "$WP_PATH/wp-content/uploads"
+  php -r 'echo "<?php\n";
+    foreach (["DB_NAME"=>$argv[1],"DB_USER"=>$argv[2],"DB_PASSWORD"=>$argv[3],"DB_HOST"=>$argv[4],
+              "DB_CHARSET"=>"utf8mb4","DB_COLLATE"=>""] as $k=>$v)
+      echo "define( ", var_export($k, true), ", ", var_export($v, true), " );\n";
+    echo "\$table_prefix = \"wp_\";\n";
+    echo "define( \"WP_CONTENT_DIR\", __DIR__ . \"/wp-content\" );\n";
+    echo "define( \"WP_AUTO_UPDATE_CORE\", false );\n";
+    echo "if ( ! defined( \"ABSPATH\" ) ) define( \"ABSPATH\", __DIR__ . \"/\" );\n";
+    echo "require_once ABSPATH . \"wp-settings.php\";\n";' \
+    "$MARIADB_DB" "$MARIADB_USER" "$MARIADB_PASSWORD" "127.0.0.1:$MARIADB_PORT" > "$WP_PATH/wp-config.php"
+  WP_URL=$WP_URL WP_POST_TITLE=$WP_POST_TITLE php -d error_reporting=0 "$HARNESS_DIR/wp-install.php" "$WP_PATH" \
+    > "$d/install.log" 2>&1 || { cat "$d/install.log" >&2; return 1; }
+  php -S "127.0.0.1:$WP_PORT" -t "$WP_PATH" > "$d/server.log" 2>&1 &
+  HARNESS_PIDS="$HARNESS_PIDS $!"
+  wait_for wordpress 10 _port_open "$WP_PORT" || return 1
+  WP_VERSION=$(sed -n "s/^\$wp_version = '\(.*\)';/\1/p" "$WP_PATH/wp-includes/version.php")
+  export WP_PATH WP_URL WP_PORT WP_POST_TITLE WP_VERSION
+}
+
+start_smtp() {
+  local d; d=$(harness_tmp)/smtp
+  SMTP_MAILDIR=$d/maildir
+  mkdir -p "$SMTP_MAILDIR"/cur "$SMTP_MAILDIR"/new "$SMTP_MAILDIR"/tmp
+  SMTP_PORT=$(free_port)
+  /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$SMTP_MAILDIR" \
+    > "$d/smtp.log" 2>&1 &
+  HARNESS_PIDS="$HARNESS_PIDS $!"
+  wait_for smtp 10 _port_open "$SMTP_PORT" || { cat "$d/smtp.log" >&2; return 1; }
+  export SMTP_PORT SMTP_MAILDIR
+}
+
+# need SERVICE...: start the services not already running (started by tests/run).
+need() {
+  local s
+  for s in "$@"; do
+    case $s in
+      sshd) [ -n "${SSHD_PORT:-}" ] || start_sshd || bail "sshd failed to start" ;;
+      mariadb) [ -n "${MARIADB_PORT:-}" ] || start_mariadb || bail "mariadb failed to start" ;;
+      wordpress) [ -n "${WP_PORT:-}" ] || start_wordpress || bail "wordpress failed to start" ;;
+      smtp) [ -n "${SMTP_PORT:-}" ] || start_smtp || bail "smtp sink failed to start" ;;
+      *) bail "need: unknown service $s" ;;
+    esac
+  done
+}
+
+# fresh_home: a new TEND_HOME for this test, removed with the harness's temp dir.
+fresh_home() {
+  TEND_HOME=$(mktemp -d "$(harness_tmp)/home.XXXXXX")
+  export TEND_HOME
+}
+
+TEND=${TEND:-$TEND_SRC/build/tend}

@@ -1,0 +1,37 @@
+# tap.sh: TAP output for shell tests. Source it; call plan N (or done_testing at the end).
+TAP_N=0
+TAP_FAILED=0
+
+plan() { echo "1..$1"; }
+
+_tap_result() { # status description
+  TAP_N=$((TAP_N + 1))
+  if [ "$1" -eq 0 ]; then echo "ok $TAP_N - $2"; else echo "not ok $TAP_N - $2"; TAP_FAILED=$((TAP_FAILED + 1)); fi
+}
+
+# ok DESC CMD...: passes when CMD exits 0.
+ok() { local d=$1; shift; "$@" >/dev/null 2>&1; _tap_result $? "$d"; }
+
+# is GOT EXPECTED DESC
+is() {
+  if [ "$1" = "$2" ]; then _tap_result 0 "$3"
+  else _tap_result 1 "$3"; printf '#   got:      %s\n#   expected: %s\n' "$1" "$2"; fi
+}
+
+# like GOT REGEX DESC (grep -E)
+like() {
+  if printf '%s' "$1" | grep -Eq -- "$2"; then _tap_result 0 "$3"
+  else _tap_result 1 "$3"; printf '#   got:      %s\n#   expected to match: %s\n' "$1" "$2" | head -20; fi
+}
+
+# unlike GOT REGEX DESC
+unlike() {
+  if printf '%s' "$1" | grep -Eq -- "$2"; then _tap_result 1 "$3"; printf '#   got:      %s\n#   must not match: %s\n' "$1" "$2" | head -20
+  else _tap_result 0 "$3"; fi
+}
+
+diag() { printf '# %s\n' "$*"; }
+
+bail() { echo "Bail out! $*"; exit 1; }
+
+done_testing() { echo "1..$TAP_N"; [ "$TAP_FAILED" -eq 0 ]; }
