@@ -20,28 +20,35 @@ CTESTS  := $(patsubst tests/c/%.c,build/asan/tests/%,$(wildcard tests/c/test_*.c
 all: build/tend build/lua/tend/core.so
 
 build/embedded.c: $(LUAFILES) tools/embed.lua | build
-	lua5.4 tools/embed.lua $(LUAFILES) > $@.tmp && mv $@.tmp $@
+	@echo "  EMBED   $@"
+	@lua5.4 tools/embed.lua $(LUAFILES) > $@.tmp && mv $@.tmp $@
 
 build/%.o: engine/%.c engine/tend.h | build
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 build/embedded.o: build/embedded.c engine/embedded.h
 	$(CC) $(CFLAGS) -c -o $@ $<
 build/tend: build/main.o $(OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 build/pic/%.o: engine/%.c engine/tend.h | build
-	$(CC) $(CFLAGS) -fPIC -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) -fPIC -c -o $@ $<
 build/pic/embedded.o: build/embedded.c engine/embedded.h
 	$(CC) $(CFLAGS) -fPIC -c -o $@ $<
 build/lua/tend/core.so: $(PIC)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(filter-out -llua5.4,$(LDLIBS))
+	@echo "  LD      $@"
+	@$(CC) -shared $(LDFLAGS) -o $@ $^ $(filter-out -llua5.4,$(LDLIBS))
 
 build/asan/%.o: engine/%.c engine/tend.h | build
-	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
 build/asan/embedded.o: build/embedded.c engine/embedded.h
 	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
 build/asan/tests/%: tests/c/%.c tests/c/ctest.h $(ASAN)
-	$(CC) $(CFLAGS) $(SAN) -Itests/c -o $@ $< $(ASAN) $(LDLIBS) -lcmocka
+	@echo "  CCLD    $@"
+	@$(CC) $(CFLAGS) $(SAN) -Itests/c -o $@ $< $(ASAN) $(LDLIBS) -lcmocka
 
 build:
 	@mkdir -p build/pic build/asan/tests build/lua/tend
@@ -57,7 +64,7 @@ bench: all
 	tests/bench/run
 
 demo: all
-	tests/demo/run
+	tools/demo
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/tend/recipes \
@@ -70,3 +77,4 @@ clean:
 	rm -rf build
 
 .PHONY: all test check-asan bench demo install clean
+.SECONDARY:

@@ -126,12 +126,12 @@ static void parse_opts(lua_State *L, job *j)
 {
 	memset(j, 0, sizeof *j);
 	j->out[0].fd = j->out[1].fd = -1;
-	j->argv = check_argv(L);
 	if (lua_isnoneornil(L, 2)) {
+		lua_settop(L, 1);
 		lua_newtable(L);
-		lua_replace(L, 2);
 	}
 	luaL_checktype(L, 2, LUA_TTABLE);
+	j->argv = check_argv(L);
 	if (lua_getfield(L, 2, "stdin") != LUA_TNIL)
 		add_feed(L, j, 0, lua_gettop(L));
 	else
@@ -351,7 +351,12 @@ static int l_run(lua_State *L)
 		return tend_fail_errno(L, err, "run %s", j.argv[0]);
 	}
 	double started = now_s();
+	/* A child that stops reading its input must not kill us with SIGPIPE, whoever
+	 * hosts this module (tend, or stock lua5.4 with tend.core). */
+	struct sigaction ignore = {.sa_handler = SIG_IGN}, saved;
+	sigaction(SIGPIPE, &ignore, &saved);
 	err = pump(&j);
+	sigaction(SIGPIPE, &saved, NULL);
 	if (err == ETIMEDOUT)
 		kill(j.timeout > 0 ? -pid : pid, SIGKILL);
 	double deadline = j.timeout > 0 ? started + j.timeout : 0;

@@ -1,0 +1,89 @@
+-- Recipes: validation on load, strict globals, typed argument parsing, usage text.
+local recipe = require "tend.recipe"
+local errors = require "tend.errors"
+
+local function raises(pattern, fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok)
+  assert.is_true(errors.is(err), "expected a tend error, got " .. tostring(err))
+  assert.matches(pattern, err.msg)
+  return err
+end
+
+local model = [[
+return {
+  name = "demo", summary = "a demo",
+  params = {
+    { name = "instance", type = "string", positional = true, required = true },
+    { name = "jobs", type = "int", short = "j", default = 1 },
+    { name = "every", type = "duration", default = "1d" },
+    { name = "dry-run", type = "bool" },
+    { name = "exclude", list = true },
+  },
+  run = function(ctx, args) return args end,
+}]]
+
+describe("recipe loading", function()
+  it("loads and validates a good recipe", function()
+    local r = recipe.load(model, "test:demo")
+    assert.are.equal("demo", r.name)
+    assert.are.equal("test:demo", r.origin)
+    assert.are.equal("string", r.params[5].type) -- type defaults to string
+  end)
+  it("refuses unknown keys, wrong types and missing fields", function()
+    raises("unknown key 'colour'", recipe.load, "return { name='x', summary='y', run=function() end, colour='red' }", "t")
+    raises("'summary' must be a string", recipe.load, "return { name='x', summary=1, run=function() end }", "t")
+    raises("missing 'run'", recipe.load, "return { name='x', summary='y' }", "t")
+    raises("params%[1%]: unknown key 'flag'", recipe.load,
+      "return { name='x', summary='y', run=function() end, params={{name='a', flag=true}} }", "t")
+    raises("unknown type 'float'", recipe.load,
+      "return { name='x', summary='y', run=function() end, params={{name='a', type='float'}} }", "t")
+    raises("must return a table", recipe.load, "return 42", "t")
+  end)
+  it("runs the recipe with strict globals", function()
+    local r = recipe.load("return { name='x', summary='y', run=function() return undefined_name end }", "t")
+    local ok, err = pcall(r.run)
+    assert.is_false(ok)
+    assert.matches("undefined global 'undefined_name'", err)
+    raises("assignment to undeclared global 'oops'", recipe.load, "oops = 1", "t")
+  end)
+  it("gives recipes the tend API but not io or os.execute", function()
+    local r = recipe.load("return { name='x', summary='y', run=function() return tend.version, os.execute end }", "t")
+    local version, execute = r.run()
+    assert.are.equal(require("tend").version, version)
+    assert.is_nil(execute)
+    r = recipe.load("return { name='x', summary='y', run=function() return io end }", "t")
+    local ok, err = pcall(r.run)
+    assert.is_false(ok)
+    assert.matches("undefined global 'io'", err)
+  end)
+end)
+
+describe("argument parsing", function()
+  local r = recipe.load(model, "t")
+  local ctx = {}
+  it("applies defaults and types", function()
+    local a = recipe.parse_args(ctx, r, { "prod" })
+    assert.are.same({ instance = "prod", jobs = 1, every = 86400 }, a)
+  end)
+  it("reads options in every spelling", function()
+    local a = recipe.parse_args(ctx, r, { "--jobs=4", "prod", "--every", "12h", "--dry-run", "--exclude", "a", "--exclude", "b" })
+    assert.are.same({ instance = "prod", jobs = 4, every = 43200, ["dry-run"] = true, exclude = { "a", "b" } }, a)
+    assert.are.equal(3, recipe.parse_args(ctx, r, { "-j", "3", "prod" }).jobs)
+    assert.are.equal(false, recipe.parse_args(ctx, r, { "prod", "--no-dry-run" })["dry-run"])
+  end)
+  it("says what is wrong, as a usage error", function()
+    assert.are.equal(2, raises("missing INSTANCE", recipe.parse_args, ctx, r, {}).code)
+    raises("unknown option %-%-nope", recipe.parse_args, ctx, r, { "prod", "--nope" })
+    raises("%-%-jobs: \"x\" is not a whole number", recipe.parse_args, ctx, r, { "prod", "--jobs", "x" })
+    raises("%-%-every: bad duration", recipe.parse_args, ctx, r, { "prod", "--every", "soon" })
+    raises("unexpected argument \"extra\"", recipe.parse_args, ctx, r, { "prod", "extra" })
+    raises("%-%-jobs needs a value", recipe.parse_args, ctx, r, { "prod", "--jobs" })
+  end)
+  it("shows usage with every parameter", function()
+    local text = recipe.usage(r)
+    assert.matches("^tend demo INSTANCE %[%-%-jobs INT%]", text)
+    assert.matches("%-%-jobs, %-j +int +%(default: 1%)", text)
+    assert.matches("%-%-every +duration +%(default: 1d%)", text)
+  end)
+end)
