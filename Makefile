@@ -6,7 +6,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iengine -Ibuild \
-           -DTEND_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
+           $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS))
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -18,6 +18,12 @@ LUAFILES := $(shell find lua -name '*.lua' | sort) $(sort $(wildcard recipes/*.l
 CTESTS  := $(patsubst tests/c/%.c,build/asan/tests/%,$(wildcard tests/c/test_*.c))
 
 all: build/tend build/lua/tend/core.so
+
+# Rewritten only when `git describe` changes, so only core.o follows the version.
+build/version.h: FORCE | build
+	@echo '#define TEND_VERSION "$(VERSION)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+build/core.o build/pic/core.o build/asan/core.o: build/version.h
 
 build/embedded.c: $(LUAFILES) tools/embed.lua | build
 	@echo "  EMBED   $@"
@@ -68,13 +74,15 @@ demo: all
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/tend/recipes \
-	  $(DESTDIR)$(PREFIX)/lib/x86_64-linux-gnu/lua/5.4/tend
+	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/tend $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 build/tend $(DESTDIR)$(PREFIX)/bin/tend
 	install -m 644 recipes/*.lua $(DESTDIR)$(PREFIX)/share/tend/recipes/
-	install -m 644 build/lua/tend/core.so $(DESTDIR)$(PREFIX)/lib/x86_64-linux-gnu/lua/5.4/tend/
+	install -m 644 build/lua/tend/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/tend/core.so
+	cd lua && find tend -name '*.lua' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/share/lua/5.4/{} \;
+	install -m 644 docs/tend.1 $(DESTDIR)$(PREFIX)/share/man/man1/tend.1
 
 clean:
 	rm -rf build
 
-.PHONY: all test check-asan bench demo install clean
+.PHONY: all test check-asan bench demo install clean FORCE
 .SECONDARY:

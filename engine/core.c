@@ -5,6 +5,7 @@
 
 #include "tend.h"
 #include "embedded.h"
+#include "version.h"
 
 /* searcher(name) -> loader, ":embedded:name" | "\n\tno embedded module 'name'" */
 static int l_searcher(lua_State *L)

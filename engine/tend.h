@@ -10,10 +10,6 @@
 /* Bumped when the C API that lua/tend relies on changes; lua/tend/init.lua checks it. */
 #define TEND_API 1
 
-#ifndef TEND_VERSION
-#define TEND_VERSION "0.0.0-dev"
-#endif
-
 int luaopen_tend_core(lua_State *L);
 int tend_open_catalog(lua_State *L);
 int tend_open_vault(lua_State *L);
