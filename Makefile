@@ -33,7 +33,8 @@ build/%.o: engine/%.c engine/tend.h | build
 	@echo "  CC      $@"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 build/embedded.o: build/embedded.c engine/embedded.h
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 build/tend: build/main.o $(OBJS)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -42,7 +43,8 @@ build/pic/%.o: engine/%.c engine/tend.h | build
 	@echo "  CC      $@"
 	@$(CC) $(CFLAGS) -fPIC -c -o $@ $<
 build/pic/embedded.o: build/embedded.c engine/embedded.h
-	$(CC) $(CFLAGS) -fPIC -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) -fPIC -c -o $@ $<
 build/lua/tend/core.so: $(PIC)
 	@echo "  LD      $@"
 	@$(CC) -shared $(LDFLAGS) -o $@ $^ $(filter-out -llua5.4,$(LDLIBS))
@@ -51,7 +53,8 @@ build/asan/%.o: engine/%.c engine/tend.h | build
 	@echo "  CC      $@"
 	@$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
 build/asan/embedded.o: build/embedded.c engine/embedded.h
-	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
 build/asan/tests/%: tests/c/%.c tests/c/ctest.h $(ASAN)
 	@echo "  CCLD    $@"
 	@$(CC) $(CFLAGS) $(SAN) -Itests/c -o $@ $< $(ASAN) $(LDLIBS) -lcmocka

@@ -42,26 +42,22 @@ local function strip_comments(src)
   return (src:gsub("\n%s*//[^\n]*", "\n"):gsub("\n%s*#[^\n]*", "\n"))
 end
 
--- defines(src) -> {NAME = value} for define('NAME', value) calls.
-function M.defines(src)
+-- Every `pattern` match whose capture is followed by a literal -> {name = value};
+-- the first value of a name wins, as PHP's define() does.
+local function scan(src, pattern)
   local out = {}
   src = strip_comments(src)
-  for name, pos in src:gmatch("define%s*%(%s*['\"]([%w_]+)['\"]%s*,%s*()") do
-    local v = literal(src:sub(pos, pos + 4096))
-    if v ~= nil then out[name] = v end
-  end
-  return out
-end
-
--- assignments(src) -> {var = value} for `$var = literal;` statements (first one wins).
-function M.assignments(src)
-  local out = {}
-  src = strip_comments(src)
-  for name, pos in src:gmatch("%$([%w_]+)%s*=%s*()") do
+  for name, pos in src:gmatch(pattern) do
     local v = literal(src:sub(pos, pos + 4096))
     if v ~= nil and out[name] == nil then out[name] = v end
   end
   return out
 end
+
+-- defines(src) -> {NAME = value} for define('NAME', value) calls.
+function M.defines(src) return scan(src, "define%s*%(%s*['\"]([%w_]+)['\"]%s*,%s*()") end
+
+-- assignments(src) -> {var = value} for `$var = literal;` statements.
+function M.assignments(src) return scan(src, "%$([%w_]+)%s*=%s*()") end
 
 return M

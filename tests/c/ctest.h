@@ -2,7 +2,12 @@
  * as the global `core`, and drives the bindings through the C API and small chunks. */
 #ifndef CTEST_H
 #define CTEST_H
+#define _XOPEN_SOURCE 700
+#include <ftw.h>
 #include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +48,26 @@ static void lua_is(lua_State *L, const char *code, const char *expected)
 	if (!got || strcmp(got, expected) != 0)
 		fail_msg("lua: %s\n  got:      %s\n  expected: %s", code, got ? got : "(nil)", expected);
 	lua_settop(L, top);
+}
+
+/* A fresh temp dir, also set as the Lua global `dir`; ctest_rm_tree removes it whole. */
+__attribute__((unused)) static void ctest_tempdir(lua_State *L, char buf[32])
+{
+	snprintf(buf, 32, "/tmp/tend-ctest-XXXXXX");
+	assert_non_null(mkdtemp(buf));
+	lua_pushstring(L, buf);
+	lua_setglobal(L, "dir");
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+__attribute__((unused)) static void ctest_rm_tree(const char *dir)
+{
+	assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
 }
 
 static int ctest_run(const char *name, const struct CMUnitTest *tests, size_t n)

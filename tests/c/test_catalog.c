@@ -1,7 +1,4 @@
 /* catalog.c: open, exec, query with bound parameters, run, failures as nil, msg, code. */
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 #include "ctest.h"
 
 static void test_roundtrip_types(void **state)
@@ -63,15 +60,13 @@ static void test_closed_handle_raises(void **state)
 static void test_readonly_does_not_create(void **state)
 {
 	lua_State *L = *state;
-	char dir[] = "/tmp/tend-ctest-XXXXXX";
-	assert_non_null(mkdtemp(dir));
-	lua_pushstring(L, dir);
-	lua_setglobal(L, "dir");
+	char dir[32];
+	ctest_tempdir(L, dir);
 	lua_is(L,
 	       "local r, msg = core.catalog.open(dir .. '/none.db', 'ro')\n"
 	       "return tostring(r) .. ' ' .. tostring(core.fs.stat(dir .. '/none.db'))",
 	       "nil nil");
-	rmdir(dir);
+	ctest_rm_tree(dir);
 }
 
 int main(void)

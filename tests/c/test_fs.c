@@ -1,16 +1,11 @@
 /* fs.c: mkdir_p, atomic writes, stat, list, errors with codes. */
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 #include "ctest.h"
 
 static void test_tree(void **state)
 {
 	lua_State *L = *state;
-	char dir[] = "/tmp/tend-ctest-XXXXXX";
-	assert_non_null(mkdtemp(dir));
-	lua_pushstring(L, dir);
-	lua_setglobal(L, "dir");
+	char dir[32];
+	ctest_tempdir(L, dir);
 	lua_is(L,
 	       "local fs = core.fs\n"
 	       "assert(fs.mkdir_p(dir .. '/a/b/c', tonumber('700', 8)))\n"

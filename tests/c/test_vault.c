@@ -1,8 +1,4 @@
 /* vault.c: seal/open round trip, tampering, wrong keys, key files, secret formatting. */
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include "ctest.h"
 
 static void test_seal_open(void **state)
@@ -70,10 +66,8 @@ static void test_wiped_secret_raises(void **state)
 static void test_key_file(void **state)
 {
 	lua_State *L = *state;
-	char dir[] = "/tmp/tend-ctest-XXXXXX";
-	assert_non_null(mkdtemp(dir));
-	lua_pushstring(L, dir);
-	lua_setglobal(L, "dir");
+	char dir[32];
+	ctest_tempdir(L, dir);
 	lua_is(L,
 	       "local v = core.vault\n"
 	       "local k = v.new_key()\n"
@@ -93,12 +87,7 @@ static void test_key_file(void **state)
 	       "return select(3, core.vault.load_key(dir .. '/bad'))",
 	       "badkey");
 	lua_is(L, "return select(3, core.vault.load_key(dir .. '/none'))", "enoent");
-	char path[64];
-	snprintf(path, sizeof path, "%s/k", dir);
-	unlink(path);
-	snprintf(path, sizeof path, "%s/bad", dir);
-	unlink(path);
-	rmdir(dir);
+	ctest_rm_tree(dir);
 }
 
 static void test_derive_key(void **state)
