@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lualib.h>
 
@@ -54,6 +55,12 @@ static int run_cli(lua_State *L)
 		lua_dir = argv[2];
 		first = 3;
 	}
+	if (lua_dir) {
+		lua_pushfstring(L, "%s/tend/cli.lua", lua_dir);
+		if (access(lua_tostring(L, -1), R_OK) != 0)
+			return luaL_error(L, "--lua-dir %s: no tend/cli.lua there", lua_dir);
+		lua_pop(L, 1);
+	}
 	luaL_openlibs(L);
 	setup_modules(L, lua_dir);
 	lua_getglobal(L, "require");
@@ -67,6 +74,30 @@ static int run_cli(lua_State *L)
 	}
 	lua_call(L, 1, 1);
 	return 1;
+}
+
+/* Only errors before the CLI runs get here (a broken or mismatched Lua library): the
+ * message on one line, and the traceback only with --debug. */
+static void print_early_error(const char *msg, int argc, char **argv)
+{
+	int debug = 0;
+	for (int i = 1; i < argc; i++)
+		debug |= strcmp(argv[i], "--debug") == 0;
+	const char *trace = strstr(msg, "\nstack traceback:");
+	size_t len = trace && !debug ? (size_t)(trace - msg) : strlen(msg);
+	fputs("tend: ", stderr);
+	for (size_t i = 0; i < len; i++) {
+		char c = msg[i];
+		if (trace && msg + i >= trace) {
+			fputc(c, stderr);
+		} else if (c == '\n' || c == '\t') {
+			if (i > 0 && msg[i - 1] != '\n' && msg[i - 1] != '\t')
+				fputc(' ', stderr);
+		} else {
+			fputc(c, stderr);
+		}
+	}
+	fputc('\n', stderr);
 }
 
 int main(int argc, char **argv)
@@ -83,7 +114,7 @@ int main(int argc, char **argv)
 	lua_pushlightuserdata(L, argv);
 	int status = 1;
 	if (lua_pcall(L, 2, 1, 1) != LUA_OK)
-		fprintf(stderr, "tend: internal error: %s\n", lua_tostring(L, -1));
+		print_early_error(lua_tostring(L, -1), argc, argv);
 	else
 		status = (int)luaL_optinteger(L, -1, 0);
 	lua_close(L);

@@ -4,7 +4,7 @@ local core = require "tend.core"
 
 local API = 1
 if core.api ~= API then
-  error(("tend: this Lua library needs engine API %d, the engine has %d; rebuild tend")
+  error(("this Lua library needs engine API %d, the engine has %d; rebuild tend")
     :format(API, core.api), 0)
 end
 
