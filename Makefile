@@ -10,7 +10,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iengine -Ibuild \
 LDLIBS  += $(shell pkg-config --libs $(PKGS))
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-PRIMS   := util catalog vault fs proc core
+PRIMS   := util catalog vault fs proc ssh ssh_exec core
 OBJS    := $(PRIMS:%=build/%.o) build/embedded.o
 PIC     := $(PRIMS:%=build/pic/%.o) build/pic/embedded.o
 ASAN    := $(PRIMS:%=build/asan/%.o) build/asan/embedded.o
@@ -29,7 +29,7 @@ build/embedded.c: $(LUAFILES) tools/embed.lua | build
 	@echo "  EMBED   $@"
 	@lua5.4 tools/embed.lua $(LUAFILES) > $@.tmp && mv $@.tmp $@
 
-build/%.o: engine/%.c engine/tend.h | build
+build/%.o: engine/%.c engine/tend.h engine/ssh.h | build
 	@echo "  CC      $@"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 build/embedded.o: build/embedded.c engine/embedded.h
@@ -39,7 +39,7 @@ build/tend: build/main.o $(OBJS)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-build/pic/%.o: engine/%.c engine/tend.h | build
+build/pic/%.o: engine/%.c engine/tend.h engine/ssh.h | build
 	@echo "  CC      $@"
 	@$(CC) $(CFLAGS) -fPIC -c -o $@ $<
 build/pic/embedded.o: build/embedded.c engine/embedded.h
@@ -49,7 +49,7 @@ build/lua/tend/core.so: $(PIC)
 	@echo "  LD      $@"
 	@$(CC) -shared $(LDFLAGS) -o $@ $^ $(filter-out -llua5.4,$(LDLIBS))
 
-build/asan/%.o: engine/%.c engine/tend.h | build
+build/asan/%.o: engine/%.c engine/tend.h engine/ssh.h | build
 	@echo "  CC      $@"
 	@$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
 build/asan/embedded.o: build/embedded.c engine/embedded.h

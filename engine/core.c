@@ -40,7 +40,8 @@ int luaopen_tend_core(lua_State *L)
 {
 	static const struct { const char *name; lua_CFunction open; } rooms[] = {
 		{"catalog", tend_open_catalog}, {"vault", tend_open_vault},
-		{"fs", tend_open_fs}, {"proc", tend_open_proc}, {NULL, NULL}};
+		{"fs", tend_open_fs}, {"proc", tend_open_proc}, {"ssh", tend_open_ssh},
+		{NULL, NULL}};
 	lua_newtable(L);
 	for (int i = 0; rooms[i].name; i++) {
 		rooms[i].open(L);

@@ -24,6 +24,12 @@ static int traceback(lua_State *L)
 static void setup_modules(lua_State *L, const char *lua_dir)
 {
 	luaL_requiref(L, "tend.core", luaopen_tend_core, 0);
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n > 0) {
+		lua_pushlstring(L, exe, (size_t)n);
+		lua_setfield(L, -2, "exe"); /* core.exe: fan-out runs copies of this binary */
+	}
 	lua_getglobal(L, "package");
 	if (lua_dir) {
 		lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;", lua_dir, lua_dir);

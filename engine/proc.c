@@ -1,6 +1,7 @@
 /* proc.c: run a local program with posix_spawn: the local transport's exec.
  *   proc.run(argv, {stdin=, fds={[3]=...}, env={K=V}, cwd=, timeout=, output="inherit"})
  *     -> {code=, signal=, stdout=, stderr=} | nil, msg, code
+ *   proc.spawn(argv, {env=, cwd=}) -> child;  proc.wait_any({child...}) -> i;  child:result()
  * Inputs may be strings or secrets; a secret reaches the child through a pipe, never
  * argv or the environment. No shell is involved: argv is passed as it is.
  */
@@ -374,9 +375,114 @@ static int l_run(lua_State *L)
 	return 1;
 }
 
+/* ---- children that run while we do other things ---- */
+
+#define CHILD_CLASS "tend.proc.child"
+
+typedef struct {
+	job j;     /* only out[] is used after spawning */
+	pid_t pid; /* 0 once reaped */
+} child;
+
+/* spawn(argv [, {env=, cwd=}]) -> child | nil, msg, code.  stdin is /dev/null; stdout
+ * and stderr are collected while proc.wait_any waits; child:result() reaps it. */
+static int l_spawn(lua_State *L)
+{
+	job j;
+	parse_opts(L, &j);
+	j.nfeeds = 0;
+	j.devnull_stdin = 1;
+	j.timeout = 0;
+	j.inherit = 0;
+	pid_t pid;
+	int err = spawn_job(&j, &pid);
+	if (err) {
+		close_all(&j);
+		return tend_fail_errno(L, err, "run %s", j.argv[0]);
+	}
+	child *c = lua_newuserdatauv(L, sizeof *c, 0);
+	c->j = j;
+	c->pid = pid;
+	luaL_setmetatable(L, CHILD_CLASS);
+	for (int i = 0; i < 2; i++)
+		fcntl(c->j.out[i].fd, F_SETFL, O_NONBLOCK);
+	return 1;
+}
+
+/* wait_any({child, ...}) -> index of a child whose output is complete (it has exited or
+ * is exiting); collects every child's output meanwhile. */
+static int l_wait_any(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	int n = (int)luaL_len(L, 1);
+	luaL_argcheck(L, n > 0 && n <= 64, 1, "1 to 64 children");
+	child *kids[64];
+	for (int i = 0; i < n; i++) {
+		lua_rawgeti(L, 1, i + 1);
+		kids[i] = luaL_checkudata(L, -1, CHILD_CLASS);
+		lua_pop(L, 1);
+	}
+	for (;;) {
+		struct pollfd pfd[128];
+		sink *who[128];
+		int m = 0;
+		for (int i = 0; i < n; i++) {
+			if (kids[i]->j.out[0].fd < 0 && kids[i]->j.out[1].fd < 0) {
+				lua_pushinteger(L, i + 1);
+				return 1;
+			}
+			for (int k = 0; k < 2; k++)
+				if (kids[i]->j.out[k].fd >= 0)
+					pfd[m] = (struct pollfd){kids[i]->j.out[k].fd, POLLIN, 0}, who[m++] = &kids[i]->j.out[k];
+		}
+		if (poll(pfd, (nfds_t)m, -1) < 0 && errno != EINTR)
+			return luaL_error(L, "proc.wait_any: %s", strerror(errno));
+		for (int i = 0; i < m; i++)
+			if (pfd[i].revents && drain(who[i]) != 0)
+				return luaL_error(L, "proc.wait_any: out of memory");
+	}
+}
+
+/* child:result() -> {code, signal, stdout, stderr}: waits for the child to end. */
+static int child_result(lua_State *L)
+{
+	child *c = luaL_checkudata(L, 1, CHILD_CLASS);
+	luaL_argcheck(L, c->pid != 0, 1, "child already reaped");
+	while (c->j.out[0].fd >= 0 || c->j.out[1].fd >= 0) {
+		for (int k = 0; k < 2; k++)
+			if (c->j.out[k].fd >= 0) {
+				struct pollfd p = {c->j.out[k].fd, POLLIN, 0};
+				poll(&p, 1, -1);
+				if (drain(&c->j.out[k]) != 0)
+					return luaL_error(L, "proc: out of memory");
+			}
+	}
+	int status = reap(c->pid, 0, 0);
+	c->pid = 0;
+	push_result(L, &c->j, status);
+	close_all(&c->j);
+	return 1;
+}
+
+static int child_gc(lua_State *L)
+{
+	child *c = luaL_checkudata(L, 1, CHILD_CLASS);
+	if (c->pid) {
+		kill(c->pid, SIGTERM);
+		reap(c->pid, 0, 0);
+		c->pid = 0;
+	}
+	close_all(&c->j);
+	return 0;
+}
+
 int tend_open_proc(lua_State *L)
 {
-	static const luaL_Reg funcs[] = {{"run", l_run}, {NULL, NULL}};
+	static const luaL_Reg child_methods[] = {
+		{"result", child_result}, {"__gc", child_gc}, {"__close", child_gc}, {NULL, NULL}};
+	static const luaL_Reg funcs[] = {
+		{"run", l_run}, {"spawn", l_spawn}, {"wait_any", l_wait_any}, {NULL, NULL}};
+	tend_new_class(L, CHILD_CLASS, child_methods);
 	luaL_newlib(L, funcs);
 	return 1;
 }

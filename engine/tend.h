@@ -15,6 +15,7 @@ int tend_open_catalog(lua_State *L);
 int tend_open_vault(lua_State *L);
 int tend_open_fs(lua_State *L);
 int tend_open_proc(lua_State *L);
+int tend_open_ssh(lua_State *L);
 
 /* Failure of the outside world: push nil, "what: why", code; return 3 (style habit 3). */
 int tend_fail(lua_State *L, const char *code, const char *fmt, ...)
@@ -33,6 +34,7 @@ void tend_new_class(lua_State *L, const char *name, const luaL_Reg *methods);
 typedef struct tend_secret tend_secret;
 tend_secret *tend_check_secret(lua_State *L, int idx);
 tend_secret *tend_test_secret(lua_State *L, int idx);
+/* The plaintext and its length; a NUL always follows the last byte. */
 const unsigned char *tend_secret_bytes(const tend_secret *s, size_t *len);
 
 #endif

@@ -53,16 +53,18 @@ const unsigned char *tend_secret_bytes(const tend_secret *s, size_t *len)
 	return s->bytes;
 }
 
-/* Push a new secret of len bytes; returns its buffer for the caller to fill. */
+/* Push a new secret of len bytes; returns its buffer for the caller to fill. A NUL
+ * follows the bytes, so C libraries that want a string can take the buffer as it is. */
 static unsigned char *new_secret(lua_State *L, size_t len)
 {
 	tend_secret *s = lua_newuserdatauv(L, sizeof *s, 0);
 	s->bytes = NULL;
 	s->len = len;
 	luaL_setmetatable(L, SECRET_CLASS);
-	s->bytes = sodium_malloc(len ? len : 1);
+	s->bytes = sodium_malloc(len + 1);
 	if (!s->bytes)
 		luaL_error(L, "vault: out of guarded memory");
+	s->bytes[len] = '\0';
 	return s->bytes;
 }
 
@@ -179,6 +181,7 @@ static int read_tty_line(lua_State *L, int fd, const char *prompt)
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		n--;
 	((tend_secret *)lua_touserdata(L, -1))->len = (size_t)n;
+	buf[n] = '\0';
 	return 1;
 }
 

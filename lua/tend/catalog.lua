@@ -40,6 +40,10 @@ local migrations = {
     updated_at INTEGER NOT NULL
   );
   ]],
+  [[
+  ALTER TABLE instances ADD COLUMN ssh_password_secret TEXT;
+  ALTER TABLE instances ADD COLUMN ssh_key_passphrase_secret TEXT;
+  ]],
 }
 
 local Catalog = {}

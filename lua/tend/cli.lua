@@ -8,6 +8,7 @@ local instance = require "tend.instance"
 local recipe = require "tend.recipe"
 local output = require "tend.output"
 local duration = require "tend.duration"
+local transport = require "tend.transport"
 
 local M = {}
 
@@ -20,11 +21,19 @@ Every job is a Lua recipe you can read, copy and change.
 Instances and secrets:
   instance add NAME --app tiki|wordpress|generic --path DIR [--host local|ssh://USER@HOST[:PORT]]
                [--url URL] [--db mysql://USER@HOST[:PORT]/DB | sqlite:///PATH]
-               [--db-password-secret KEY] [--ssh-key FILE] [--tag K=V ...]
+               [--db-password-secret KEY] [--ssh-key FILE] [--ssh-key-passphrase-secret KEY]
+               [--ssh-password-secret KEY] [--tag K=V ...]
   instance list | show NAME | edit NAME --FIELD VALUE | rm NAME
   instance link NAME --dev-of SRC | --mirror-of SRC --lag 1d | --pre-dogfood-of SRC
   secret set KEY          value from stdin or a hidden prompt (never an argument)
   secret list | rm KEY
+
+Hosts:
+  host list                          the hosts instances live on
+  host check NAME                    connect, verify the host key, log in, say who and what
+  host trust NAME                    add the host's key to tend's known_hosts (shows its fingerprint)
+  exec NAME|--all|--tag K=V [-j N] -- CMD ...
+                                     run CMD in the instances' web roots; its exit code is ours
 
 Recipes:
   recipes                 list recipes with their summaries
@@ -50,10 +59,10 @@ local function getopts(argv, spec, what)
   while i <= #argv do
     local word = argv[i]
     local name, inline = word:match("^%-%-([%w-]+)=(.*)$")
-    name = name or word:match("^%-%-([%w-]+)$")
+    name = name or word:match("^%-%-([%w-]+)$") or word:match("^%-(%a)$")
     if name then
       local kind = spec[name]
-      if not kind then errors.usage("%s: unknown option --%s", what, name) end
+      if not kind then errors.usage("%s: unknown option %s", what, word) end
       if kind == "bool" then
         opts[name] = true
       else
@@ -89,7 +98,8 @@ local function parse_tags(list)
 end
 
 local INSTANCE_OPTS = { app = "value", host = "value", path = "value", url = "value", db = "value",
-  ["db-password-secret"] = "value", ["ssh-key"] = "value", tag = "list" }
+  ["db-password-secret"] = "value", ["ssh-key"] = "value", ["ssh-password-secret"] = "value",
+  ["ssh-key-passphrase-secret"] = "value", tag = "list" }
 
 local function instance_fields(opts)
   local fields = {}
@@ -105,6 +115,8 @@ local function show_instance(ctx, inst)
   }
   if d.db_password_secret then lines[#lines + 1] = { "db password", "secret " .. d.db_password_secret } end
   if d.ssh_key then lines[#lines + 1] = { "ssh key", d.ssh_key } end
+  if d.ssh_key_passphrase_secret then lines[#lines + 1] = { "ssh key passphrase", "secret " .. d.ssh_key_passphrase_secret } end
+  if d.ssh_password_secret then lines[#lines + 1] = { "ssh password", "secret " .. d.ssh_password_secret } end
   local tags = {}
   for k, v in pairs(d.tags) do tags[#tags + 1] = k .. "=" .. v end
   table.sort(tags)
@@ -208,6 +220,114 @@ function secret_cmds.rm(ctx, argv)
   ctx:info("removed secret %s", pos[1])
 end
 
+local host_cmds = {}
+
+-- The hosts the instances live on: {spec = {instances...}}, specs sorted.
+local function known_hosts(ctx)
+  local by_spec, specs = {}, {}
+  for _, inst in ipairs(ctx:instances()) do
+    if not by_spec[inst.host] then
+      by_spec[inst.host] = {}
+      specs[#specs + 1] = inst.host
+    end
+    table.insert(by_spec[inst.host], inst)
+  end
+  table.sort(specs)
+  return by_spec, specs
+end
+
+-- A host named by an instance or by its ssh:// spec -> spec, instance (for auth options)
+local function resolve_host(ctx, name)
+  local inst = instance.get(ctx:catalog(), name)
+  if inst then
+    inst.ctx = ctx
+    return inst.host, inst
+  end
+  local by_spec = known_hosts(ctx)
+  if by_spec[name] then
+    local first = by_spec[name][1]
+    return name, first
+  end
+  local h = transport.parse(name)
+  if not h then errors.usage("no instance or host named %q (tend host list)", name) end
+  return h.spec, nil
+end
+
+function host_cmds.list(ctx, argv)
+  local _, pos = getopts(argv, {}, "host list")
+  if #pos > 0 then errors.usage("usage: tend host list") end
+  local by_spec, specs = known_hosts(ctx)
+  local rows = {}
+  for _, spec in ipairs(specs) do
+    local names = {}
+    for _, inst in ipairs(by_spec[spec]) do names[#names + 1] = inst.name end
+    rows[#rows + 1] = { host = spec, instances = table.concat(names, ",") }
+  end
+  ctx:result(rows, #rows == 0 and "no hosts yet: they come from instances (tend instance add)"
+    or output.table_text(rows, { "host", "instances" }))
+end
+
+function host_cmds.check(ctx, argv)
+  local _, pos = getopts(argv, {}, "host check")
+  if #pos ~= 1 then errors.usage("usage: tend host check NAME   (an instance, or ssh://USER@HOST[:PORT])") end
+  local spec, inst = resolve_host(ctx, pos[1])
+  local started = os.clock()
+  local opts = inst and inst:ssh_options(ctx, { fresh = true }) or { home = ctx.home, name = spec, fresh = true }
+  local t = errors.check(transport.open(spec, spec ~= "local" and opts or nil))
+  local r = errors.check(t:exec({ "sh", "-c", "id -un; uname -sr" }))
+  local user, system = r.stdout:match("^([^\n]*)\n([^\n]*)")
+  local report = { host = spec, user = user, system = system, ok = r.code == 0 }
+  local lines = { { "host", spec }, { "logged in as", user or "?" }, { "system", system or "?" } }
+  if t.session then
+    report.fingerprint = t.session:hostkey().fingerprint
+    table.insert(lines, 2, { "host key", t.session:hostkey().type .. " " .. report.fingerprint .. " (trusted)" })
+  end
+  report.seconds = os.clock() - started
+  ctx:result(report, output.report_text(lines))
+end
+
+function host_cmds.trust(ctx, argv)
+  local _, pos = getopts(argv, {}, "host trust")
+  if #pos ~= 1 then errors.usage("usage: tend host trust NAME   (an instance, or ssh://USER@HOST[:PORT])") end
+  local spec = resolve_host(ctx, pos[1])
+  local h = transport.parse(spec)
+  if h.kind == "local" then errors.usage("%s is this machine: nothing to trust", pos[1]) end
+  local key, msg = require("tend.ssh").trust_host(h, ctx.home)
+  if not key then errors.fail("%s", msg) end
+  ctx:result({ host = spec, type = key.type, fingerprint = key.fingerprint, added = key.added },
+    ("%s %s %s: %s"):format(spec, key.type, key.fingerprint,
+      key.added and ("trusted, added to " .. ctx.home .. "/known_hosts") or "already trusted"))
+end
+
+-- exec NAME|--all|--tag K=V [-j N] -- CMD...
+local function commands_exec(ctx, argv)
+  local sep
+  for i, a in ipairs(argv) do if a == "--" then sep = i break end end
+  if not sep or sep == #argv then errors.usage("usage: tend exec NAME|--all|--tag K=V [-j N] -- CMD ...") end
+  local cmd = table.move(argv, sep + 1, #argv, 1, {})
+  local opts, pos = getopts(table.move(argv, 1, sep - 1, 1, {}), { all = "bool", tag = "list", j = "value" }, "exec")
+  local targets = {}
+  if opts.all or opts.tag then
+    if #pos > 0 then errors.usage("exec: give NAME or --all/--tag, not both") end
+    local want = parse_tags(opts.tag)
+    for _, inst in ipairs(ctx:instances()) do
+      local match = true
+      for k, v in pairs(want) do if inst.tags[k] ~= v then match = false end end
+      if match then targets[#targets + 1] = inst end
+    end
+    if #targets == 0 then errors.usage("exec: no instance matches") end
+  elseif #pos == 1 then
+    targets[1] = ctx:instance(pos[1])
+  else
+    errors.usage("usage: tend exec NAME|--all|--tag K=V [-j N] -- CMD ...")
+  end
+  if #targets == 1 and not (opts.all or opts.tag) then
+    local r = errors.check(targets[1]:exec(cmd, { output = "inherit" }))
+    return r.code
+  end
+  return require("tend.fanout").exec(ctx, targets, cmd, tonumber(opts.j) or 1)
+end
+
 local function group(name, cmds, usage)
   return function(ctx, argv)
     local sub = argv[1]
@@ -244,6 +364,8 @@ local commands = {}
 commands.instance = group("instance", instance_cmds,
   "usage: tend instance add|list|show|edit|rm|link ... (tend --help)")
 commands.secret = group("secret", secret_cmds, "usage: tend secret set KEY | list | rm KEY")
+commands.host = group("host", host_cmds, "usage: tend host list | check NAME | trust NAME")
+commands.exec = commands_exec
 
 function commands.recipes(ctx, argv)
   if #argv > 0 then errors.usage("usage: tend recipes") end

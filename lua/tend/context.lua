@@ -31,7 +31,18 @@ function Context:vault()
 end
 
 -- instance(name) -> Instance, or a usage error naming the missing instance (exit 2).
-function Context:instance(name) return instance.must_get(self:catalog(), name) end
+function Context:instance(name)
+  local inst = instance.must_get(self:catalog(), name)
+  inst.ctx = self
+  return inst
+end
+
+-- instances() -> every Instance, by name.
+function Context:instances()
+  local list = instance.list(self:catalog())
+  for _, inst in ipairs(list) do inst.ctx = self end
+  return list
+end
 
 -- info(fmt, ...): a progress or status line on stderr, silenced by --quiet.
 function Context:info(fmt, ...)
@@ -52,6 +63,7 @@ function Context:result(data, text)
 end
 
 function Context:close()
+  require("tend.ssh").close_all()
   if self._vault then self._vault:close() end
   if self._catalog then self._catalog:close() end
 end

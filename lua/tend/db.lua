@@ -72,6 +72,14 @@ end
 
 -- ping(t, s) -> {server=, tables=} | nil, msg, code: the database answers and is ours.
 function M.ping(t, s)
+  if s.driver == "sqlite" and tostring(t) ~= "local" then
+    local r, msg, code = t:exec({ "sqlite3", "-readonly", "-batch", s.path,
+      "SELECT sqlite_version(), count(*) FROM sqlite_master WHERE type = 'table'" }, { timeout = 60 })
+    if not r then return nil, msg, code end
+    if r.code ~= 0 then return nil, ("database %s: %s"):format(M.describe(s), r.stderr:match("[^\n]+") or "sqlite3 failed"), "db" end
+    local version, tables = r.stdout:match("^([^|]+)|(%d+)")
+    return { server = "SQLite " .. (version or "?"), tables = tonumber(tables) }
+  end
   if s.driver == "sqlite" then
     local conn, msg, code = core.catalog.open(s.path, "ro")
     if not conn then return nil, msg, code end

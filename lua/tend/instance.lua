@@ -13,7 +13,8 @@ local M = { Instance = Instance }
 
 M.RELATIONS = { ["dev-of"] = true, ["mirror-of"] = true, ["pre-dogfood-of"] = true, ["template-of"] = true }
 M.FIELDS = { app = true, host = true, path = true, url = true, db = true,
-  ["db-password-secret"] = true, ["ssh-key"] = true }
+  ["db-password-secret"] = true, ["ssh-key"] = true, ["ssh-password-secret"] = true,
+  ["ssh-key-passphrase-secret"] = true }
 
 local function check_name(name)
   if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 100 then
@@ -47,7 +48,12 @@ local validate = {
     return v
   end,
   ["db-password-secret"] = function(v) return v end,
-  ["ssh-key"] = function(v) return v end,
+  ["ssh-key"] = function(v)
+    if v:sub(1, 1) ~= "/" then errors.usage("--ssh-key must be an absolute path, got %q", v) end
+    return v
+  end,
+  ["ssh-password-secret"] = function(v) return v end,
+  ["ssh-key-passphrase-secret"] = function(v) return v end,
 }
 M.validate = validate
 
@@ -102,8 +108,10 @@ function M.add(catalog, name, fields, tags)
   for field, value in pairs(fields) do v[column(field)] = validate[field](value) end
   catalog:transaction(function()
     local _, id = catalog:run([[INSERT INTO instances(name, app, host, path, url, db,
-      db_password_secret, ssh_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)]],
-      name, v.app, v.host or "local", v.path, v.url, v.db, v.db_password_secret, v.ssh_key, os.time())
+      db_password_secret, ssh_key, ssh_password_secret, ssh_key_passphrase_secret, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+      name, v.app, v.host or "local", v.path, v.url, v.db, v.db_password_secret, v.ssh_key,
+      v.ssh_password_secret, v.ssh_key_passphrase_secret, os.time())
     set_tags(catalog, id, tags)
   end)
   return M.get(catalog, name)
@@ -146,11 +154,32 @@ end
 function Instance:describe()
   return { name = self.name, app = self.app, host = self.host, path = self.path, url = self.url,
     db = self.db, db_password_secret = self.db_password_secret, ssh_key = self.ssh_key,
+    ssh_password_secret = self.ssh_password_secret,
+    ssh_key_passphrase_secret = self.ssh_key_passphrase_secret,
     tags = self.tags, relations = self.relations }
 end
 
+-- ssh_options(ctx) -> the options tend.ssh.session needs for this instance's host.
+function Instance:ssh_options(ctx, extra)
+  local opts = { home = ctx.home, name = self.name, key_file = self.ssh_key }
+  if self.ssh_password_secret then
+    opts.password = errors.check(ctx:vault():get(self.ssh_password_secret))
+  end
+  if self.ssh_key_passphrase_secret then
+    opts.key_passphrase = errors.check(ctx:vault():get(self.ssh_key_passphrase_secret))
+  end
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return opts
+end
+
+-- transport() -> the host's transport, connected on first use (raises on failure).
 function Instance:transport()
-  if not self._t then self._t = transport.must_open(self.host) end
+  if not self._t then
+    local opts = self.ctx and self.host ~= "local" and self:ssh_options(self.ctx) or nil
+    local t, msg = transport.open(self.host, opts)
+    if not t then errors.fail("instance %s: %s", self.name, msg) end
+    self._t = t
+  end
   return self._t
 end
 

@@ -1,9 +1,11 @@
 -- transport: how tend reaches an instance's host. Recipes never care which one:
 -- both answer exec(argv, opts), read(path), stat(path), list(path).
--- `local` runs programs with posix_spawn on this machine; `ssh://` arrives with the
--- SSH transport.
+-- `local` runs programs with posix_spawn on this machine; `ssh://USER@HOST[:PORT]` runs
+-- them through one pooled SSH session per host, as a POSIX sh script built from argv.
 local core = require "tend.core"
 local errors = require "tend.errors"
+local shell = require "tend.shell"
+local ssh = require "tend.ssh"
 local proc, fs = core.proc, core.fs
 
 local M = {}
@@ -33,15 +35,83 @@ function M.parse(spec)
   return { kind = "ssh", user = user, host = host, port = port, spec = spec }
 end
 
--- open(spec) -> transport | nil, msg, code
-function M.open(spec)
+local Ssh = {}
+Ssh.__index = Ssh
+Ssh.__tostring = function(t) return t.spec end
+
+local function input_len(v) return type(v) == "string" and #v or v:len() end
+
+-- exec(argv, opts): as Local:exec. Only fd 3 can be fed besides stdin: its bytes go
+-- first on the channel and a 0600 temp file on the host, removed before argv starts,
+-- turns them into fd 3.
+function Ssh:exec(argv, opts)
+  opts = opts or {}
+  local stdin, fd3 = {}, opts.fds and opts.fds[3]
+  for k in pairs(opts.fds or {}) do
+    if k ~= 3 then error("ssh transport: only fd 3 can be fed, not " .. tostring(k), 2) end
+  end
+  if fd3 then stdin[#stdin + 1] = fd3 end
+  if opts.stdin then stdin[#stdin + 1] = opts.stdin end
+  local script = shell.script(argv, { cwd = opts.cwd, env = opts.env, fd3_len = fd3 and input_len(fd3) })
+  local r, msg, code = self.session:exec("sh -c " .. shell.quote(script), { stdin = stdin, timeout = opts.timeout })
+  if not r then return nil, msg, code end
+  if r.code == 127 and r.stderr:match("not found") then
+    return nil, ("%s: %s: command not found"):format(self.spec, argv[1]), "enoent"
+  end
+  if r.code == 126 and opts.cwd and r.stderr:match("cd") then
+    return nil, ("%s: %s: %s"):format(self.spec, opts.cwd, "no such directory"), "enoent"
+  end
+  if opts.output == "inherit" then
+    io.stdout:write(r.stdout)
+    io.stderr:write(r.stderr)
+  end
+  return r
+end
+
+-- run argv; a non-zero exit becomes nil, "spec: stderr's first line", code.
+function Ssh:run(argv)
+  local r, msg, code = self:exec(argv)
+  if not r then return nil, msg, code end
+  if r.code ~= 0 then
+    local why = r.stderr:match("[^\n]+") or ("exit " .. r.code)
+    return nil, ("%s: %s"):format(self.spec, why), why:match("No such file") and "enoent" or "remote"
+  end
+  return r.stdout
+end
+
+function Ssh:read(path) return self:run({ "cat", "--", path }) end
+
+local STAT_TYPES = { ["regular file"] = "file", ["regular empty file"] = "file", directory = "dir",
+  ["symbolic link"] = "link", fifo = "fifo", socket = "socket" }
+
+function Ssh:stat(path)
+  local out, msg, code = self:run({ "stat", "-c", "%F|%a|%s|%Y|%u|%g", "--", path })
+  if not out then return nil, msg, code end
+  local kind, mode, size, mtime, uid, gid = out:match("^([^|]+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)")
+  return { type = STAT_TYPES[kind] or "device", mode = tonumber(mode, 8), size = tonumber(size),
+    mtime = tonumber(mtime), uid = tonumber(uid), gid = tonumber(gid) }
+end
+
+function Ssh:list(dir)
+  local out, msg, code = self:run({ "find", dir, "-mindepth", "1", "-maxdepth", "1", "-printf", "%f\\0" })
+  if not out then return nil, msg, code end
+  local names = {}
+  for name in out:gmatch("([^%z]+)%z") do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
+-- open(spec [, opts]) -> transport | nil, msg, code.  opts for ssh: see tend.ssh.session.
+function M.open(spec, opts)
   local h, msg = M.parse(spec)
   if not h then return nil, msg, "usage" end
   if h.kind == "local" then return setmetatable({ spec = "local" }, Local) end
-  return nil, ("%s: SSH transport not available yet"):format(spec), "unsupported"
+  local s, smsg, code = ssh.session(h, opts or {})
+  if not s then return nil, smsg, code end
+  return setmetatable({ spec = h.spec, session = s, host = h }, Ssh)
 end
 
--- must_open(spec) -> transport, raising a job failure otherwise.
-function M.must_open(spec) return errors.check(M.open(spec)) end
+-- must_open(spec [, opts]) -> transport, raising a job failure otherwise.
+function M.must_open(spec, opts) return errors.check(M.open(spec, opts)) end
 
 return M

@@ -4,6 +4,7 @@
 # A service already started by tests/run (its variables exported) is reused.
 # Exports:
 #   sshd:      SSHD_PORT SSHD_USER SSHD_KEY SSHD_KNOWN_HOSTS SSHD_HOST_KEY_PUB
+#              SSHD_PW_USER SSHD_PW_PASSWORD (a password login; when run as root)
 #   mariadb:   MARIADB_PORT MARIADB_SOCKET MARIADB_USER MARIADB_PASSWORD MARIADB_DB
 #   wordpress: WP_PATH WP_URL WP_PORT WP_POST_TITLE WP_VERSION
 #   smtp:      SMTP_PORT SMTP_MAILDIR
@@ -45,6 +46,31 @@ wait_for() {
 
 _port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# sshd_run DIR PORT: an sshd with DIR/host_key, DIR/authorized_keys, on 127.0.0.1:PORT.
+# Prints its pid. Password logins are allowed (the harness's password user).
+sshd_run() {
+  local d=$1 port=$2
+  cat > "$d/sshd_config" <<CONF
+Port $port
+ListenAddress 127.0.0.1
+HostKey $d/host_key
+AuthorizedKeysFile $d/authorized_keys
+PidFile $d/sshd-$port.pid
+StrictModes no
+UsePAM no
+PermitRootLogin prohibit-password
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+Subsystem sftp internal-sftp
+LogLevel ERROR
+MaxSessions 64
+MaxStartups 64
+CONF
+  [ "$(id -u)" -eq 0 ] && mkdir -p /run/sshd
+  /usr/sbin/sshd -D -f "$d/sshd_config" -E "$d/sshd.log" </dev/null >/dev/null 2>&1 &
+  echo $!
+}
+
 start_sshd() {
   local d; d=$(harness_tmp)/sshd
   mkdir -p "$d" && chmod 700 "$d"
@@ -53,28 +79,21 @@ start_sshd() {
   cp "$d/user_key.pub" "$d/authorized_keys"
   SSHD_PORT=$(free_port)
   SSHD_USER=$(id -un)
-  cat > "$d/sshd_config" <<CONF
-Port $SSHD_PORT
-ListenAddress 127.0.0.1
-HostKey $d/host_key
-AuthorizedKeysFile $d/authorized_keys
-PidFile $d/sshd.pid
-StrictModes no
-UsePAM no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-Subsystem sftp internal-sftp
-LogLevel ERROR
-CONF
-  [ "$(id -u)" -eq 0 ] && mkdir -p /run/sshd
-  /usr/sbin/sshd -D -f "$d/sshd_config" -E "$d/sshd.log" &
-  HARNESS_PIDS="$HARNESS_PIDS $!"
+  local pid; pid=$(sshd_run "$d" "$SSHD_PORT")
+  HARNESS_PIDS="$HARNESS_PIDS $pid"
   wait_for sshd 10 _port_open "$SSHD_PORT" || return 1
   SSHD_KEY=$d/user_key
   SSHD_HOST_KEY_PUB=$d/host_key.pub
   SSHD_KNOWN_HOSTS=$d/known_hosts
   echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$d/host_key.pub")" > "$SSHD_KNOWN_HOSTS"
+  # A user who logs in with a password (root only: it needs useradd and chpasswd).
+  if [ "$(id -u)" -eq 0 ]; then
+    SSHD_PW_USER=tend-test-pw
+    SSHD_PW_PASSWORD="pw-$RANDOM-$RANDOM 'q' \"dq\""
+    id "$SSHD_PW_USER" >/dev/null 2>&1 || useradd -M -d /tmp -s /bin/sh "$SSHD_PW_USER"
+    printf '%s:%s\n' "$SSHD_PW_USER" "$SSHD_PW_PASSWORD" | chpasswd
+    export SSHD_PW_USER SSHD_PW_PASSWORD
+  fi
   export SSHD_PORT SSHD_USER SSHD_KEY SSHD_KNOWN_HOSTS SSHD_HOST_KEY_PUB
 }
 

@@ -18,17 +18,20 @@ is() {
   else _tap_result 1 "$3"; printf '#   got:      %s\n#   expected: %s\n' "$1" "$2"; fi
 }
 
-# like GOT REGEX DESC (grep -E)
+# like GOT REGEX DESC (grep -E over the whole text: . matches newlines too)
 like() {
-  if printf '%s' "$1" | grep -Eq -- "$2"; then _tap_result 0 "$3"
+  if printf '%s' "$1" | grep -Ezq -- "$2"; then _tap_result 0 "$3"
   else _tap_result 1 "$3"; printf '#   got:      %s\n#   expected to match: %s\n' "$1" "$2" | head -20; fi
 }
 
 # unlike GOT REGEX DESC
 unlike() {
-  if printf '%s' "$1" | grep -Eq -- "$2"; then _tap_result 1 "$3"; printf '#   got:      %s\n#   must not match: %s\n' "$1" "$2" | head -20
+  if printf '%s' "$1" | grep -Ezq -- "$2"; then _tap_result 1 "$3"; printf '#   got:      %s\n#   must not match: %s\n' "$1" "$2" | head -20
   else _tap_result 0 "$3"; fi
 }
+
+# re_escape TEXT: TEXT as a literal inside a grep -E pattern.
+re_escape() { printf '%s' "$1" | sed 's/[][\\.*^$(){}?+|/]/\\&/g'; }
 
 diag() { printf '# %s\n' "$*"; }
 

@@ -69,12 +69,12 @@ like "$RC:$ERR" '^2:.*bad database URL' "a bad database URL exits 2"
 run instance add 'bad name' --app generic --path "$site"
 is "$RC" 2 "a bad instance name exits 2"
 
-run instance add prod --app wordpress --path /srv/www --host ssh://deploy@web1.example.test:2222 --url https://example.test/
+run instance add prod --app wordpress --path /srv/www --host ssh://deploy@web1.invalid:2222 --url https://example.test/
 is "$RC" 0 "an ssh:// host is accepted and stored"
 run --json instance show prod
-like "$OUT" '"host":"ssh:\\/\\/deploy@web1.example.test:2222"' "... and shown"
+like "$OUT" '"host":"ssh:\\/\\/deploy@web1.invalid:2222"' "... and shown"
 run check prod
-like "$RC:$ERR" "^1:.*SSH transport not available yet" "a run against it says SSH is not available yet, exit 1"
+like "$RC:$ERR" "^1:tend: check: instance prod: ssh web1.invalid:2222: " "a run against an unknown host fails in one line naming it, exit 1"
 
 run instance link demo --mirror-of prod
 like "$RC:$ERR" "^2:.*needs --lag" "mirror-of without --lag exits 2"

@@ -10,8 +10,8 @@ mkdir -p "$dev"
 cp -r lua recipes "$dev/"
 
 sed -i 's/^Keeps web-application instances/Development copy: keeps web-application instances/' "$dev/lua/tend/cli.lua"
-like "$("$TEND" --lua-dir "$dev/lua" --help)" "^Development copy" "--lua-dir loads the Lua library from a source tree"
-like "$(TEND_LUA_DIR=$dev/lua "$TEND" --help)" "^Development copy" "TEND_LUA_DIR does the same"
+like "$("$TEND" --lua-dir "$dev/lua" --help)" "Development copy: keeps" "--lua-dir loads the Lua library from a source tree"
+like "$(TEND_LUA_DIR=$dev/lua "$TEND" --help)" "Development copy: keeps" "TEND_LUA_DIR does the same"
 unlike "$("$TEND" --help)" "Development copy" "without it the embedded library is used"
 
 sed -i 's/summary = "Reach an instance/summary = "DEV Reach an instance/' "$dev/recipes/check.lua"
