@@ -1,0 +1,319 @@
+/* ssh_channel.c: streaming channels, for bulk data that must not pass through Lua.
+ *   ch = s:open(cmd)          the command runs; several channels may be open at once
+ *   ch:read([max])            next stdout chunk, nil at EOF
+ *   ch:write(data)            all of data (string or secret)      ch:send_eof()
+ *   ch:pump_to_file(path [, mode]) -> bytes    stdout into a file, in C
+ *   ch:pump_from_file(path) -> bytes           a file into stdin, then EOF
+ *   ch:wait() -> code, signal  (drains what is left)     ch:stderr() -> text so far
+ * A channel keeps its session alive (user value); stderr is collected as it comes so a
+ * chatty command can never stall stdout. Failures return nil, msg, code.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ssh.h"
+
+#define CHANNEL_CLASS "tend.ssh.channel"
+#define STDERR_CAP (1 << 20)
+#define CHUNK (256 * 1024)
+
+typedef struct {
+	tend_ssh *ss;
+	LIBSSH2_CHANNEL *ch; /* NULL once freed */
+	char *err;           /* stderr collected so far, at most STDERR_CAP bytes */
+	size_t errlen;
+	int eof_sent;
+	char cmd[128];       /* for messages */
+} channel;
+
+static channel *check_channel(lua_State *L)
+{
+	channel *c = luaL_checkudata(L, 1, CHANNEL_CLASS);
+	if (!c->ch || !c->ss->s)
+		luaL_error(L, "ssh channel used after close");
+	return c;
+}
+
+/* Take whatever stderr is waiting; returns <0 on a channel error. */
+static int take_stderr(channel *c)
+{
+	char buf[8192];
+	ssize_t r;
+	while ((r = libssh2_channel_read_stderr(c->ch, buf, sizeof buf)) > 0) {
+		if (!c->err)
+			c->err = malloc(STDERR_CAP);
+		size_t room = c->err ? STDERR_CAP - c->errlen : 0;
+		size_t n = (size_t)r < room ? (size_t)r : room;
+		if (n)
+			memcpy(c->err + c->errlen, buf, n);
+		c->errlen += n;
+	}
+	return r == LIBSSH2_ERROR_EAGAIN || r == 0 ? 0 : (int)r;
+}
+
+static int chan_fail(lua_State *L, channel *c, const char *what)
+{
+	return tend_ssh_fail(L, c->ss, "ssh", what);
+}
+
+/* Wait for the socket with keepalives; channels have no deadline of their own. */
+static void wait_io(channel *c)
+{
+	int next = 30;
+	libssh2_keepalive_send(c->ss->s, &next);
+	tend_ssh_wait(c->ss, tend_now() + (next > 0 ? next : 30));
+}
+
+/* Read up to max bytes of stdout into buf: >0 bytes, 0 at EOF, <0 error. */
+static ssize_t read_some(channel *c, char *buf, size_t max)
+{
+	for (;;) {
+		ssize_t r = libssh2_channel_read(c->ch, buf, max);
+		if (take_stderr(c) < 0)
+			return -1;
+		if (r > 0)
+			return r;
+		if (r != LIBSSH2_ERROR_EAGAIN && r < 0)
+			return r;
+		if (libssh2_channel_eof(c->ch))
+			return 0;
+		wait_io(c);
+	}
+}
+
+static int write_all(channel *c, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = libssh2_channel_write(c->ch, p, n);
+		if (take_stderr(c) < 0)
+			return -1;
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+		} else if (w == LIBSSH2_ERROR_EAGAIN) {
+			wait_io(c);
+		} else {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int send_eof(channel *c)
+{
+	int rc;
+	if (c->eof_sent)
+		return 0;
+	while ((rc = libssh2_channel_send_eof(c->ch)) == LIBSSH2_ERROR_EAGAIN)
+		wait_io(c);
+	c->eof_sent = rc == 0;
+	return rc;
+}
+
+/* s:open(cmd) -> channel | nil, msg, code */
+int tend_ssh_open(lua_State *L)
+{
+	tend_ssh *ss = tend_ssh_check(L, 1);
+	const char *cmd = luaL_checkstring(L, 2);
+	channel *c = lua_newuserdatauv(L, sizeof *c, 1);
+	memset(c, 0, sizeof *c);
+	c->ss = ss;
+	snprintf(c->cmd, sizeof c->cmd, "%s", cmd);
+	luaL_setmetatable(L, CHANNEL_CLASS);
+	lua_pushvalue(L, 1);
+	lua_setiuservalue(L, -2, 1); /* the channel keeps its session alive */
+	double deadline = tend_now() + ss->timeout;
+	while (!(c->ch = libssh2_channel_open_session(ss->s)) &&
+	       libssh2_session_last_errno(ss->s) == LIBSSH2_ERROR_EAGAIN)
+		if (tend_ssh_wait(ss, deadline) != 0)
+			return tend_fail(L, "timeout", "ssh %s:%d: open channel timed out", ss->host, ss->port);
+	if (!c->ch)
+		return tend_ssh_fail(L, ss, "ssh", "open channel");
+	int rc;
+	while ((rc = libssh2_channel_exec(c->ch, cmd)) == LIBSSH2_ERROR_EAGAIN)
+		wait_io(c);
+	if (rc != 0)
+		return chan_fail(L, c, c->cmd);
+	return 1;
+}
+
+/* ch:read([max]) -> string | nil (EOF) | nil, msg, code */
+static int l_read(lua_State *L)
+{
+	channel *c = check_channel(L);
+	size_t max = (size_t)luaL_optinteger(L, 2, CHUNK);
+	luaL_Buffer b;
+	char *buf = luaL_buffinitsize(L, &b, max);
+	ssize_t r = read_some(c, buf, max);
+	if (r < 0)
+		return chan_fail(L, c, c->cmd);
+	if (r == 0) {
+		lua_pushnil(L);
+		return 1;
+	}
+	luaL_pushresultsize(&b, (size_t)r);
+	return 1;
+}
+
+/* ch:write(data) -> true | nil, msg, code.  data a string or a secret. */
+static int l_write(lua_State *L)
+{
+	channel *c = check_channel(L);
+	size_t n;
+	const char *p;
+	tend_secret *s = tend_test_secret(L, 2);
+	p = s ? (const char *)tend_secret_bytes(tend_check_secret(L, 2), &n) : luaL_checklstring(L, 2, &n);
+	if (write_all(c, p, n) != 0)
+		return chan_fail(L, c, c->cmd);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_send_eof(lua_State *L)
+{
+	channel *c = check_channel(L);
+	if (send_eof(c) != 0)
+		return chan_fail(L, c, c->cmd);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* ch:pump_to_file(path [, mode]) -> bytes | nil, msg, code.  The file is created (or
+ * truncated) with mode (default 0600); a short write, disk full included, fails. */
+static int l_pump_to_file(lua_State *L)
+{
+	channel *c = check_channel(L);
+	const char *path = luaL_checkstring(L, 2);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)luaL_optinteger(L, 3, 0600));
+	if (fd < 0)
+		return tend_fail_errno(L, errno, "%s", path);
+	char *buf = malloc(CHUNK);
+	lua_Integer total = 0;
+	ssize_t r = 0;
+	int err = 0;
+	while (buf && (r = read_some(c, buf, CHUNK)) > 0) {
+		for (ssize_t off = 0; off < r && !err;) {
+			ssize_t w = write(fd, buf + off, (size_t)(r - off));
+			if (w < 0 && errno != EINTR)
+				err = errno;
+			else if (w > 0)
+				off += w;
+		}
+		if (err)
+			break;
+		total += r;
+	}
+	free(buf);
+	if (!err && close(fd) != 0)
+		err = errno;
+	else if (err)
+		close(fd);
+	if (err)
+		return tend_fail_errno(L, err, "write %s", path);
+	if (r < 0 || !buf)
+		return chan_fail(L, c, c->cmd);
+	lua_pushinteger(L, total);
+	return 1;
+}
+
+/* ch:pump_from_file(path) -> bytes | nil, msg, code.  Sends EOF after the file. */
+static int l_pump_from_file(lua_State *L)
+{
+	channel *c = check_channel(L);
+	const char *path = luaL_checkstring(L, 2);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return tend_fail_errno(L, errno, "%s", path);
+	char *buf = malloc(CHUNK);
+	lua_Integer total = 0;
+	ssize_t r = 0;
+	int failed = !buf;
+	while (!failed && (r = read(fd, buf, CHUNK)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			break;
+		failed = write_all(c, buf, (size_t)r) != 0;
+		total += r;
+	}
+	int err = r < 0 ? errno : 0;
+	free(buf);
+	close(fd);
+	if (err)
+		return tend_fail_errno(L, err, "read %s", path);
+	if (failed || send_eof(c) != 0)
+		return chan_fail(L, c, c->cmd);
+	lua_pushinteger(L, total);
+	return 1;
+}
+
+/* ch:wait() -> code, signal | nil, msg, code.  Sends EOF, drains stdout, waits. */
+static int l_wait(lua_State *L)
+{
+	channel *c = check_channel(L);
+	char buf[16384];
+	ssize_t r;
+	if (send_eof(c) != 0)
+		return chan_fail(L, c, c->cmd);
+	while ((r = read_some(c, buf, sizeof buf)) > 0)
+		;
+	if (r < 0)
+		return chan_fail(L, c, c->cmd);
+	int rc;
+	while ((rc = libssh2_channel_close(c->ch)) == LIBSSH2_ERROR_EAGAIN)
+		wait_io(c);
+	while (rc == 0 && (rc = libssh2_channel_wait_closed(c->ch)) == LIBSSH2_ERROR_EAGAIN)
+		wait_io(c);
+	if (rc != 0)
+		return chan_fail(L, c, c->cmd);
+	char *sig = NULL;
+	libssh2_channel_get_exit_signal(c->ch, &sig, NULL, NULL, NULL, NULL, NULL);
+	lua_pushinteger(L, sig ? 255 : libssh2_channel_get_exit_status(c->ch));
+	if (sig) {
+		lua_pushstring(L, sig);
+		libssh2_free(c->ss->s, sig);
+		return 2;
+	}
+	return 1;
+}
+
+/* ch:stderr() -> what the command wrote to stderr so far (first MiB) */
+static int l_stderr(lua_State *L)
+{
+	channel *c = luaL_checkudata(L, 1, CHANNEL_CLASS);
+	lua_pushlstring(L, c->err ? c->err : "", c->errlen < STDERR_CAP ? c->errlen : STDERR_CAP);
+	return 1;
+}
+
+static int l_close(lua_State *L)
+{
+	channel *c = luaL_checkudata(L, 1, CHANNEL_CLASS);
+	/* A closed session has freed its channels already. */
+	if (c->ch && c->ss->s)
+		libssh2_channel_free(c->ch);
+	c->ch = NULL;
+	free(c->err);
+	c->err = NULL;
+	return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+	channel *c = luaL_checkudata(L, 1, CHANNEL_CLASS);
+	lua_pushfstring(L, "ssh.channel(%s:%d: %s%s)", c->ss->host, c->ss->port, c->cmd,
+	                c->ch ? "" : ", closed");
+	return 1;
+}
+
+void tend_ssh_channel_class(lua_State *L)
+{
+	static const luaL_Reg methods[] = {
+		{"read", l_read}, {"write", l_write}, {"send_eof", l_send_eof},
+		{"pump_to_file", l_pump_to_file}, {"pump_from_file", l_pump_from_file},
+		{"wait", l_wait}, {"stderr", l_stderr}, {"close", l_close}, {"__gc", l_close},
+		{"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
+	tend_new_class(L, CHANNEL_CLASS, methods);
+}
