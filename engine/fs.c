@@ -1,6 +1,7 @@
 /* fs.c: the file-system calls the Lua library needs, with failures as nil, msg, code.
  *   fs.stat(p)  fs.mkdir_p(p, mode)  fs.read(p)  fs.write_atomic(p, data, mode)
- *   fs.list(p)  fs.chmod(p, mode)  fs.remove(p)  fs.free_space(p)  fs.isatty(fd)
+ *   fs.list(p)  fs.chmod(p, mode)  fs.remove(p)  fs.rename(a, b)  fs.free_space(p)
+ *   fs.isatty(fd)
  */
 #include <dirent.h>
 #include <errno.h>
@@ -190,6 +191,16 @@ static int l_remove(lua_State *L)
 	return 1;
 }
 
+/* rename(from, to) -> true | nil, msg, code  (atomic within one file system) */
+static int l_rename(lua_State *L)
+{
+	const char *from = luaL_checkstring(L, 1), *to = luaL_checkstring(L, 2);
+	if (rename(from, to) != 0)
+		return tend_fail_errno(L, errno, "rename %s", from);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* free_space(path) -> bytes available to us | nil, msg, code */
 static int l_free_space(lua_State *L)
 {
@@ -213,7 +224,8 @@ int tend_open_fs(lua_State *L)
 	static const luaL_Reg funcs[] = {
 		{"stat", l_stat}, {"mkdir_p", l_mkdir_p}, {"read", l_read},
 		{"write_atomic", l_write_atomic}, {"list", l_list}, {"chmod", l_chmod},
-		{"remove", l_remove}, {"free_space", l_free_space}, {"isatty", l_isatty},
+		{"remove", l_remove}, {"rename", l_rename}, {"free_space", l_free_space},
+		{"isatty", l_isatty},
 		{NULL, NULL}};
 	luaL_newlib(L, funcs);
 	return 1;

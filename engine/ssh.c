@@ -4,7 +4,7 @@
  *   s = ssh.connect(host, port [, timeout])     s:hostkey()   s:check_hostkey(files)
  *   s:auth_agent(user)  s:auth_key(user, file [, pass])  s:auth_password(user, secret)
  *   s:exec(cmd [, {stdin=, timeout=}]) -> {code, signal, stdout, stderr}   s:close()
- *   s:open(cmd) -> channel (ssh_channel.c)
+ *   s:open(cmd) -> channel (ssh_channel.c)   s:sftp() -> handle (sftp.c)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -339,13 +339,14 @@ int tend_open_ssh(lua_State *L)
 		{"hostkey", l_hostkey}, {"check_hostkey", l_check_hostkey},
 		{"auth_password", l_auth_password}, {"auth_key", l_auth_key},
 		{"auth_agent", l_auth_agent}, {"exec", tend_ssh_exec}, {"open", tend_ssh_open},
-		{"close", l_close},
+		{"sftp", tend_ssh_sftp}, {"close", l_close},
 		{"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {{"connect", l_connect}, {NULL, NULL}};
 	if (libssh2_init(0) != 0)
 		return luaL_error(L, "ssh: libssh2 failed to initialise");
 	tend_new_class(L, SESSION_CLASS, methods);
 	tend_ssh_channel_class(L);
+	tend_ssh_sftp_class(L);
 	luaL_newlib(L, funcs);
 	return 1;
 }

@@ -1,5 +1,6 @@
 -- transport: how tend reaches an instance's host. Recipes never care which one:
--- both answer exec(argv, opts), read(path), stat(path), list(path).
+-- both answer exec(argv, opts), read(path), write(path, data, mode), stat(path),
+-- list(dir), mkdir_p(path, mode), rename(from, to), remove(path).
 -- `local` runs programs with posix_spawn on this machine; `ssh://USER@HOST[:PORT]` runs
 -- them through one pooled SSH session per host, as a POSIX sh script built from argv.
 local core = require "tend.core"
@@ -19,6 +20,10 @@ function Local:exec(argv, opts) return proc.run(argv, opts) end
 function Local:read(path) return fs.read(path) end
 function Local:stat(path) return fs.stat(path) end
 function Local:list(path) return fs.list(path) end
+function Local:write(path, data, mode) return fs.write_atomic(path, data, mode) end
+function Local:mkdir_p(path, mode) return fs.mkdir_p(path, mode) end
+function Local:rename(from, to) return fs.rename(from, to) end
+function Local:remove(path) return fs.remove(path) end
 
 -- parse(spec) -> {kind="local"} | {kind="ssh", user=, host=, port=} | nil, msg
 function M.parse(spec)
@@ -79,17 +84,41 @@ function Ssh:run(argv)
   return r.stdout
 end
 
-function Ssh:read(path) return self:run({ "cat", "--", path }) end
+-- Small files go over SFTP, on one SFTP handle per session.
+function Ssh:sftp()
+  if not self._sftp then
+    local f, msg, code = self.session:sftp()
+    if not f then return nil, msg, code end
+    self._sftp = f
+  end
+  return self._sftp
+end
 
-local STAT_TYPES = { ["regular file"] = "file", ["regular empty file"] = "file", directory = "dir",
-  ["symbolic link"] = "link", fifo = "fifo", socket = "socket" }
+local function via_sftp(method)
+  return function(self, ...)
+    local f, msg, code = self:sftp()
+    if not f then return nil, msg, code end
+    return f[method](f, ...)
+  end
+end
 
-function Ssh:stat(path)
-  local out, msg, code = self:run({ "stat", "-c", "%F|%a|%s|%Y|%u|%g", "--", path })
-  if not out then return nil, msg, code end
-  local kind, mode, size, mtime, uid, gid = out:match("^([^|]+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)")
-  return { type = STAT_TYPES[kind] or "device", mode = tonumber(mode, 8), size = tonumber(size),
-    mtime = tonumber(mtime), uid = tonumber(uid), gid = tonumber(gid) }
+Ssh.read = via_sftp("get")
+Ssh.stat = via_sftp("stat")
+Ssh.mkdir_p = via_sftp("mkdir_p")
+Ssh.rename = via_sftp("rename")
+Ssh.remove = via_sftp("remove")
+
+-- write(path, data [, mode]): to a temp name beside path, then renamed over it, so
+-- readers see the old file or the new one, never half of it.
+function Ssh:write(path, data, mode)
+  local f, msg, code = self:sftp()
+  if not f then return nil, msg, code end
+  local tmp = ("%s.tend-%d"):format(path, math.random(1, 1 << 30))
+  local ok
+  ok, msg, code = f:put(tmp, data, mode or 420)
+  if ok then ok, msg, code = f:rename(tmp, path) end
+  if not ok then f:remove(tmp) end
+  return ok, msg, code
 end
 
 function Ssh:list(dir)

@@ -61,6 +61,36 @@ return { name = "readback", summary = "read files back through the transport",
 LUA
 is "$("$TEND" run "$(harness_tmp)/readback.lua" names 2>&1)" "${#names[@]}" "list, stat and read over SSH return every awkward name intact"
 
+# The same names through SFTP writes: mkdir -p, write (atomic, with a mode), rename, remove.
+cat > "$(harness_tmp)/sftp.lua" <<'LUA'
+return { name = "sftp", summary = "write awkward names over SFTP",
+  params = { { name = "instance", type = "instance", positional = true, required = true },
+             { name = "name", list = true } },
+  run = function(ctx, args)
+    local t, base = args.instance:transport(), args.instance.path .. "/sftp/a b/c"
+    assert(t:mkdir_p(base, tonumber("750", 8)))
+    assert(t:mkdir_p(base))
+    for _, n in ipairs(args.name) do
+      assert(t:write(base .. "/" .. n, "body:" .. n, tonumber("640", 8)))
+    end
+    assert(t:rename(base .. "/" .. args.name[1], base .. "/renamed"))
+    assert(t:remove(base .. "/renamed"))
+    local _, msg, code = t:read(base .. "/renamed")
+    print(code, #assert(t:list(base)))
+  end }
+LUA
+args=()
+for n in "${names[@]}"; do args+=(--name "$n"); done
+out=$("$TEND" run "$(harness_tmp)/sftp.lua" names "${args[@]}" 2>&1)
+is "$out" "$(printf 'enoent\t%d' $((${#names[@]} - 1)))" "SFTP mkdir -p, write, rename and remove with awkward names; a missing file is enoent"
+good=0
+for n in "${names[@]:1}"; do
+  [ "$(cat "$dir/sftp/a b/c/$n")" = "body:$n" ] && [ "$(stat -c %a "$dir/sftp/a b/c/$n")" = 640 ] && good=$((good + 1))
+done
+is "$good" "$((${#names[@]} - 1))" "every file written over SFTP has its exact name, content and mode"
+is "$(stat -c %a "$dir/sftp/a b/c")" 750 "mkdir -p made the directory with its mode"
+is "$(ls -a "$dir/sftp/a b/c" | grep -c 'tend-')" 0 "no temp files are left behind"
+
 # WordPress over SSH: app, version and a database reached through the remote client,
 # its password fed as a 0600 temp file that is gone afterwards.
 "$TEND" instance add rwp --app wordpress --host "$H" --ssh-key "$SSHD_KEY" --path "$WP_PATH" >/dev/null 2>&1
