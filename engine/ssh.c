@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <libssh2.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -93,6 +95,9 @@ static int dial(lua_State *L, tend_ssh *ss, double deadline)
 		if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0) {
 			err = ETIMEDOUT;
 		} else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
+			/* Small request/reply exchanges must not wait for delayed ACKs (~40 ms). */
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 			ss->sock = fd;
 			freeaddrinfo(res);
 			return 0;
@@ -319,6 +324,23 @@ static int l_auth_agent(lua_State *L)
 	return 1;
 }
 
+/* s:methods() -> {kex=, hostkey=, cipher=, mac=, compression=} as negotiated */
+static int l_methods(lua_State *L)
+{
+	tend_ssh *ss = tend_ssh_check(L, 1);
+	static const struct { const char *name; int type; } m[] = {
+		{"kex", LIBSSH2_METHOD_KEX}, {"hostkey", LIBSSH2_METHOD_HOSTKEY},
+		{"cipher", LIBSSH2_METHOD_CRYPT_SC}, {"mac", LIBSSH2_METHOD_MAC_SC},
+		{"compression", LIBSSH2_METHOD_COMP_SC}, {NULL, 0}};
+	lua_newtable(L);
+	for (int i = 0; m[i].name; i++) {
+		const char *v = libssh2_session_methods(ss->s, m[i].type);
+		lua_pushstring(L, v ? v : "?");
+		lua_setfield(L, -2, m[i].name);
+	}
+	return 1;
+}
+
 static int l_close(lua_State *L)
 {
 	tend_ssh *ss = luaL_checkudata(L, 1, SESSION_CLASS);
@@ -339,7 +361,7 @@ int tend_open_ssh(lua_State *L)
 		{"hostkey", l_hostkey}, {"check_hostkey", l_check_hostkey},
 		{"auth_password", l_auth_password}, {"auth_key", l_auth_key},
 		{"auth_agent", l_auth_agent}, {"exec", tend_ssh_exec}, {"open", tend_ssh_open},
-		{"sftp", tend_ssh_sftp}, {"close", l_close},
+		{"sftp", tend_ssh_sftp}, {"methods", l_methods}, {"close", l_close},
 		{"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {{"connect", l_connect}, {NULL, NULL}};
 	if (libssh2_init(0) != 0)

@@ -13,6 +13,7 @@ HARNESS_DIR=${HARNESS_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 TEND_SRC=${TEND_SRC:-$(cd "$HARNESS_DIR/../.." && pwd)}
 HARNESS_PIDS=""
 HARNESS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tend-test.XXXXXX")
+chmod 711 "$HARNESS_TMP" # other users (the sshd password user) may pass, not list
 
 _harness_cleanup() {
   local pid
@@ -46,7 +47,8 @@ wait_for() {
 
 _port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# sshd_run DIR PORT: an sshd with DIR/host_key, DIR/authorized_keys, on 127.0.0.1:PORT.
+# sshd_run DIR PORT: an sshd with DIR/host_key, DIR/pub/authorized_keys (readable by
+# every user it logs in), on 127.0.0.1:PORT.
 # Prints its pid. Password logins are allowed (the harness's password user).
 sshd_run() {
   local d=$1 port=$2
@@ -54,7 +56,7 @@ sshd_run() {
 Port $port
 ListenAddress 127.0.0.1
 HostKey $d/host_key
-AuthorizedKeysFile $d/authorized_keys
+AuthorizedKeysFile $d/pub/authorized_keys
 PidFile $d/sshd-$port.pid
 StrictModes no
 UsePAM no
@@ -73,10 +75,10 @@ CONF
 
 start_sshd() {
   local d; d=$(harness_tmp)/sshd
-  mkdir -p "$d" && chmod 700 "$d"
+  mkdir -p "$d/pub" && chmod 711 "$d" && chmod 755 "$d/pub"
   ssh-keygen -q -t ed25519 -N '' -f "$d/host_key" -C tend-test-host
   ssh-keygen -q -t ed25519 -N '' -f "$d/user_key" -C tend-test-user
-  cp "$d/user_key.pub" "$d/authorized_keys"
+  cp "$d/user_key.pub" "$d/pub/authorized_keys" && chmod 644 "$d/pub/authorized_keys"
   SSHD_PORT=$(free_port)
   SSHD_USER=$(id -un)
   local pid; pid=$(sshd_run "$d" "$SSHD_PORT")

@@ -143,9 +143,9 @@ kill "$silent" 2>/dev/null
 
 # A changed host key: an sshd trusted on one port, restarted there with another key.
 d2=$(harness_tmp)/sshd2
-mkdir -p "$d2" && chmod 700 "$d2"
+mkdir -p "$d2/pub" && chmod 700 "$d2"
 ssh-keygen -q -t ed25519 -N '' -f "$d2/host_key"
-cp "$SSHD_KEY.pub" "$d2/authorized_keys"
+cp "$SSHD_KEY.pub" "$d2/pub/authorized_keys"
 p2=$(free_port)
 pid2=$(sshd_run "$d2" "$p2")
 wait_for sshd2 10 _port_open "$p2"
