@@ -4,6 +4,7 @@
  *   ch:write(data)            all of data (string or secret)      ch:send_eof()
  *   ch:pump_to_file(path [, mode]) -> bytes    stdout into a file, in C
  *   ch:pump_from_file(path) -> bytes           a file into stdin, then EOF
+ *   ch:pump_to_fds(out, err)                   live output to two local fds
  *   ch:wait() -> code, signal  (drains what is left)     ch:stderr() -> text so far
  * A channel keeps its session alive (user value); stderr is collected as it comes so a
  * chatty command can never stall stdout. Failures return nil, msg, code.
@@ -250,6 +251,48 @@ static int l_pump_from_file(lua_State *L)
 	return 1;
 }
 
+static int write_fd(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* ch:pump_to_fds(out_fd, err_fd) -> true | nil, msg, code.  stdout and stderr copied
+ * to two local fds as they arrive (live output), until the command's output ends. */
+static int l_pump_to_fds(lua_State *L)
+{
+	channel *c = check_channel(L);
+	int out = (int)luaL_checkinteger(L, 2), err = (int)luaL_checkinteger(L, 3);
+	char buf[32768];
+	if (send_eof(c) != 0)
+		return chan_fail(L, c, c->cmd);
+	for (;;) {
+		ssize_t r1 = libssh2_channel_read(c->ch, buf, sizeof buf);
+		if (r1 > 0 && write_fd(out, buf, (size_t)r1) != 0)
+			return tend_fail_errno(L, errno, "write output");
+		ssize_t r2 = libssh2_channel_read_stderr(c->ch, buf, sizeof buf);
+		if (r2 > 0 && write_fd(err, buf, (size_t)r2) != 0)
+			return tend_fail_errno(L, errno, "write output");
+		if ((r1 < 0 && r1 != LIBSSH2_ERROR_EAGAIN) || (r2 < 0 && r2 != LIBSSH2_ERROR_EAGAIN))
+			return chan_fail(L, c, c->cmd);
+		if (r1 > 0 || r2 > 0)
+			continue;
+		if (libssh2_channel_eof(c->ch))
+			break;
+		wait_io(c);
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* ch:wait() -> code, signal | nil, msg, code.  Sends EOF, drains stdout, waits. */
 static int l_wait(lua_State *L)
 {
@@ -313,7 +356,7 @@ void tend_ssh_channel_class(lua_State *L)
 	static const luaL_Reg methods[] = {
 		{"read", l_read}, {"write", l_write}, {"send_eof", l_send_eof},
 		{"pump_to_file", l_pump_to_file}, {"pump_from_file", l_pump_from_file},
-		{"wait", l_wait}, {"stderr", l_stderr}, {"close", l_close}, {"__gc", l_close},
+		{"pump_to_fds", l_pump_to_fds}, {"wait", l_wait}, {"stderr", l_stderr}, {"close", l_close}, {"__gc", l_close},
 		{"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
 	tend_new_class(L, CHANNEL_CLASS, methods);
 }

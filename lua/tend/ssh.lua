@@ -25,7 +25,7 @@ function M.known_hosts_files(home)
 end
 
 local function host_pattern(h)
-  return h.port == 22 and h.host or ("[%s]:%d"):format(h.host, h.port)
+  return h.port == 22 and not h.host:find(":") and h.host or ("[%s]:%d"):format(h.host, h.port)
 end
 
 -- trust(s, h, home): add the session's host key to $TEND_HOME/known_hosts.

@@ -28,12 +28,12 @@ function Local:remove(path) return fs.remove(path) end
 -- parse(spec) -> {kind="local"} | {kind="ssh", user=, host=, port=} | nil, msg
 function M.parse(spec)
   if spec == nil or spec == "local" then return { kind = "local", spec = "local" } end
-  local user, host, port = spec:match("^ssh://([^@/]+)@([^/:]+):?(%d*)/?$")
-  if not user then
-    host, port = spec:match("^ssh://([^@/:]+):?(%d*)/?$")
-  end
+  local user, host, port = spec:match("^ssh://([^@/]+)@%[([%x:.]+)%]:?(%d*)/?$") -- [IPv6]
+  if not user then user, host, port = spec:match("^ssh://([^@/]+)@([^/:%[%]]+):?(%d*)/?$") end
+  if not host then host, port = spec:match("^ssh://%[([%x:.]+)%]:?(%d*)/?$") end
+  if not host then host, port = spec:match("^ssh://([^@/:%[%]]+):?(%d*)/?$") end
   if not host then
-    return nil, ("bad host %q: use local or ssh://USER@HOST[:PORT]"):format(spec)
+    return nil, ("bad host %q: use local or ssh://USER@HOST[:PORT] (IPv6: ssh://USER@[ADDR]:PORT)"):format(spec)
   end
   port = tonumber(port) or 22
   if port < 1 or port > 65535 then return nil, ("bad port in %q"):format(spec) end
@@ -58,7 +58,9 @@ function Ssh:exec(argv, opts)
   if fd3 then stdin[#stdin + 1] = fd3 end
   if opts.stdin then stdin[#stdin + 1] = opts.stdin end
   local script = shell.script(argv, { cwd = opts.cwd, env = opts.env, fd3_len = fd3 and input_len(fd3) })
-  local r, msg, code = self.session:exec("sh -c " .. shell.quote(script), { stdin = stdin, timeout = opts.timeout })
+  local cmd = "sh -c " .. shell.quote(script)
+  if opts.output == "inherit" and #stdin == 0 then return self:exec_live(cmd) end
+  local r, msg, code = self.session:exec(cmd, { stdin = stdin, timeout = opts.timeout })
   if not r then return nil, msg, code end
   if r.code == 127 and r.stderr:match("not found") then
     return nil, ("%s: %s: command not found"):format(self.spec, argv[1]), "enoent"
@@ -71,6 +73,20 @@ function Ssh:exec(argv, opts)
     io.stderr:write(r.stderr)
   end
   return r
+end
+
+-- exec_live(cmd) -> {code, signal}: output straight to our stdout and stderr as it comes.
+function Ssh:exec_live(cmd)
+  io.stdout:flush()
+  local ch, msg, code = self.session:open(cmd)
+  if not ch then return nil, msg, code end
+  local ok
+  ok, msg, code = ch:pump_to_fds(1, 2)
+  if not ok then ch:close(); return nil, msg, code end
+  local status, sig = ch:wait()
+  ch:close()
+  if not status then return nil, sig end
+  return { code = status, signal = sig, stdout = "", stderr = "" }
 end
 
 -- run argv; a non-zero exit becomes nil, "spec: stderr's first line", code.

@@ -29,7 +29,7 @@ out=$("$TEND" exec web -- sh -c 'echo out; echo err >&2; exit 7' 2>"$(harness_tm
 is "$rc:$out:$(cat "$(harness_tmp)/err")" "7:out:err" "key auth; the remote exit code, stdout and stderr propagate"
 is "$("$TEND" exec web -- pwd)" "/tmp" "exec runs in the instance's path"
 out=$("$TEND" exec web -- no-such-command-x 2>&1); rc=$?
-like "$rc:$out" "^1:.*no-such-command-x: command not found" "a missing remote command says so"
+like "$rc:$out" "^127:.*no-such-command-x: not found" "a missing remote command: the shell's message and exit 127"
 
 out=$("$TEND" host check web 2>&1); rc=$?
 like "$rc:$out" "^0:.*host key: +ssh-ed25519 $fp \(trusted\).*logged in as: +$SSHD_USER" "host check reports key and user"
@@ -164,6 +164,33 @@ like "$rc:$out" "^1:tend: instance moved: ssh 127.0.0.1:$p2: HOST KEY CHANGED: t
   "after a restart with another host key the host is refused, saying so plainly"
 out=$("$TEND" host trust moved 2>&1); rc=$?
 like "$rc:$out" "^1:.*HOST KEY CHANGED" "host trust refuses a changed key too"
+
+# IPv6: an sshd on [::1], reached by ssh://USER@[::1]:PORT.
+d6=$(harness_tmp)/sshd6
+mkdir -p "$d6/pub" && chmod 700 "$d6"
+ssh-keygen -q -t ed25519 -N '' -f "$d6/host_key"
+cp "$SSHD_KEY.pub" "$d6/pub/authorized_keys"
+p6=$(free_port)
+pid6=$(sshd_run "$d6" "$p6")
+HARNESS_PIDS="$HARNESS_PIDS $pid6"
+sed -i 's/^ListenAddress 127.0.0.1$/ListenAddress ::1/' "$d6/sshd_config"
+kill "$pid6"; wait "$pid6" 2>/dev/null
+/usr/sbin/sshd -D -f "$d6/sshd_config" -E "$d6/sshd.log" </dev/null >/dev/null 2>&1 &
+HARNESS_PIDS="$HARNESS_PIDS $!"
+wait_for sshd6 10 sh -c "exec 3<>/dev/tcp/::1/$p6" 2>/dev/null
+"$TEND" instance add six --app generic --host "ssh://$SSHD_USER@[::1]:$p6" --ssh-key "$SSHD_KEY" --path /tmp >/dev/null 2>&1
+"$TEND" host trust six >/dev/null 2>&1
+like "$(cat "$TEND_HOME/known_hosts")" "\[::1\]:$p6 ssh-ed25519" "an IPv6 host is trusted as [::1]:PORT"
+is "$("$TEND" exec six -- echo over-ipv6 2>&1)" "over-ipv6" "exec over IPv6"
+
+# Live output: the first line arrives while the command is still running.
+"$TEND" exec web -- sh -c 'echo first; sleep 3; echo second' > "$(harness_tmp)/live.out" 2>&1 &
+live=$!
+wait_for "the first line" 2 grep -q first "$(harness_tmp)/live.out"
+got_first=$?
+ok "exec output is shown live, before the command ends" test "$got_first" -eq 0 -a "$(grep -c second "$(harness_tmp)/live.out")" -eq 0
+wait "$live"
+is "$(cat "$(harness_tmp)/live.out")" "$(printf 'first\nsecond')" "... and all of it arrives"
 
 # Fan-out: several instances in parallel, each reported, a summary at the end.
 for i in 1 2 3; do "$TEND" instance add fan$i --app generic --host "$H" --ssh-key "$SSHD_KEY" --path /tmp --tag role=fan >/dev/null 2>&1; done

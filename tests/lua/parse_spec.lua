@@ -90,6 +90,9 @@ describe("hosts", function()
     assert.are.same({ kind = "ssh", user = "deploy", host = "web1", port = 2222, spec = "ssh://deploy@web1:2222" },
       transport.parse("ssh://deploy@web1:2222"))
     assert.are.equal(22, transport.parse("ssh://web1").port)
+    assert.are.same({ kind = "ssh", user = "u", host = "::1", port = 2200, spec = "ssh://u@[::1]:2200" },
+      transport.parse("ssh://u@[::1]:2200"))
+    assert.are.equal("2001:db8::5", transport.parse("ssh://[2001:db8::5]").host)
   end)
   it("refuses other schemes and bad ports", function()
     assert.is_nil(transport.parse("ftp://web1"))
