@@ -119,7 +119,14 @@ static void session_free(tend_ssh *ss)
 		while (libssh2_session_disconnect(ss->s, "bye") == LIBSSH2_ERROR_EAGAIN &&
 		       tend_ssh_wait(ss, deadline) == 0)
 			;
-		libssh2_session_free(ss->s);
+		/* Non-blocking, free says EAGAIN while it closes channels, and frees nothing:
+		 * repeat; past the deadline, finish in blocking mode with a short timeout. */
+		while (libssh2_session_free(ss->s) == LIBSSH2_ERROR_EAGAIN) {
+			if (tend_ssh_wait(ss, deadline) != 0) {
+				libssh2_session_set_timeout(ss->s, 1000);
+				libssh2_session_set_blocking(ss->s, 1);
+			}
+		}
 		ss->s = NULL;
 	}
 	if (ss->sock >= 0)
@@ -127,20 +134,24 @@ static void session_free(tend_ssh *ss)
 	ss->sock = -1;
 }
 
-/* connect(host, port [, timeout]) -> session | nil, msg, code.  Handshake done; the
- * host key is not checked yet: the caller must call check_hostkey before auth. */
+/* connect(host, port [, timeout [, idle]]) -> session | nil, msg, code.  Handshake
+ * done; the host key is not checked yet: the caller must call check_hostkey before
+ * auth. idle (default 300 s) bounds how long a channel may move no data. */
 static int l_connect(lua_State *L)
 {
 	const char *host = luaL_checkstring(L, 1);
 	int port = (int)luaL_checkinteger(L, 2);
 	double timeout = luaL_optnumber(L, 3, 10);
+	double idle = luaL_optnumber(L, 4, 300);
 	tend_ssh *ss = lua_newuserdatauv(L, sizeof *ss, 0);
 	memset(ss, 0, sizeof *ss);
 	ss->sock = -1;
 	ss->timeout = timeout;
+	ss->idle = idle;
 	ss->port = port;
 	snprintf(ss->host, sizeof ss->host, "%s", host);
 	luaL_setmetatable(L, SESSION_CLASS);
+	int self = lua_gettop(L);
 	double deadline = tend_now() + timeout;
 	int n = dial(L, ss, deadline);
 	if (n)
@@ -161,7 +172,7 @@ static int l_connect(lua_State *L)
 		return n;
 	}
 	libssh2_keepalive_config(ss->s, 1, 30);
-	lua_settop(L, 4);
+	lua_pushvalue(L, self);
 	return 1;
 }
 

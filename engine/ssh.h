@@ -10,6 +10,7 @@ typedef struct {
 	int sock;
 	int port;
 	double timeout;     /* seconds, for connect, handshake and auth */
+	double idle;        /* seconds a channel may go without moving a byte */
 	char host[256];
 } tend_ssh;
 

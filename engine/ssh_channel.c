@@ -24,6 +24,7 @@
 typedef struct {
 	tend_ssh *ss;
 	LIBSSH2_CHANNEL *ch; /* NULL once freed */
+	double last_move;    /* when a byte last moved either way */
 	char *err;           /* stderr collected so far, at most STDERR_CAP bytes */
 	size_t errlen;
 	int eof_sent;
@@ -57,16 +58,26 @@ static int take_stderr(channel *c)
 
 static int chan_fail(lua_State *L, channel *c, const char *what)
 {
+	if (tend_now() >= c->last_move + c->ss->idle)
+		return tend_fail(L, "timeout", "ssh %s:%d: %s: no data moved for %gs", c->ss->host,
+		                 c->ss->port, what, c->ss->idle);
 	return tend_ssh_fail(L, c->ss, "ssh", what);
 }
 
-/* Wait for the socket with keepalives; channels have no deadline of their own. */
-static void wait_io(channel *c)
+#define STALLED (-99999)
+
+/* Wait for the socket, with keepalives. STALLED once nothing has moved for the
+ * session's idle limit: a frozen server must not hang a cron run. */
+static int wait_io(channel *c)
 {
 	int next = 30;
 	libssh2_keepalive_send(c->ss->s, &next);
-	tend_ssh_wait(c->ss, tend_now() + (next > 0 ? next : 30));
+	double stall_at = c->last_move + c->ss->idle, until = tend_now() + (next > 0 ? next : 30);
+	tend_ssh_wait(c->ss, until < stall_at ? until : stall_at);
+	return tend_now() >= stall_at ? STALLED : 0;
 }
+
+static void moved(channel *c) { c->last_move = tend_now(); }
 
 /* Read up to max bytes of stdout into buf: >0 bytes, 0 at EOF, <0 error. */
 static ssize_t read_some(channel *c, char *buf, size_t max)
@@ -75,13 +86,16 @@ static ssize_t read_some(channel *c, char *buf, size_t max)
 		ssize_t r = libssh2_channel_read(c->ch, buf, max);
 		if (take_stderr(c) < 0)
 			return -1;
-		if (r > 0)
+		if (r > 0) {
+			moved(c);
 			return r;
+		}
 		if (r != LIBSSH2_ERROR_EAGAIN && r < 0)
 			return r;
 		if (libssh2_channel_eof(c->ch))
 			return 0;
-		wait_io(c);
+		if (wait_io(c) == STALLED)
+			return STALLED;
 	}
 }
 
@@ -94,8 +108,10 @@ static int write_all(channel *c, const char *p, size_t n)
 		if (w > 0) {
 			p += w;
 			n -= (size_t)w;
+			moved(c);
 		} else if (w == LIBSSH2_ERROR_EAGAIN) {
-			wait_io(c);
+			if (wait_io(c) == STALLED)
+				return STALLED;
 		} else {
 			return -1;
 		}
@@ -109,7 +125,8 @@ static int send_eof(channel *c)
 	if (c->eof_sent)
 		return 0;
 	while ((rc = libssh2_channel_send_eof(c->ch)) == LIBSSH2_ERROR_EAGAIN)
-		wait_io(c);
+		if (wait_io(c) == STALLED)
+			return STALLED;
 	c->eof_sent = rc == 0;
 	return rc;
 }
@@ -122,6 +139,7 @@ int tend_ssh_open(lua_State *L)
 	channel *c = lua_newuserdatauv(L, sizeof *c, 1);
 	memset(c, 0, sizeof *c);
 	c->ss = ss;
+	c->last_move = tend_now();
 	snprintf(c->cmd, sizeof c->cmd, "%s", cmd);
 	luaL_setmetatable(L, CHANNEL_CLASS);
 	lua_pushvalue(L, 1);
@@ -135,7 +153,8 @@ int tend_ssh_open(lua_State *L)
 		return tend_ssh_fail(L, ss, "ssh", "open channel");
 	int rc;
 	while ((rc = libssh2_channel_exec(c->ch, cmd)) == LIBSSH2_ERROR_EAGAIN)
-		wait_io(c);
+		if (wait_io(c) == STALLED)
+			break;
 	if (rc != 0)
 		return chan_fail(L, c, c->cmd);
 	return 1;
@@ -283,11 +302,14 @@ static int l_pump_to_fds(lua_State *L)
 			return tend_fail_errno(L, errno, "write output");
 		if ((r1 < 0 && r1 != LIBSSH2_ERROR_EAGAIN) || (r2 < 0 && r2 != LIBSSH2_ERROR_EAGAIN))
 			return chan_fail(L, c, c->cmd);
-		if (r1 > 0 || r2 > 0)
+		if (r1 > 0 || r2 > 0) {
+			moved(c);
 			continue;
+		}
 		if (libssh2_channel_eof(c->ch))
 			break;
-		wait_io(c);
+		if (wait_io(c) == STALLED)
+			return chan_fail(L, c, c->cmd);
 	}
 	lua_pushboolean(L, 1);
 	return 1;
@@ -307,9 +329,11 @@ static int l_wait(lua_State *L)
 		return chan_fail(L, c, c->cmd);
 	int rc;
 	while ((rc = libssh2_channel_close(c->ch)) == LIBSSH2_ERROR_EAGAIN)
-		wait_io(c);
+		if (wait_io(c) == STALLED)
+			break;
 	while (rc == 0 && (rc = libssh2_channel_wait_closed(c->ch)) == LIBSSH2_ERROR_EAGAIN)
-		wait_io(c);
+		if (wait_io(c) == STALLED)
+			break;
 	if (rc != 0)
 		return chan_fail(L, c, c->cmd);
 	char *sig = NULL;
@@ -335,8 +359,12 @@ static int l_close(lua_State *L)
 {
 	channel *c = luaL_checkudata(L, 1, CHANNEL_CLASS);
 	/* A closed session has freed its channels already. */
-	if (c->ch && c->ss->s)
-		libssh2_channel_free(c->ch);
+	if (c->ch && c->ss->s) {
+		double deadline = tend_now() + 2;
+		while (libssh2_channel_free(c->ch) == LIBSSH2_ERROR_EAGAIN &&
+		       tend_ssh_wait(c->ss, deadline) == 0)
+			;
+	}
 	c->ch = NULL;
 	free(c->err);
 	c->err = NULL;

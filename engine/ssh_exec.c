@@ -167,8 +167,12 @@ static int finish(lua_State *L, exec_job *j, int status, const char *cmd)
 		push_result(L, j);
 		n = 1;
 	}
-	if (j->ch)
-		libssh2_channel_free(j->ch);
+	if (j->ch) {
+		double deadline = tend_now() + 2;
+		while (libssh2_channel_free(j->ch) == LIBSSH2_ERROR_EAGAIN &&
+		       tend_ssh_wait(j->ss, deadline) == 0)
+			;
+	}
 	free(j->out[0].buf);
 	free(j->out[1].buf);
 	return n;

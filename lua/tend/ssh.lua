@@ -17,6 +17,11 @@ function M.timeout()
   return tonumber(os.getenv("TEND_SSH_TIMEOUT") or "") or 10
 end
 
+-- Seconds a stream may move no data before it fails (TEND_SSH_IDLE_TIMEOUT, default 300).
+function M.idle_timeout()
+  return tonumber(os.getenv("TEND_SSH_IDLE_TIMEOUT") or "") or 300
+end
+
 function M.known_hosts_files(home)
   local files = { home .. "/known_hosts" }
   local user_home = os.getenv("HOME")
@@ -113,7 +118,7 @@ end
 function M.session(h, opts)
   local id = ("%s@%s:%d"):format(h.user or "", h.host, h.port)
   if pool[id] and not opts.fresh then return pool[id] end
-  local s, msg, code = core.ssh.connect(h.host, h.port, opts.timeout or M.timeout())
+  local s, msg, code = core.ssh.connect(h.host, h.port, opts.timeout or M.timeout(), M.idle_timeout())
   if not s then return nil, msg, code end
   local ok
   ok, msg, code = verify(s, h, opts)
