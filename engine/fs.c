@@ -94,20 +94,6 @@ static int l_read(lua_State *L)
 	return 1;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* write_atomic(path, data [, mode]) -> true | nil, msg, code.  Temp file in the same
  * directory, fsync, rename: readers see the old content or the new, never a mix. */
 static int l_write_atomic(lua_State *L)
@@ -122,7 +108,7 @@ static int l_write_atomic(lua_State *L)
 	int fd = mkstemp(tmp);
 	if (fd < 0)
 		return tend_fail_errno(L, errno, "write %s", path);
-	int ok = fchmod(fd, mode) == 0 && write_all(fd, data, len) == 0 && fsync(fd) == 0;
+	int ok = fchmod(fd, mode) == 0 && tend_write_all(fd, data, len) == 0 && fsync(fd) == 0;
 	int err = errno;
 	ok = close(fd) == 0 && ok;
 	if (ok && rename(tmp, path) == 0) {

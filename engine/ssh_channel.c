@@ -99,7 +99,7 @@ static ssize_t read_some(channel *c, char *buf, size_t max)
 	}
 }
 
-static int write_all(channel *c, const char *p, size_t n)
+static int channel_write_all(channel *c, const char *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = libssh2_channel_write(c->ch, p, n);
@@ -186,7 +186,7 @@ static int l_write(lua_State *L)
 	const char *p;
 	tend_secret *s = tend_test_secret(L, 2);
 	p = s ? (const char *)tend_secret_bytes(tend_check_secret(L, 2), &n) : luaL_checklstring(L, 2, &n);
-	if (write_all(c, p, n) != 0)
+	if (channel_write_all(c, p, n) != 0)
 		return chan_fail(L, c, c->cmd);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -215,15 +215,10 @@ static int l_pump_to_file(lua_State *L)
 	ssize_t r = 0;
 	int err = 0;
 	while (buf && (r = read_some(c, buf, CHUNK)) > 0) {
-		for (ssize_t off = 0; off < r && !err;) {
-			ssize_t w = write(fd, buf + off, (size_t)(r - off));
-			if (w < 0 && errno != EINTR)
-				err = errno;
-			else if (w > 0)
-				off += w;
-		}
-		if (err)
+		if (tend_write_all(fd, buf, (size_t)r) != 0) {
+			err = errno;
 			break;
+		}
 		total += r;
 	}
 	free(buf);
@@ -256,7 +251,7 @@ static int l_pump_from_file(lua_State *L)
 			continue;
 		if (r < 0)
 			break;
-		failed = write_all(c, buf, (size_t)r) != 0;
+		failed = channel_write_all(c, buf, (size_t)r) != 0;
 		total += r;
 	}
 	int err = r < 0 ? errno : 0;
@@ -270,20 +265,6 @@ static int l_pump_from_file(lua_State *L)
 	return 1;
 }
 
-static int write_fd(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* ch:pump_to_fds(out_fd, err_fd) -> true | nil, msg, code.  stdout and stderr copied
  * to two local fds as they arrive (live output), until the command's output ends. */
 static int l_pump_to_fds(lua_State *L)
@@ -295,10 +276,10 @@ static int l_pump_to_fds(lua_State *L)
 		return chan_fail(L, c, c->cmd);
 	for (;;) {
 		ssize_t r1 = libssh2_channel_read(c->ch, buf, sizeof buf);
-		if (r1 > 0 && write_fd(out, buf, (size_t)r1) != 0)
+		if (r1 > 0 && tend_write_all(out, buf, (size_t)r1) != 0)
 			return tend_fail_errno(L, errno, "write output");
 		ssize_t r2 = libssh2_channel_read_stderr(c->ch, buf, sizeof buf);
-		if (r2 > 0 && write_fd(err, buf, (size_t)r2) != 0)
+		if (r2 > 0 && tend_write_all(err, buf, (size_t)r2) != 0)
 			return tend_fail_errno(L, errno, "write output");
 		if ((r1 < 0 && r1 != LIBSSH2_ERROR_EAGAIN) || (r2 < 0 && r2 != LIBSSH2_ERROR_EAGAIN))
 			return chan_fail(L, c, c->cmd);

@@ -26,6 +26,9 @@ int tend_fail_errno(lua_State *L, int err, const char *fmt, ...)
 /* A short machine-readable code for an errno value: "enoent", "enospc", ... */
 const char *tend_errno_code(int err);
 
+/* Write all n bytes to fd, retrying short writes and EINTR; 0, or -1 with errno set. */
+int tend_write_all(int fd, const void *p, size_t n);
+
 /* Register a metatable with methods, __index pointing at itself. */
 void tend_new_class(lua_State *L, const char *name, const luaL_Reg *methods);
 

@@ -4,12 +4,17 @@
 
 static int have_sshd(void) { return getenv("SSHD_PORT") && getenv("SSHD_KEY"); }
 
-static void login(lua_State *L)
+/* The global s: a verified, logged-in session; idle is its stream idle limit. */
+static void login_idle(lua_State *L, double idle)
 {
-	lua_ok(L, "s = assert(core.ssh.connect('127.0.0.1', tonumber(os.getenv('SSHD_PORT')), 5))\n"
+	lua_pushnumber(L, idle);
+	lua_setglobal(L, "idle");
+	lua_ok(L, "s = assert(core.ssh.connect('127.0.0.1', tonumber(os.getenv('SSHD_PORT')), 5, idle))\n"
 	          "assert(s:check_hostkey({os.getenv('SSHD_KNOWN_HOSTS')}) == 'match')\n"
 	          "assert(s:auth_key(os.getenv('SSHD_USER'), os.getenv('SSHD_KEY')))");
 }
+
+static void login(lua_State *L) { login_idle(L, 300); }
 
 static void test_exec(void **state)
 {
@@ -60,8 +65,7 @@ static void test_idle_limit(void **state)
 	lua_State *L = *state;
 	if (!have_sshd())
 		skip();
-	lua_ok(L, "s = assert(core.ssh.connect('127.0.0.1', tonumber(os.getenv('SSHD_PORT')), 5, 0.5))\n"
-	          "assert(s:auth_key(os.getenv('SSHD_USER'), os.getenv('SSHD_KEY')))");
+	login_idle(L, 0.5);
 	lua_is(L,
 	       "local ch = assert(s:open('sleep 3'))\n"
 	       "local r, msg, code = ch:read()\n"
