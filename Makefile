@@ -1,7 +1,7 @@
 # tend: C engine + embedded Lua. `make`, `make test`, `make check-asan`, `make bench`,
 # `make demo`, `make install PREFIX=/usr/local`.
 PREFIX  ?= /usr/local
-PKGS    := lua5.4 libssh2 libcurl libarchive sqlite3 libsodium libcrypto
+PKGS    := lua5.4 libssh2 libcurl libarchive sqlite3 libsodium libcrypto libzstd
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -10,7 +10,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iengine -Ibuild \
 LDLIBS  += $(shell pkg-config --libs $(PKGS))
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-PRIMS   := util catalog vault fs proc ssh ssh_exec ssh_channel sftp core
+PRIMS   := util catalog vault fs proc ssh ssh_exec ssh_channel sftp hash store core
 OBJS    := $(PRIMS:%=build/%.o) build/embedded.o
 PIC     := $(PRIMS:%=build/pic/%.o) build/pic/embedded.o
 ASAN    := $(PRIMS:%=build/asan/%.o) build/asan/embedded.o
@@ -29,7 +29,7 @@ build/embedded.c: $(LUAFILES) tools/embed.lua | build
 	@echo "  EMBED   $@"
 	@lua5.4 tools/embed.lua $(LUAFILES) > $@.tmp && mv $@.tmp $@
 
-build/%.o: engine/%.c engine/tend.h engine/ssh.h | build
+build/%.o: engine/%.c engine/tend.h engine/ssh.h engine/store.h | build
 	@echo "  CC      $@"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 build/embedded.o: build/embedded.c engine/embedded.h
@@ -39,7 +39,7 @@ build/tend: build/main.o $(OBJS)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-build/pic/%.o: engine/%.c engine/tend.h engine/ssh.h | build
+build/pic/%.o: engine/%.c engine/tend.h engine/ssh.h engine/store.h | build
 	@echo "  CC      $@"
 	@$(CC) $(CFLAGS) -fPIC -c -o $@ $<
 build/pic/embedded.o: build/embedded.c engine/embedded.h
@@ -49,7 +49,7 @@ build/lua/tend/core.so: $(PIC)
 	@echo "  LD      $@"
 	@$(CC) -shared $(LDFLAGS) -o $@ $^ $(filter-out -llua5.4,$(LDLIBS))
 
-build/asan/%.o: engine/%.c engine/tend.h engine/ssh.h | build
+build/asan/%.o: engine/%.c engine/tend.h engine/ssh.h engine/store.h | build
 	@echo "  CC      $@"
 	@$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
 build/asan/embedded.o: build/embedded.c engine/embedded.h

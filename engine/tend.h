@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <lua.h>
 #include <lauxlib.h>
+#include <openssl/evp.h>
 
 /* Bumped when the C API that lua/tend relies on changes; lua/tend/init.lua checks it. */
 #define TEND_API 1
@@ -16,6 +17,15 @@ int tend_open_vault(lua_State *L);
 int tend_open_fs(lua_State *L);
 int tend_open_proc(lua_State *L);
 int tend_open_ssh(lua_State *L);
+int tend_open_hash(lua_State *L);
+int tend_open_store(lua_State *L);
+
+/* SHA-256 (hash.c): new, update as bytes arrive, hex finishes. */
+typedef EVP_MD_CTX tend_sha256;
+tend_sha256 *tend_sha256_new(void);
+void tend_sha256_update(tend_sha256 *h, const void *p, size_t n);
+void tend_sha256_hex(tend_sha256 *h, char hex[65]);
+void tend_sha256_free(tend_sha256 *h);
 
 /* Failure of the outside world: push nil, "what: why", code; return 3 (style habit 3). */
 int tend_fail(lua_State *L, const char *code, const char *fmt, ...)

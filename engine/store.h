@@ -1,0 +1,23 @@
+/* store.h: the object store's C face, for primitives that feed it (archive.c). */
+#ifndef TEND_STORE_H
+#define TEND_STORE_H
+#include <limits.h>
+#include <sys/types.h>
+
+typedef struct {
+	char dir[PATH_MAX - 128]; /* room left for /objects/ab/<62 hex> and temp names */
+	int level; /* zstd level */
+} tend_store;
+
+typedef struct {
+	char hex[65];
+	long long size, stored; /* bytes in, bytes written (0 when the object existed) */
+	int added;
+} tend_store_result;
+
+/* Yields up to n bytes into buf: >0 bytes, 0 at the end, <0 error (errno set). */
+typedef ssize_t (*tend_store_source)(void *ctx, char *buf, size_t n);
+
+int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_result *res,
+                   const char **what);
+#endif
