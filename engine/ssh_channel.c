@@ -360,6 +360,43 @@ static int l_tostring(lua_State *L)
 	return 1;
 }
 
+static ssize_t reader_read(void *ctx, char *buf, size_t n)
+{
+	channel *c = ctx;
+	if (!c->ch || !c->ss->s)
+		return -1;
+	ssize_t r = read_some(c, buf, n);
+	return r < 0 ? -1 : r;
+}
+
+static const char *reader_error(void *ctx)
+{
+	channel *c = ctx;
+	static char msg[512];
+	char *why = NULL;
+	if (!c->ss->s)
+		return "session closed";
+	if (tend_now() >= c->last_move + c->ss->idle)
+		snprintf(msg, sizeof msg, "ssh %s:%d: no data moved for %gs", c->ss->host, c->ss->port, c->ss->idle);
+	else {
+		libssh2_session_last_error(c->ss->s, &why, NULL, 0);
+		snprintf(msg, sizeof msg, "ssh %s:%d: %s", c->ss->host, c->ss->port, why && *why ? why : "read failed");
+	}
+	return msg;
+}
+
+void tend_check_reader(lua_State *L, int idx, tend_reader *r)
+{
+	channel *c = luaL_testudata(L, idx, CHANNEL_CLASS);
+	if (!c)
+		luaL_typeerror(L, idx, "stream (ssh channel)");
+	if (!c->ch || !c->ss->s)
+		luaL_error(L, "ssh channel used after close");
+	r->read = reader_read;
+	r->error = reader_error;
+	r->ctx = c;
+}
+
 void tend_ssh_channel_class(lua_State *L)
 {
 	static const luaL_Reg methods[] = {

@@ -4,6 +4,7 @@
 #define TEND_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include <openssl/evp.h>
@@ -19,6 +20,17 @@ int tend_open_proc(lua_State *L);
 int tend_open_ssh(lua_State *L);
 int tend_open_hash(lua_State *L);
 int tend_open_store(lua_State *L);
+
+/* A byte stream C can pull from (an SSH channel's stdout, a local pipe):
+ * read yields >0 bytes, 0 at the end, <0 on failure, when error() says why. */
+typedef struct {
+	ssize_t (*read)(void *ctx, char *buf, size_t n);
+	const char *(*error)(void *ctx);
+	void *ctx;
+} tend_reader;
+/* The stream userdata at idx as a reader: an ssh channel (ssh_channel.c). */
+void tend_check_reader(lua_State *L, int idx, tend_reader *r);
+int tend_open_archive(lua_State *L);
 
 /* SHA-256 (hash.c): new, update as bytes arrive, hex finishes. */
 typedef EVP_MD_CTX tend_sha256;

@@ -1,0 +1,183 @@
+/* archive.c: tar streams (libarchive) between channels and the object store.
+ *   archive.store_tar(stream, store) -> {entry, ...} | nil, msg, code
+ * reads a tar stream (any compression libarchive knows) from a channel; each regular
+ * file goes straight into the store (hashed and compressed in C, never a Lua string);
+ * every entry comes back as {path, type, mode, size, mtime, uid, gid, sha256 | link}.
+ * Paths are normalised ("./a" -> "a"); an absolute path or a ".." component fails the
+ * whole stream: a backup never records what it could not restore safely.
+ */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <string.h>
+
+#include "tend.h"
+#include "store.h"
+
+#define BLOCK (1 << 17)
+
+typedef struct {
+	tend_reader in;
+	char buf[BLOCK];
+	int failed; /* the reader failed (not the archive's fault) */
+} tar_source;
+
+static la_ssize_t on_read(struct archive *a, void *ctx, const void **buf)
+{
+	tar_source *s = ctx;
+	ssize_t n = s->in.read(s->in.ctx, s->buf, sizeof s->buf);
+	if (n < 0) {
+		s->failed = 1;
+		archive_set_error(a, EIO, "%s", s->in.error(s->in.ctx));
+		return -1;
+	}
+	*buf = s->buf;
+	return n;
+}
+
+/* Feed one entry's data to the store. */
+static ssize_t entry_data(void *ctx, char *buf, size_t n)
+{
+	la_ssize_t r = archive_read_data(ctx, buf, n);
+	if (r < 0)
+		errno = EIO;
+	return r;
+}
+
+/* "./a//b/" -> "a/b"; NULL for an absolute path or one with a ".." component. */
+static const char *clean_path(const char *in, char *out, size_t cap)
+{
+	if (in[0] == '/')
+		return NULL;
+	size_t o = 0;
+	for (const char *p = in; *p;) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+		if (len == 2 && p[0] == '.' && p[1] == '.')
+			return NULL;
+		if (len && !(len == 1 && p[0] == '.')) {
+			if (o + len + 2 > cap)
+				return NULL;
+			if (o)
+				out[o++] = '/';
+			memcpy(out + o, p, len);
+			o += len;
+		}
+		p += len + (slash ? 1 : 0);
+	}
+	out[o] = '\0';
+	return o ? out : ".";
+}
+
+static const char *entry_type(struct archive_entry *e)
+{
+	if (archive_entry_hardlink(e))
+		return "hardlink";
+	switch (archive_entry_filetype(e)) {
+	case AE_IFREG: return "file";
+	case AE_IFDIR: return "dir";
+	case AE_IFLNK: return "link";
+	case AE_IFIFO: return "fifo";
+	default: return "device";
+	}
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+	lua_pushinteger(L, v);
+	lua_setfield(L, -2, k);
+}
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+	lua_pushstring(L, v);
+	lua_setfield(L, -2, k);
+}
+
+/* Push the entry's row; store its data when it is a regular file. 0, or a message. */
+static const char *take_entry(lua_State *L, struct archive *a, struct archive_entry *e,
+                              tend_store *st, const char *path)
+{
+	const char *type = entry_type(e);
+	lua_createtable(L, 0, 9);
+	set_str(L, "path", path);
+	set_str(L, "type", type);
+	set_int(L, "mode", archive_entry_perm(e));
+	set_int(L, "mtime", (lua_Integer)archive_entry_mtime(e));
+	set_int(L, "uid", (lua_Integer)archive_entry_uid(e));
+	set_int(L, "gid", (lua_Integer)archive_entry_gid(e));
+	if (strcmp(type, "link") == 0)
+		set_str(L, "link", archive_entry_symlink(e));
+	if (strcmp(type, "hardlink") == 0) {
+		char target[4096];
+		const char *t = clean_path(archive_entry_hardlink(e), target, sizeof target);
+		if (!t)
+			return "hard link target outside the tree";
+		set_str(L, "link", t);
+	}
+	if (strcmp(type, "file") != 0) {
+		set_int(L, "size", 0);
+		return NULL;
+	}
+	tend_store_result res;
+	const char *what;
+	int err = tend_store_put(st, entry_data, a, &res, &what);
+	if (err)
+		return err == ENOSPC || err == EDQUOT ? "store: disk full"
+		     : strcmp(what, "read source") == 0 ? archive_error_string(a) : strerror(err);
+	set_int(L, "size", res.size);
+	set_str(L, "sha256", res.hex);
+	set_int(L, "stored", res.added ? res.stored : 0);
+	return NULL;
+}
+
+/* store_tar(stream, store) -> {entry...} | nil, msg, code */
+static int l_store_tar(lua_State *L)
+{
+	tar_source *src = lua_newuserdatauv(L, sizeof *src, 0);
+	tend_check_reader(L, 1, &src->in);
+	src->failed = 0;
+	tend_store *st = luaL_checkudata(L, 2, "tend.store");
+	struct archive *a = archive_read_new();
+	archive_read_support_format_tar(a);
+	archive_read_support_format_gnutar(a);
+	archive_read_support_filter_all(a);
+	if (archive_read_open(a, src, NULL, on_read, NULL) != ARCHIVE_OK) {
+		int n = tend_fail(L, src->failed ? "stream" : "archive", "tar: %s", archive_error_string(a));
+		archive_read_free(a);
+		return n;
+	}
+	lua_newtable(L);
+	int count = 0, rc;
+	const char *bad = NULL;
+	char path[4096];
+	struct archive_entry *e;
+	while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
+		const char *p = clean_path(archive_entry_pathname(e), path, sizeof path);
+		if (!p) {
+			bad = "unsafe path in tar stream (absolute or ..)";
+			break;
+		}
+		if ((bad = take_entry(L, a, e, st, p)) != NULL)
+			break;
+		lua_rawseti(L, -2, ++count);
+	}
+	if (!bad && rc != ARCHIVE_EOF)
+		bad = archive_error_string(a);
+	int n = 1;
+	if (bad) {
+		const char *code = src->failed ? "stream" : strstr(bad, "disk full") ? "enospc" : "archive";
+		n = tend_fail(L, code, "tar: %s", bad);
+	}
+	archive_read_free(a);
+	return n;
+}
+
+int tend_open_archive(lua_State *L)
+{
+	static const luaL_Reg funcs[] = {{"store_tar", l_store_tar}, {NULL, NULL}};
+	luaL_newlib(L, funcs);
+	lua_pushstring(L, archive_version_details());
+	lua_setfield(L, -2, "version");
+	return 1;
+}

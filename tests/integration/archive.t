@@ -1,0 +1,73 @@
+#!/bin/bash
+# A tar stream over SSH straight into the object store (engine binding, stock lua5.4):
+# every file of the harness WordPress stored and hashed right, a second pass adds
+# nothing, and a stream with an unsafe path is refused whole.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/harness/tap.sh
+. tests/harness/services.sh
+need sshd wordpress
+T=$(harness_tmp)
+/usr/bin/python3 - "$T/evil.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w") as t:
+    for name in ("ok.txt", "../escape.txt"):
+        data = b"x"
+        info = tarfile.TarInfo(name); info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+PY
+export T LUA_PATH="$TEND_SRC/lua/?.lua;$TEND_SRC/lua/?/init.lua;$TEND_SRC/tests/harness/?.lua;;" \
+  LUA_CPATH="$TEND_SRC/build/lua/?.so;;"
+files=$(find "$WP_PATH" -type f | wc -l)
+entries=$(cd "$WP_PATH" && find . | wc -l)
+export FILES=$files ENTRIES=$entries
+lua5.4 - <<'LUA'
+local t = require "tap"
+local core = require "tend.core"
+local T, WP = os.getenv("T"), os.getenv("WP_PATH")
+local s = assert(core.ssh.connect("127.0.0.1", tonumber(os.getenv("SSHD_PORT")), 5))
+assert(s:auth_key(os.getenv("SSHD_USER"), os.getenv("SSHD_KEY")))
+local st = assert(core.store.open(T .. "/store"))
+
+local function backup()
+  local ch = assert(s:open("tar -C '" .. WP .. "' -cf - ."))
+  local entries, msg = core.archive.store_tar(ch, st)
+  assert(ch:wait() == 0)
+  return entries, msg
+end
+
+local entries = assert(backup())
+t.is(#entries, tonumber(os.getenv("ENTRIES")), "every entry of the tree comes back")
+local files, stored, right = 0, 0, 0
+for _, e in ipairs(entries) do
+  if e.type == "file" then
+    files = files + 1
+    stored = stored + e.stored
+    if e.sha256 == core.hash.file(WP .. "/" .. e.path) then right = right + 1 end
+  end
+end
+t.is(files, tonumber(os.getenv("FILES")), "every regular file is stored")
+t.is(right, files, "each stored file's sha256 is the file's own")
+t.ok(stored > 0, "the first pass writes objects")
+local by = {}
+for _, e in ipairs(entries) do by[e.path] = e end
+t.is(by["wp-config.php"] and by["wp-config.php"].type, "file", "paths are relative, without ./")
+t.is(by["wp-includes"] and by["wp-includes"].type, "dir", "directories are recorded")
+local obj = by["wp-includes/version.php"].sha256
+t.is(st:get_string(obj), core.fs.read(WP .. "/wp-includes/version.php"), "an object reads back as the file")
+
+local again = assert(backup())
+local second = 0
+for _, e in ipairs(again) do second = second + (e.stored or 0) end
+t.is(second, 0, "a second pass of the unchanged tree adds nothing to the store")
+
+local ch = assert(s:open("cat " .. T .. "/evil.tar"))
+local r, msg, code = core.archive.store_tar(ch, st)
+ch:close()
+t.is(r, nil, "a tar stream with ../ is refused")
+t.like(msg, "unsafe path", "... saying why")
+
+local cut = assert(s:open("head -c 300000 /dev/urandom"))
+local r2, msg2 = core.archive.store_tar(cut, st)
+t.is(r2, nil, "a stream that is not a tar fails as a result")
+t.done()
+LUA
