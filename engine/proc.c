@@ -2,6 +2,7 @@
  *   proc.run(argv, {stdin=, fds={[3]=...}, env={K=V}, cwd=, timeout=, output="inherit"})
  *     -> {code=, signal=, stdout=, stderr=} | nil, msg, code
  *   proc.spawn(argv, {env=, cwd=}) -> child;  proc.wait_any({child...}) -> i;  child:result()
+ *   proc.open(argv, {env=, cwd=}) -> stream: read([max]), wait(), stderr(), close()
  * Inputs may be strings or secrets; a secret reaches the child through a pipe, never
  * argv or the environment. No shell is involved: argv is passed as it is.
  */
@@ -382,6 +383,8 @@ static int l_run(lua_State *L)
 typedef struct {
 	job j;     /* only out[] is used after spawning */
 	pid_t pid; /* 0 once reaped */
+	int raw;   /* opened as a stream: stdout is read by the caller, not buffered */
+	int status;
 } child;
 
 /* spawn(argv [, {env=, cwd=}]) -> child | nil, msg, code.  stdin is /dev/null; stdout
@@ -401,11 +404,124 @@ static int l_spawn(lua_State *L)
 		return tend_fail_errno(L, err, "run %s", j.argv[0]);
 	}
 	child *c = lua_newuserdatauv(L, sizeof *c, 0);
+	memset(c, 0, sizeof *c);
 	c->j = j;
 	c->pid = pid;
 	luaL_setmetatable(L, CHILD_CLASS);
 	for (int i = 0; i < 2; i++)
 		fcntl(c->j.out[i].fd, F_SETFL, O_NONBLOCK);
+	return 1;
+}
+
+/* open(argv [, {env=, cwd=}]) -> stream | nil, msg, code.  A child whose stdout is
+ * read as it comes (stream:read, or C through tend_reader); stderr is collected. */
+static int l_open(lua_State *L)
+{
+	int n = l_spawn(L);
+	child *c = luaL_testudata(L, -1, CHILD_CLASS);
+	if (c)
+		c->raw = 1;
+	return n;
+}
+
+/* Read up to n bytes of a stream's stdout, collecting stderr meanwhile.
+ * >0 bytes, 0 at the end, -1 on failure. */
+static ssize_t stream_read(child *c, char *buf, size_t n)
+{
+	for (;;) {
+		struct pollfd p[2] = {{c->j.out[0].fd, POLLIN, 0}, {c->j.out[1].fd, POLLIN, 0}};
+		if (c->j.out[0].fd < 0)
+			return 0;
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			return -1;
+		if (p[1].revents && drain(&c->j.out[1]) != 0)
+			return -1;
+		if (!p[0].revents)
+			continue;
+		ssize_t r = read(c->j.out[0].fd, buf, n);
+		if (r > 0)
+			return r;
+		if (r == 0) {
+			close(c->j.out[0].fd);
+			c->j.out[0].fd = -1;
+			return 0;
+		}
+		if (errno != EAGAIN && errno != EINTR)
+			return -1;
+	}
+}
+
+static child *check_stream(lua_State *L)
+{
+	child *c = luaL_checkudata(L, 1, CHILD_CLASS);
+	luaL_argcheck(L, c->raw, 1, "not a stream (use proc.open)");
+	return c;
+}
+
+/* stream:read([max]) -> chunk | nil at the end | nil, msg, code */
+static int stream_read_l(lua_State *L)
+{
+	child *c = check_stream(L);
+	size_t max = (size_t)luaL_optinteger(L, 2, 1 << 17);
+	luaL_Buffer b;
+	char *p = luaL_buffinitsize(L, &b, max);
+	ssize_t r = stream_read(c, p, max);
+	if (r < 0)
+		return tend_fail_errno(L, errno, "read from %s", "child");
+	if (r == 0) {
+		lua_pushnil(L);
+		return 1;
+	}
+	luaL_pushresultsize(&b, (size_t)r);
+	return 1;
+}
+
+/* stream:wait() -> code, signal: reads what is left, then reaps the child. */
+static int stream_wait(lua_State *L)
+{
+	child *c = check_stream(L);
+	char buf[16384];
+	while (stream_read(c, buf, sizeof buf) > 0)
+		;
+	while (c->j.out[1].fd >= 0 && drain(&c->j.out[1]) == 0)
+		;
+	if (c->pid) {
+		c->status = reap(c->pid, 0, 0);
+		c->pid = 0;
+	}
+	if (WIFSIGNALED(c->status)) {
+		lua_pushinteger(L, 128 + WTERMSIG(c->status));
+		lua_pushinteger(L, WTERMSIG(c->status));
+		return 2;
+	}
+	lua_pushinteger(L, WEXITSTATUS(c->status));
+	return 1;
+}
+
+/* stream:stderr() -> what the child wrote to stderr so far */
+static int stream_stderr(lua_State *L)
+{
+	child *c = check_stream(L);
+	lua_pushlstring(L, c->j.out[1].buf ? c->j.out[1].buf : "", c->j.out[1].len);
+	return 1;
+}
+
+static ssize_t reader_read(void *ctx, char *buf, size_t n) { return stream_read(ctx, buf, n); }
+static const char *reader_error(void *ctx)
+{
+	(void)ctx;
+	return strerror(errno);
+}
+
+/* A proc stream at idx as a tend_reader; 0 when idx is not one. */
+int tend_proc_reader(lua_State *L, int idx, tend_reader *r)
+{
+	child *c = luaL_testudata(L, idx, CHILD_CLASS);
+	if (!c || !c->raw)
+		return 0;
+	r->read = reader_read;
+	r->error = reader_error;
+	r->ctx = c;
 	return 1;
 }
 
@@ -479,9 +595,12 @@ static int child_gc(lua_State *L)
 int tend_open_proc(lua_State *L)
 {
 	static const luaL_Reg child_methods[] = {
-		{"result", child_result}, {"__gc", child_gc}, {"__close", child_gc}, {NULL, NULL}};
+		{"result", child_result}, {"read", stream_read_l}, {"wait", stream_wait},
+		{"stderr", stream_stderr}, {"close", child_gc}, {"__gc", child_gc}, {"__close", child_gc},
+		{NULL, NULL}};
 	static const luaL_Reg funcs[] = {
-		{"run", l_run}, {"spawn", l_spawn}, {"wait_any", l_wait_any}, {NULL, NULL}};
+		{"run", l_run}, {"spawn", l_spawn}, {"open", l_open}, {"wait_any", l_wait_any},
+		{NULL, NULL}};
 	tend_new_class(L, CHILD_CLASS, child_methods);
 	luaL_newlib(L, funcs);
 	return 1;

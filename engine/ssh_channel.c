@@ -387,9 +387,11 @@ static const char *reader_error(void *ctx)
 
 void tend_check_reader(lua_State *L, int idx, tend_reader *r)
 {
+	if (tend_proc_reader(L, idx, r))
+		return;
 	channel *c = luaL_testudata(L, idx, CHANNEL_CLASS);
 	if (!c)
-		luaL_typeerror(L, idx, "stream (ssh channel)");
+		luaL_typeerror(L, idx, "stream (ssh channel or proc.open)");
 	if (!c->ch || !c->ss->s)
 		luaL_error(L, "ssh channel used after close");
 	r->read = reader_read;

@@ -28,8 +28,10 @@ typedef struct {
 	const char *(*error)(void *ctx);
 	void *ctx;
 } tend_reader;
-/* The stream userdata at idx as a reader: an ssh channel (ssh_channel.c). */
+/* The stream userdata at idx as a reader: an ssh channel or a proc.open stream;
+ * raises otherwise. tend_proc_reader answers 0 for anything but a proc stream. */
 void tend_check_reader(lua_State *L, int idx, tend_reader *r);
+int tend_proc_reader(lua_State *L, int idx, tend_reader *r);
 int tend_open_archive(lua_State *L);
 
 /* SHA-256 (hash.c): new, update as bytes arrive, hex finishes. */

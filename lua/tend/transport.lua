@@ -1,6 +1,7 @@
 -- transport: how tend reaches an instance's host. Recipes never care which one:
--- both answer exec(argv, opts), read(path), write(path, data, mode), stat(path),
--- list(dir), mkdir_p(path, mode), rename(from, to), remove(path).
+-- both answer exec(argv, opts), open(argv, opts) (a stream), read(path),
+-- write(path, data, mode), stat(path), list(dir), mkdir_p(path, mode), rename(from, to),
+-- remove(path).
 -- `local` runs programs with posix_spawn on this machine; `ssh://USER@HOST[:PORT]` runs
 -- them through one pooled SSH session per host, as a POSIX sh script built from argv.
 local core = require "tend.core"
@@ -20,6 +21,13 @@ function Local:exec(argv, opts) return proc.run(argv, opts) end
 function Local:read(path) return fs.read(path) end
 function Local:stat(path) return fs.stat(path) end
 function Local:list(path) return fs.list(path) end
+
+-- open(argv, {cwd=, env=}) -> stream: read([max]) (nil at the end), wait() -> code,
+-- stderr(), close(); also a C reader (archive.store_tar takes it). No shell involved.
+function Local:open(argv, opts)
+  opts = opts or {}
+  return proc.open(argv, { cwd = opts.cwd, env = opts.env })
+end
 function Local:write(path, data, mode) return fs.write_atomic(path, data, mode) end
 function Local:mkdir_p(path, mode) return fs.mkdir_p(path, mode) end
 function Local:rename(from, to) return fs.rename(from, to) end
@@ -73,6 +81,12 @@ function Ssh:exec(argv, opts)
     io.stderr:write(r.stderr)
   end
   return r
+end
+
+-- open(argv, {cwd=, env=}) -> stream, as Local:open (an SSH channel).
+function Ssh:open(argv, opts)
+  opts = opts or {}
+  return self.session:open("sh -c " .. shell.quote(shell.script(argv, { cwd = opts.cwd, env = opts.env })))
 end
 
 -- exec_live(cmd) -> {code, signal}: output straight to our stdout and stderr as it comes.

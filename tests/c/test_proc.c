@@ -66,6 +66,28 @@ static void test_child_closing_stdin_early(void **state)
 	       "0yyy");
 }
 
+static void test_stream(void **state)
+{
+	lua_State *L = *state;
+	lua_is(L,
+	       "local s = assert(core.proc.open({'sh', '-c', 'head -c 300000 /dev/zero; echo oops >&2; exit 2'}))\n"
+	       "local n = 0\n"
+	       "while true do local c = s:read(65536); if not c then break end; n = n + #c end\n"
+	       "local code = s:wait()\n"
+	       "return n .. ' ' .. code .. ' ' .. s:stderr()",
+	       "300000 2 oops\n");
+	lua_is(L,
+	       "local s = assert(core.proc.open({'sh', '-c', 'kill -TERM $$'}))\n"
+	       "return table.concat({s:wait()}, ' ')",
+	       "143 15");
+	lua_is(L,
+	       "local s = assert(core.proc.open({'yes'})); local c = s:read(10); s:close()\n"
+	       "return c",
+	       "y\ny\ny\ny\ny\n");
+	lua_is(L, "return select(3, core.proc.open({'/no/such'}))", "enoent");
+	lua_is(L, "local c = core.proc.spawn({'true'}); return tostring(pcall(c.read, c))", "false");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -75,6 +97,7 @@ int main(void)
 		cmocka_unit_test(test_env_and_cwd),
 		cmocka_unit_test(test_failures),
 		cmocka_unit_test(test_child_closing_stdin_early),
+		cmocka_unit_test(test_stream),
 	};
 	return CTEST_RUN("proc", tests);
 }
