@@ -95,12 +95,15 @@ static int l_read(lua_State *L)
 }
 
 /* write_atomic(path, data [, mode]) -> true | nil, msg, code.  Temp file in the same
- * directory, fsync, rename: readers see the old content or the new, never a mix. */
+ * directory, fsync, rename: readers see the old content or the new, never a mix.
+ * data may be a secret: its bytes go from guarded memory to the file. */
 static int l_write_atomic(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
 	size_t len;
-	const char *data = luaL_checklstring(L, 2, &len);
+	tend_secret *secret = tend_test_secret(L, 2);
+	const char *data = secret ? (const char *)tend_secret_bytes(tend_check_secret(L, 2), &len)
+	                          : luaL_checklstring(L, 2, &len);
 	mode_t mode = (mode_t)luaL_optinteger(L, 3, 0644);
 	char tmp[PATH_MAX];
 	if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp)

@@ -119,13 +119,17 @@ static int l_get(lua_State *L)
 	return 1;
 }
 
-/* f:put(path, data [, mode]) -> true | nil, msg, code.  Creates or truncates path. */
+/* f:put(path, data [, mode]) -> true | nil, msg, code.  Creates or truncates path;
+ * a new file is created with mode (so a 0600 file is never readable by others); data
+ * may be a secret. */
 static int l_put(lua_State *L)
 {
 	sftp_handle *h = check_sftp(L);
 	const char *path = luaL_checkstring(L, 2);
 	size_t len;
-	const char *data = luaL_checklstring(L, 3, &len);
+	tend_secret *secret = tend_test_secret(L, 3);
+	const char *data = secret ? (const char *)tend_secret_bytes(tend_check_secret(L, 3), &len)
+	                          : luaL_checklstring(L, 3, &len);
 	long mode = (long)luaL_optinteger(L, 4, 0644);
 	double dl = deadline_of(h);
 	LIBSSH2_SFTP_HANDLE *f = open_file(h, dl, path, LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT |

@@ -5,6 +5,7 @@
  * final name, and an object that exists is never written twice.
  *   st = store.open(dir [, level])   st:put_file(path) / st:put_string(data)
  *     -> hex, size, added, stored_bytes | nil, msg, code
+ *   st:put_stream(stream) -> the same, and the stream's last bytes (a dump's end)
  *   st:has(hex)  st:get_file(hex, dest [, mode])  st:get_string(hex)  st:verify(hex)
  */
 #include <errno.h>
@@ -163,6 +164,56 @@ static int l_put_string(lua_State *L)
 	const char *what;
 	int err = tend_store_put(st, read_mem, &m, &res, &what);
 	return push_put(L, err, what, &res);
+}
+
+typedef struct {
+	tend_reader in;
+	char tail[256]; /* the last bytes that went by, for a caller that checks the end */
+	size_t taillen;
+	int failed;
+} stream_source;
+
+static ssize_t read_stream(void *ctx, char *buf, size_t n)
+{
+	stream_source *s = ctx;
+	ssize_t r = s->in.read(s->in.ctx, buf, n);
+	if (r < 0) {
+		s->failed = 1;
+		errno = EIO;
+		return -1;
+	}
+	size_t k = (size_t)r;
+	if (k >= sizeof s->tail) {
+		memcpy(s->tail, buf + k - sizeof s->tail, sizeof s->tail);
+		s->taillen = sizeof s->tail;
+	} else if (k) {
+		size_t keep = s->taillen + k > sizeof s->tail ? sizeof s->tail - k : s->taillen;
+		memmove(s->tail, s->tail + s->taillen - keep, keep);
+		memcpy(s->tail + keep, buf, k);
+		s->taillen = keep + k;
+	}
+	return r;
+}
+
+/* st:put_stream(stream) -> hex, size, added, stored_bytes, tail | nil, msg, code.
+ * stream: an ssh channel or proc.open stream; tail: its last bytes (up to 256). */
+static int l_put_stream(lua_State *L)
+{
+	tend_store *st = check_store(L);
+	stream_source *src = lua_newuserdatauv(L, sizeof *src, 0);
+	tend_check_reader(L, 2, &src->in);
+	src->taillen = 0;
+	src->failed = 0;
+	tend_store_result res;
+	const char *what;
+	int err = tend_store_put(st, read_stream, src, &res, &what);
+	if (err && src->failed)
+		return tend_fail(L, "stream", "store: %s", src->in.error(src->in.ctx));
+	int n = push_put(L, err, what, &res);
+	if (err)
+		return n;
+	lua_pushlstring(L, src->tail, src->taillen);
+	return n + 1;
 }
 
 static const char *check_hex(lua_State *L, int idx)
@@ -338,7 +389,8 @@ static int l_tostring(lua_State *L)
 int tend_open_store(lua_State *L)
 {
 	static const luaL_Reg methods[] = {
-		{"put_file", l_put_file}, {"put_string", l_put_string}, {"has", l_has},
+		{"put_file", l_put_file}, {"put_string", l_put_string}, {"put_stream", l_put_stream},
+		{"has", l_has},
 		{"get_file", l_get_file}, {"get_string", l_get_string}, {"verify", l_verify},
 		{"__tostring", l_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};

@@ -44,6 +44,37 @@ local migrations = {
   ALTER TABLE instances ADD COLUMN ssh_password_secret TEXT;
   ALTER TABLE instances ADD COLUMN ssh_key_passphrase_secret TEXT;
   ]],
+  [[
+  CREATE TABLE snapshots (
+    id INTEGER PRIMARY KEY,
+    instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER NOT NULL,
+    app TEXT,
+    version TEXT,
+    files INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    sent_bytes INTEGER NOT NULL,
+    stored_bytes INTEGER NOT NULL,
+    db_driver TEXT,
+    db_object TEXT,
+    db_bytes INTEGER,
+    consistent INTEGER NOT NULL DEFAULT 1,
+    note TEXT
+  );
+  CREATE INDEX snapshots_by_instance ON snapshots(instance_id, started_at);
+  CREATE TABLE snapshot_files (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    type TEXT NOT NULL,
+    mode INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime INTEGER NOT NULL,
+    sha256 TEXT,
+    link TEXT,
+    PRIMARY KEY (snapshot_id, path)
+  ) WITHOUT ROWID;
+  ]],
 }
 
 local Catalog = {}

@@ -35,9 +35,9 @@ end
 
 local function option_value(v) return '"' .. tostring(v):gsub('[\\"]', "\\%0"):gsub("\n", "\\n") .. '"' end
 
--- The [client] option file as a secret: the password's line is first so no other
--- value can hold the template's %s.
-local function option_file(s)
+-- option_file(s) -> the [client] option file as a secret. The password's line is first
+-- so no other value can hold the template's %s.
+function M.option_file(s)
   local lines = { "[client]", 'password="%s"' }
   if s.user then lines[#lines + 1] = "user=" .. option_value(s.user) end
   if s.host then lines[#lines + 1] = "host=" .. option_value(s.host) end
@@ -56,7 +56,7 @@ function M.mysql(t, s, sql, opts)
   local r, msg, code
   for _, client in ipairs({ "mariadb", "mysql" }) do
     argv[1] = client
-    r, msg, code = t:exec(argv, { fds = { [3] = option_file(s) }, timeout = opts.timeout or 60 })
+    r, msg, code = t:exec(argv, { fds = { [3] = M.option_file(s) }, timeout = opts.timeout or 60 })
     if r or code ~= "enoent" then break end
   end
   if not r then

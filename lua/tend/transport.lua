@@ -135,8 +135,15 @@ end
 Ssh.read = via_sftp("get")
 Ssh.stat = via_sftp("stat")
 Ssh.mkdir_p = via_sftp("mkdir_p")
-Ssh.rename = via_sftp("rename")
 Ssh.remove = via_sftp("remove")
+
+-- rename(from, to): replaces `to`, atomically. SFTP v3 refuses an existing target (and
+-- libssh2 1.10 lacks posix-rename@openssh.com), so the host's own mv does it: rename(2).
+function Ssh:rename(from, to)
+  local out, msg, code = self:run({ "mv", "-f", "-T", "--", from, to })
+  if not out then return nil, msg, code end
+  return true
+end
 
 -- write(path, data [, mode]): to a temp name beside path, then renamed over it, so
 -- readers see the old file or the new one, never half of it.
@@ -146,7 +153,7 @@ function Ssh:write(path, data, mode)
   local tmp = ("%s.tend-%d"):format(path, math.random(1, 1 << 30))
   local ok
   ok, msg, code = f:put(tmp, data, mode or 420)
-  if ok then ok, msg, code = f:rename(tmp, path) end
+  if ok then ok, msg, code = self:rename(tmp, path) end
   if not ok then f:remove(tmp) end
   return ok, msg, code
 end

@@ -73,6 +73,11 @@ return { name = "sftp", summary = "write awkward names over SFTP",
     for _, n in ipairs(args.name) do
       assert(t:write(base .. "/" .. n, "body:" .. n, tonumber("640", 8)))
     end
+    assert(t:write(base .. "/" .. args.name[2], "body:" .. args.name[2], tonumber("640", 8))) -- replaces
+    assert(t:write(base .. "/over", "old")); assert(t:write(base .. "/target", "x"))
+    assert(t:rename(base .. "/over", base .. "/target")) -- over an existing file
+    assert(t:read(base .. "/target") == "old", "rename replaced the target")
+    assert(t:remove(base .. "/target"))
     assert(t:rename(base .. "/" .. args.name[1], base .. "/renamed"))
     assert(t:remove(base .. "/renamed"))
     local _, msg, code = t:read(base .. "/renamed")

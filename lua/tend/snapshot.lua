@@ -1,0 +1,59 @@
+-- snapshot: what the catalog knows of an instance's backups. A snapshot is a manifest
+-- (one row per path: type, mode, size, mtime, sha256 or link target) plus the object
+-- of its database dump; the bytes live in the object store ($TEND_HOME/store).
+local core = require "tend.core"
+local errors = require "tend.errors"
+
+local M = {}
+
+function M.store(ctx)
+  return errors.check(core.store.open(ctx.home .. "/store"))
+end
+
+-- list(catalog, inst) -> snapshots, newest first
+function M.list(catalog, inst)
+  return catalog:query("SELECT * FROM snapshots WHERE instance_id = ? ORDER BY started_at DESC, id DESC", inst.id)
+end
+
+-- latest(catalog, inst) -> the newest snapshot or nil
+function M.latest(catalog, inst) return M.list(catalog, inst)[1] end
+
+-- get(catalog, inst, id) -> snapshot | raises a usage error naming what is missing
+function M.get(catalog, inst, id)
+  local n = math.tointeger(tonumber(id))
+  local row = n and catalog:first("SELECT * FROM snapshots WHERE id = ? AND instance_id = ?", n, inst.id)
+  if not row then errors.usage("instance %s has no snapshot %s (tend snapshots %s)", inst.name, tostring(id), inst.name) end
+  return row
+end
+
+-- files(catalog, snap) -> {path = row}
+function M.files(catalog, snap)
+  local out = {}
+  if not snap then return out end
+  for _, f in ipairs(catalog:query("SELECT * FROM snapshot_files WHERE snapshot_id = ?", snap.id)) do
+    out[f.path] = f
+  end
+  return out
+end
+
+-- record(catalog, snap, manifest) -> id: the snapshot and its files in one transaction,
+-- so a snapshot is visible whole or not at all.
+function M.record(catalog, snap, manifest)
+  local id
+  catalog:transaction(function()
+    local _
+    _, id = catalog:run([[INSERT INTO snapshots(instance_id, started_at, finished_at, app, version,
+      files, bytes, sent_bytes, stored_bytes, db_driver, db_object, db_bytes, consistent, note)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+      snap.instance_id, snap.started_at, snap.finished_at, snap.app, snap.version, snap.files,
+      snap.bytes, snap.sent_bytes, snap.stored_bytes, snap.db_driver, snap.db_object, snap.db_bytes,
+      snap.consistent and 1 or 0, snap.note)
+    for _, f in ipairs(manifest) do
+      catalog:run([[INSERT INTO snapshot_files(snapshot_id, path, type, mode, size, mtime, sha256, link)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)]], id, f.path, f.type, f.mode, f.size, f.mtime, f.sha256, f.link)
+    end
+  end)
+  return id
+end
+
+return M

@@ -1,0 +1,62 @@
+-- backup: snapshot an instance's files and database into tend's deduplicated store.
+return {
+  name = "backup",
+  summary = "Snapshot files and database; only new or changed files cross the wire",
+  description = [[
+Lists the instance's files on its host in one round trip, compares them with the last
+snapshot (type, mode, size, mtime), fetches only new and changed files in one tar
+stream, dumps the database (mariadb-dump --single-transaction, or SQLite's .backup)
+into the store, and records the snapshot last: a backup that fails records nothing.
+Files are stored once whatever the number of snapshots or instances that hold them.]],
+  params = {
+    { name = "instance", type = "string", positional = true, help = "the instance (or --all)" },
+    { name = "all", type = "bool", help = "every instance" },
+    { name = "rehash", type = "bool", help = "read and hash every file, not only changed ones" },
+  },
+
+  run = function(ctx, args)
+    local backup = require "tend.backup"
+    local targets
+    if args.all then
+      if args.instance then error("give an instance or --all, not both", 0) end
+      targets = ctx:instances()
+    elseif args.instance then
+      targets = { ctx:instance(args.instance) }
+    else
+      error("say which instance (or --all): tend backup NAME", 0)
+    end
+
+    local function one(inst)
+      local id, snap = backup.run(ctx, inst, {
+        rehash = args.rehash,
+        progress = function(fmt, ...) ctx:info("%s: " .. fmt, inst.name, ...) end,
+      })
+      ctx:info("%s: snapshot %d: %d files (%d bytes), %d bytes sent, %d new in the store%s",
+        inst.name, id, snap.files, snap.bytes, snap.sent_bytes, snap.stored_bytes,
+        snap.db_bytes and (", database " .. snap.db_bytes .. " bytes") or ", no database")
+      return { instance = inst.name, snapshot = id, files = snap.files, bytes = snap.bytes,
+        sent_bytes = snap.sent_bytes, stored_bytes = snap.stored_bytes, db_bytes = snap.db_bytes,
+        seconds = snap.finished_at - snap.started_at }
+    end
+
+    if #targets == 1 then -- a failure is one line from the CLI, exit 1
+      ctx:result({ one(targets[1]) })
+      return
+    end
+    local results, failed = {}, {}
+    for _, inst in ipairs(targets) do
+      local ok, r = pcall(one, inst)
+      if not ok then
+        local msg = type(r) == "table" and r.msg or tostring(r)
+        r = { instance = inst.name, error = msg }
+        failed[#failed + 1] = inst.name
+        ctx:warn("backup %s: %s", inst.name, msg)
+      end
+      results[#results + 1] = r
+    end
+    ctx:result(results)
+    if #failed > 0 then
+      error(("%d of %d backups failed: %s"):format(#failed, #targets, table.concat(failed, ", ")), 0)
+    end
+  end,
+}

@@ -1,0 +1,76 @@
+#!/bin/bash
+# Backups of the harness WordPress over SSH: a full snapshot, an unchanged one that sends
+# no file contents and stores nothing, one changed file that crosses alone, the dump in
+# the store, and failures that leave no snapshot.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/harness/tap.sh
+. tests/harness/services.sh
+need sshd mariadb wordpress
+fresh_home
+export HOME=$(harness_tmp)/home; mkdir -p "$HOME"
+"$TEND" instance add wp --app wordpress --host "ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+  --ssh-key "$SSHD_KEY" --path "$WP_PATH" >/dev/null 2>&1
+"$TEND" host trust wp >/dev/null 2>&1
+field() { # field SNAPSHOT_ID COLUMN
+  sqlite3 "$TEND_HOME/catalog.db" "SELECT $2 FROM snapshots WHERE id = $1"
+}
+store_bytes() { du -sb "$TEND_HOME/store/objects" | cut -f1; }
+
+out=$("$TEND" --json backup wp 2>/dev/null); rc=$?
+is "$rc" 0 "a full backup over SSH exits 0"
+files=$(find "$WP_PATH" -type f | wc -l)
+bytes=$(find "$WP_PATH" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+is "$(field 1 files):$(field 1 bytes)" "$files:$bytes" "the snapshot holds every file and byte of the tree"
+is "$(field 1 sent_bytes)" "$bytes" "the first backup reads every file once"
+is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshot_files WHERE snapshot_id = 1")" \
+  "$(cd "$WP_PATH" && find . -mindepth 1 | wc -l)" "the manifest has a row for every path"
+is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT mode || ' ' || size || ' ' || sha256 FROM snapshot_files WHERE snapshot_id = 1 AND path = 'wp-includes/version.php'")" \
+  "$(stat -c '%a %s' "$WP_PATH/wp-includes/version.php" | awk '{ printf "%d %s", strtonum("0" $1), $2 }') $(sha256sum < "$WP_PATH/wp-includes/version.php" | cut -d' ' -f1)" \
+  "a manifest row has the file's mode, size and sha256"
+obj=$(field 1 db_object)
+dump=$(zstd -dc "$TEND_HOME/store/objects/${obj:0:2}/${obj:2}")
+like "$dump" "$(re_escape "$WP_POST_TITLE")" "the database dump in the store holds the known post"
+like "$dump" "-- Dump completed" "... and ended cleanly"
+ok "the dump is not a temp file on the host any more" test -z "$(find /tmp -maxdepth 1 -name 'tmp.*' -newer "$TEND_HOME/catalog.db" -user "$(id -u)" 2>/dev/null | head -1)"
+
+before=$(store_bytes)
+out=$("$TEND" backup wp 2>&1); rc=$?
+is "$rc" 0 "a second backup exits 0"
+is "$(field 2 sent_bytes):$(field 2 stored_bytes)" "0:0" "an unchanged instance sends no file contents and stores no file"
+grow=$(( $(store_bytes) - before ))
+ok "the store grows by ~0 (${grow} bytes: at most the dump's object)" test "$grow" -le 65536
+like "$out" "0 bytes sent, 0 new in the store" "the summary says so"
+
+echo "<!-- changed by the test -->" >> "$WP_PATH/readme.html"
+"$TEND" backup wp >/dev/null 2>&1
+is "$(field 3 sent_bytes)" "$(stat -c %s "$WP_PATH/readme.html")" "after one file changed, only that file crosses"
+rm "$WP_PATH/wp-content/plugins/hello.php" 2>/dev/null || rm "$(find "$WP_PATH/wp-content" -type f | head -1)"
+"$TEND" backup wp >/dev/null 2>&1
+is "$(field 4 files)" "$((files - 1))" "a deleted file is gone from the next snapshot"
+is "$(field 4 sent_bytes)" 0 "... and nothing crossed for it"
+
+out=$("$TEND" snapshots wp 2>&1)
+like "$out" "^ID +TIME +APP.*
+4 +[0-9-]+ [0-9:]+ +wordpress 6\.1\.[0-9]+ +$((files - 1)) " "snapshots lists them, newest first"
+
+# Failures leave no snapshot.
+count() { sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots"; }
+n=$(count)
+cp "$WP_PATH/wp-config.php" "$(harness_tmp)/wp-config.good"
+sed -i "s/define( 'DB_PASSWORD', .*/define( 'DB_PASSWORD', 'wrong' );/" "$WP_PATH/wp-config.php"
+err=$("$TEND" backup wp 2>&1 >/dev/null); rc=$?
+cp "$(harness_tmp)/wp-config.good" "$WP_PATH/wp-config.php"
+like "$rc:$err" "^1:.*tend: backup: database mysql:.*Access denied" "a dump that fails fails the backup, in one line"
+is "$(count)" "$n" "... and records no snapshot"
+"$TEND" instance add gone --app generic --host "ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+  --ssh-key "$SSHD_KEY" --path "$(harness_tmp)/nowhere" >/dev/null 2>&1
+err=$("$TEND" backup gone 2>&1 >/dev/null); rc=$?
+like "$rc:$err" "^1:tend: backup: instance gone: .*nowhere not found" "a missing web root fails in one line"
+
+# --all: every instance, a failure named in the summary.
+err=$("$TEND" backup --all 2>&1 >/dev/null); rc=$?
+like "$rc:$err" "tend: warning: backup gone: .*
+.*1 of 2 backups failed: gone" "--all backs up each instance and names the failures"
+is "$(count)" "$((n + 1))" "... the good one got its snapshot"
+
+done_testing
