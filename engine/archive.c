@@ -5,6 +5,9 @@
  * every entry comes back as {path, type, mode, size, mtime, uid, gid, sha256 | link}.
  * Paths are normalised ("./a" -> "a"); an absolute path or a ".." component fails the
  * whole stream: a backup never records what it could not restore safely.
+ *   archive.write_tar(stream, store, entries) -> files, bytes | nil, msg, code
+ * writes a tar (POSIX pax) of entries (manifest rows) into a stream, each file's bytes
+ * from the store, verified; then end-of-file. Unsafe paths are refused before writing.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -173,9 +176,134 @@ static int l_store_tar(lua_State *L)
 	return n;
 }
 
+typedef struct {
+	tend_writer out;
+	int failed;
+} tar_sink;
+
+static la_ssize_t on_write(struct archive *a, void *ctx, const void *buf, size_t n)
+{
+	tar_sink *s = ctx;
+	if (s->out.write(s->out.ctx, buf, n) != 0) {
+		s->failed = 1;
+		archive_set_error(a, EPIPE, "%s", s->out.error(s->out.ctx));
+		return -1;
+	}
+	return (la_ssize_t)n;
+}
+
+static int to_archive(void *ctx, const char *p, size_t n)
+{
+	if (archive_write_data(ctx, p, n) < 0) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+static const char *field_str(lua_State *L, int t, const char *k)
+{
+	lua_getfield(L, t, k);
+	const char *v = lua_tostring(L, -1);
+	lua_pop(L, 1); /* still referenced by the row table */
+	return v;
+}
+
+static lua_Integer field_int(lua_State *L, int t, const char *k)
+{
+	lua_getfield(L, t, k);
+	lua_Integer v = lua_tointeger(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
+/* One manifest row into the archive; NULL, or why not. */
+static const char *put_entry(lua_State *L, int row, struct archive *a, struct archive_entry *e,
+                             tend_store *st)
+{
+	char clean[4096];
+	const char *path = field_str(L, row, "path"), *type = field_str(L, row, "type");
+	if (!path || !type || !clean_path(path, clean, sizeof clean) || strcmp(clean, path) != 0)
+		return "unsafe or missing path in the manifest";
+	const char *link = field_str(L, row, "link"), *hex = field_str(L, row, "sha256");
+	archive_entry_clear(e);
+	archive_entry_set_pathname(e, path);
+	archive_entry_set_perm(e, (mode_t)field_int(L, row, "mode"));
+	archive_entry_set_mtime(e, (time_t)field_int(L, row, "mtime"), 0);
+	if (strcmp(type, "file") == 0) {
+		if (!hex)
+			return "a file without sha256 in the manifest";
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_size(e, field_int(L, row, "size"));
+	} else if (strcmp(type, "dir") == 0) {
+		archive_entry_set_filetype(e, AE_IFDIR);
+	} else if (strcmp(type, "link") == 0 && link) {
+		archive_entry_set_filetype(e, AE_IFLNK);
+		archive_entry_set_symlink(e, link);
+	} else {
+		return NULL; /* fifos, sockets, devices are not restored */
+	}
+	if (archive_write_header(a, e) != ARCHIVE_OK)
+		return archive_error_string(a);
+	if (strcmp(type, "file") == 0) {
+		int err = tend_store_read(st, hex, to_archive, a);
+		if (err == EBADMSG)
+			return "a stored object is damaged (tend verify)";
+		if (err == ENOENT)
+			return "a stored object is missing (tend verify)";
+		if (err)
+			return archive_error_string(a) ? archive_error_string(a) : strerror(err);
+	}
+	return NULL;
+}
+
+/* write_tar(stream, store, entries) -> files, bytes | nil, msg, code */
+static int l_write_tar(lua_State *L)
+{
+	tar_sink *sink = lua_newuserdatauv(L, sizeof *sink, 0);
+	tend_check_writer(L, 1, &sink->out);
+	sink->failed = 0;
+	tend_store *st = luaL_checkudata(L, 2, "tend.store");
+	luaL_checktype(L, 3, LUA_TTABLE);
+	struct archive *a = archive_write_new();
+	archive_write_set_format_pax_restricted(a);
+	archive_write_set_bytes_in_last_block(a, 1);
+	struct archive_entry *e = archive_entry_new();
+	const char *bad = NULL;
+	lua_Integer files = 0, bytes = 0;
+	if (archive_write_open(a, sink, NULL, on_write, NULL) != ARCHIVE_OK)
+		bad = archive_error_string(a);
+	for (lua_Integer i = 1; !bad && i <= luaL_len(L, 3); i++) {
+		lua_rawgeti(L, 3, i);
+		luaL_checktype(L, -1, LUA_TTABLE);
+		bad = put_entry(L, lua_gettop(L), a, e, st);
+		if (!bad && strcmp(field_str(L, -1, "type"), "file") == 0) {
+			files++;
+			bytes += field_int(L, -1, "size");
+		}
+		lua_pop(L, 1);
+	}
+	if (!bad && archive_write_close(a) != ARCHIVE_OK)
+		bad = archive_error_string(a);
+	int n;
+	if (bad)
+		n = tend_fail(L, sink->failed ? "stream" : "archive", "tar: %s", bad);
+	else if (sink->out.finish(sink->out.ctx) != 0)
+		n = tend_fail(L, "stream", "tar: %s", sink->out.error(sink->out.ctx));
+	else {
+		lua_pushinteger(L, files);
+		lua_pushinteger(L, bytes);
+		n = 2;
+	}
+	archive_entry_free(e);
+	archive_write_free(a);
+	return n;
+}
+
 int tend_open_archive(lua_State *L)
 {
-	static const luaL_Reg funcs[] = {{"store_tar", l_store_tar}, {NULL, NULL}};
+	static const luaL_Reg funcs[] = {{"store_tar", l_store_tar}, {"write_tar", l_write_tar},
+	                                 {NULL, NULL}};
 	luaL_newlib(L, funcs);
 	lua_pushstring(L, archive_version_details());
 	lua_setfield(L, -2, "version");

@@ -2,7 +2,8 @@
  *   proc.run(argv, {stdin=, fds={[3]=...}, env={K=V}, cwd=, timeout=, output="inherit"})
  *     -> {code=, signal=, stdout=, stderr=} | nil, msg, code
  *   proc.spawn(argv, {env=, cwd=}) -> child;  proc.wait_any({child...}) -> i;  child:result()
- *   proc.open(argv, {env=, cwd=}) -> stream: read([max]), wait(), stderr(), close()
+ *   proc.open(argv, {env=, cwd=, stdin_pipe=}) -> stream: read([max]), write(data),
+ *     send_eof(), wait(), stderr(), close()
  * Inputs may be strings or secrets; a secret reaches the child through a pipe, never
  * argv or the environment. No shell is involved: argv is passed as it is.
  */
@@ -387,8 +388,9 @@ typedef struct {
 	int status;
 } child;
 
-/* spawn(argv [, {env=, cwd=}]) -> child | nil, msg, code.  stdin is /dev/null; stdout
- * and stderr are collected while proc.wait_any waits; child:result() reaps it. */
+/* spawn(argv [, {env=, cwd=, stdin_pipe=}]) -> child | nil, msg, code.  stdin is
+ * /dev/null (or a pipe we write, with stdin_pipe); stdout and stderr are collected while
+ * proc.wait_any waits; child:result() reaps it. */
 static int l_spawn(lua_State *L)
 {
 	job j;
@@ -397,6 +399,13 @@ static int l_spawn(lua_State *L)
 	j.devnull_stdin = 1;
 	j.timeout = 0;
 	j.inherit = 0;
+	lua_getfield(L, 2, "stdin_pipe");
+	if (lua_toboolean(L, -1)) { /* a pipe whose write end we keep: feeds[0], no data */
+		j.nfeeds = 1;
+		j.devnull_stdin = 0;
+		j.feeds[0] = (feed){.target = 0, .fd = -1, .data = NULL, .len = 0, .off = 0};
+	}
+	lua_pop(L, 1);
 	pid_t pid;
 	int err = spawn_job(&j, &pid);
 	if (err) {
@@ -476,11 +485,21 @@ static int stream_read_l(lua_State *L)
 	return 1;
 }
 
-/* stream:wait() -> code, signal: reads what is left, then reaps the child. */
+static int stream_finish(child *c)
+{
+	if (c->j.nfeeds && c->j.feeds[0].fd >= 0) {
+		close(c->j.feeds[0].fd);
+		c->j.feeds[0].fd = -1;
+	}
+	return 0;
+}
+
+/* stream:wait() -> code, signal: closes its stdin, reads what is left, reaps it. */
 static int stream_wait(lua_State *L)
 {
 	child *c = check_stream(L);
 	char buf[16384];
+	stream_finish(c);
 	while (stream_read(c, buf, sizeof buf) > 0)
 		;
 	while (c->j.out[1].fd >= 0 && drain(&c->j.out[1]) == 0)
@@ -498,6 +517,62 @@ static int stream_wait(lua_State *L)
 	return 1;
 }
 
+/* Write all of p to the stream's stdin, collecting its output meanwhile so that a
+ * chatty child cannot stall us. 0, or -1 with errno set. */
+static int stream_write(child *c, const char *p, size_t n)
+{
+	int in = c->j.feeds[0].fd;
+	if (c->j.nfeeds == 0 || in < 0) {
+		errno = EPIPE;
+		return -1;
+	}
+	while (n > 0) {
+		struct pollfd pf[3] = {{in, POLLOUT, 0}, {c->j.out[0].fd, POLLIN, 0}, {c->j.out[1].fd, POLLIN, 0}};
+		if (poll(pf, 3, -1) < 0 && errno != EINTR)
+			return -1;
+		for (int k = 0; k < 2; k++)
+			if (pf[k + 1].revents && drain(&c->j.out[k]) != 0)
+				return -1;
+		if (pf[0].revents & (POLLERR | POLLHUP)) {
+			errno = EPIPE;
+			return -1;
+		}
+		if (!(pf[0].revents & POLLOUT))
+			continue;
+		ssize_t w = write(in, p, n);
+		if (w < 0 && errno != EINTR && errno != EAGAIN)
+			return -1;
+		if (w > 0)
+			p += w, n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* stream:write(data) -> true | nil, msg, code  (opened with stdin_pipe) */
+static int stream_write_l(lua_State *L)
+{
+	child *c = check_stream(L);
+	size_t n;
+	tend_secret *s = tend_test_secret(L, 2);
+	const char *p = s ? (const char *)tend_secret_bytes(tend_check_secret(L, 2), &n) : luaL_checklstring(L, 2, &n);
+	struct sigaction ignore = {.sa_handler = SIG_IGN}, saved;
+	sigaction(SIGPIPE, &ignore, &saved);
+	int rc = stream_write(c, p, n);
+	sigaction(SIGPIPE, &saved, NULL);
+	if (rc != 0)
+		return tend_fail_errno(L, errno, "write to child");
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* stream:send_eof() -> true: closes the child's stdin */
+static int stream_send_eof(lua_State *L)
+{
+	stream_finish(check_stream(L));
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* stream:stderr() -> what the child wrote to stderr so far */
 static int stream_stderr(lua_State *L)
 {
@@ -511,6 +586,30 @@ static const char *reader_error(void *ctx)
 {
 	(void)ctx;
 	return strerror(errno);
+}
+
+static int writer_write(void *ctx, const char *p, size_t n)
+{
+	struct sigaction ignore = {.sa_handler = SIG_IGN}, saved;
+	sigaction(SIGPIPE, &ignore, &saved);
+	int rc = stream_write(ctx, p, n);
+	sigaction(SIGPIPE, &saved, NULL);
+	return rc;
+}
+
+static int writer_finish(void *ctx) { return stream_finish(ctx); }
+
+/* A proc stream opened with stdin_pipe at idx as a tend_writer; 0 otherwise. */
+int tend_proc_writer(lua_State *L, int idx, tend_writer *w)
+{
+	child *c = luaL_testudata(L, idx, CHILD_CLASS);
+	if (!c || !c->raw || !c->j.nfeeds)
+		return 0;
+	w->write = writer_write;
+	w->finish = writer_finish;
+	w->error = reader_error;
+	w->ctx = c;
+	return 1;
 }
 
 /* A proc stream at idx as a tend_reader; 0 when idx is not one. */
@@ -595,7 +694,8 @@ static int child_gc(lua_State *L)
 int tend_open_proc(lua_State *L)
 {
 	static const luaL_Reg child_methods[] = {
-		{"result", child_result}, {"read", stream_read_l}, {"wait", stream_wait},
+		{"result", child_result}, {"read", stream_read_l}, {"write", stream_write_l},
+		{"send_eof", stream_send_eof}, {"wait", stream_wait},
 		{"stderr", stream_stderr}, {"close", child_gc}, {"__gc", child_gc}, {"__close", child_gc},
 		{NULL, NULL}};
 	static const luaL_Reg funcs[] = {

@@ -399,6 +399,33 @@ void tend_check_reader(lua_State *L, int idx, tend_reader *r)
 	r->ctx = c;
 }
 
+static int writer_write(void *ctx, const char *p, size_t n)
+{
+	channel *c = ctx;
+	return c->ch && c->ss->s && channel_write_all(c, p, n) == 0 ? 0 : -1;
+}
+
+static int writer_finish(void *ctx)
+{
+	channel *c = ctx;
+	return c->ch && c->ss->s && send_eof(c) == 0 ? 0 : -1;
+}
+
+void tend_check_writer(lua_State *L, int idx, tend_writer *w)
+{
+	if (tend_proc_writer(L, idx, w))
+		return;
+	channel *c = luaL_testudata(L, idx, CHANNEL_CLASS);
+	if (!c)
+		luaL_typeerror(L, idx, "stream (ssh channel or proc.open with stdin_pipe)");
+	if (!c->ch || !c->ss->s)
+		luaL_error(L, "ssh channel used after close");
+	w->write = writer_write;
+	w->finish = writer_finish;
+	w->error = reader_error;
+	w->ctx = c;
+}
+
 void tend_ssh_channel_class(lua_State *L)
 {
 	static const luaL_Reg methods[] = {

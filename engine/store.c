@@ -7,6 +7,7 @@
  *     -> hex, size, added, stored_bytes | nil, msg, code
  *   st:put_stream(stream) -> the same, and the stream's last bytes (a dump's end)
  *   st:has(hex)  st:get_file(hex, dest [, mode])  st:get_string(hex)  st:verify(hex)
+ *   st:write_to(hex, stream)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -233,11 +234,7 @@ static int l_has(lua_State *L)
 	return 1;
 }
 
-/* Decompress object hex into sink(ctx, bytes, n), checking its hash.
- * 0, or an errno value (EBADMSG: damaged or not what its name says). */
-typedef int (*byte_sink)(void *ctx, const char *p, size_t n);
-
-static int read_object(tend_store *st, const char *hex, byte_sink sink, void *ctx)
+int tend_store_read(tend_store *st, const char *hex, tend_store_sink sink, void *ctx)
 {
 	char path[PATH_MAX];
 	object_path(st, hex, path);
@@ -304,7 +301,7 @@ static int l_get_string(lua_State *L)
 	const char *hex = check_hex(L, 2);
 	luaL_Buffer b;
 	luaL_buffinit(L, &b);
-	int err = read_object(st, hex, sink_buffer, &b);
+	int err = tend_store_read(st, hex, sink_buffer, &b);
 	if (err)
 		return fail_read(L, err, hex);
 	luaL_pushresult(&b);
@@ -332,7 +329,7 @@ static int l_get_file(lua_State *L)
 	int fd = mkstemp(tmp);
 	if (fd < 0)
 		return tend_fail_errno(L, errno, "write %s", dest);
-	int err = read_object(st, hex, sink_fd, &fd);
+	int err = tend_store_read(st, hex, sink_fd, &fd);
 	if (!err && fchmod(fd, mode) != 0)
 		err = errno;
 	if (close(fd) != 0 && !err)
@@ -348,12 +345,39 @@ static int l_get_file(lua_State *L)
 	return 1;
 }
 
+static int sink_writer(void *ctx, const char *p, size_t n)
+{
+	tend_writer *w = ctx;
+	if (w->write(w->ctx, p, n) != 0) {
+		errno = EPIPE;
+		return -1;
+	}
+	return 0;
+}
+
+/* st:write_to(hex, stream) -> true | nil, msg, code.  The object's bytes into a stream
+ * (an ssh channel, or proc.open with stdin_pipe), verified; no end-of-file is sent. */
+static int l_write_to(lua_State *L)
+{
+	tend_store *st = check_store(L);
+	const char *hex = check_hex(L, 2);
+	tend_writer w;
+	tend_check_writer(L, 3, &w);
+	int err = tend_store_read(st, hex, sink_writer, &w);
+	if (err == EPIPE)
+		return tend_fail(L, "stream", "store: object %.12s: %s", hex, w.error(w.ctx));
+	if (err)
+		return fail_read(L, err, hex);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* st:verify(hex) -> true | nil, msg, code ("corrupt" when damaged) */
 static int l_verify(lua_State *L)
 {
 	tend_store *st = check_store(L);
 	const char *hex = check_hex(L, 2);
-	int err = read_object(st, hex, sink_none, NULL);
+	int err = tend_store_read(st, hex, sink_none, NULL);
 	if (err)
 		return fail_read(L, err, hex);
 	lua_pushboolean(L, 1);
@@ -390,7 +414,7 @@ int tend_open_store(lua_State *L)
 {
 	static const luaL_Reg methods[] = {
 		{"put_file", l_put_file}, {"put_string", l_put_string}, {"put_stream", l_put_stream},
-		{"has", l_has},
+		{"has", l_has}, {"write_to", l_write_to},
 		{"get_file", l_get_file}, {"get_string", l_get_string}, {"verify", l_verify},
 		{"__tostring", l_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};

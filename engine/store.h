@@ -20,4 +20,9 @@ typedef ssize_t (*tend_store_source)(void *ctx, char *buf, size_t n);
 
 int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_result *res,
                    const char **what);
+
+/* Decompress object hex into sink (0, or -1 with errno set), checking its hash.
+ * 0, or an errno value: ENOENT no such object, EBADMSG damaged. */
+typedef int (*tend_store_sink)(void *ctx, const char *p, size_t n);
+int tend_store_read(tend_store *st, const char *hex, tend_store_sink sink, void *ctx);
 #endif

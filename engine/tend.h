@@ -34,6 +34,17 @@ void tend_check_reader(lua_State *L, int idx, tend_reader *r);
 int tend_proc_reader(lua_State *L, int idx, tend_reader *r);
 int tend_open_archive(lua_State *L);
 
+/* A byte stream C can push into (an SSH channel's stdin, a local pipe):
+ * write returns 0 or -1; finish sends end-of-file; error() says why. */
+typedef struct {
+	int (*write)(void *ctx, const char *p, size_t n);
+	int (*finish)(void *ctx);
+	const char *(*error)(void *ctx);
+	void *ctx;
+} tend_writer;
+void tend_check_writer(lua_State *L, int idx, tend_writer *w);
+int tend_proc_writer(lua_State *L, int idx, tend_writer *w);
+
 /* SHA-256 (hash.c): new, update as bytes arrive, hex finishes. */
 typedef EVP_MD_CTX tend_sha256;
 tend_sha256 *tend_sha256_new(void);

@@ -76,11 +76,16 @@ local function fetch(t, root, paths, st)
   end)
 end
 
--- The host's dump client: mariadb-dump, else mysqldump.
-local function dump_client(t)
-  local r = t:exec({ "sh", "-c", "command -v mariadb-dump || command -v mysqldump" })
+-- client(t, names) -> the first of names the host has (mariadb-dump, mysqldump...).
+function M.client(t, names)
+  local tests = {}
+  for i, n in ipairs(names) do tests[i] = "command -v " .. n end
+  local r = t:exec({ "sh", "-c", table.concat(tests, " || ") })
   return r and r.code == 0 and r.stdout:match("([^/\n]+)\n") or nil
 end
+
+-- with_temp(t, fn) -> fn(tmp)'s results: a host temp file, removed afterwards.
+M.with_temp = with_temp
 
 -- dump_db(t, settings, st) -> {object, bytes} | nil, msg, code
 function M.dump_db(t, s, st)
@@ -96,14 +101,14 @@ function M.dump_db(t, s, st)
       return { object = hex, bytes = size }
     end)
   end
-  local client = dump_client(t)
+  local client = M.client(t, { "mariadb-dump", "mysqldump" })
   if not client then return nil, ("no mariadb-dump or mysqldump on %s"):format(tostring(t)), "enoent" end
   return with_temp(t, function(optfile)
     local ok, msg, code = t:write(optfile, db.option_file(s), 384)
     if not ok then return nil, msg, code end
     local stream
     stream, msg, code = t:open({ client, "--defaults-extra-file=" .. optfile, "--single-transaction",
-      "--quick", "--routines", "--triggers", "--hex-blob", "--databases", s.name })
+      "--quick", "--routines", "--triggers", "--hex-blob", s.name })
     if not stream then return nil, msg, code end
     local hex, size, _, _, tail = st:put_stream(stream)
     local status = stream:wait()

@@ -22,11 +22,12 @@ function Local:read(path) return fs.read(path) end
 function Local:stat(path) return fs.stat(path) end
 function Local:list(path) return fs.list(path) end
 
--- open(argv, {cwd=, env=}) -> stream: read([max]) (nil at the end), wait() -> code,
--- stderr(), close(); also a C reader (archive.store_tar takes it). No shell involved.
+-- open(argv, {cwd=, env=, stdin_pipe=}) -> stream: read([max]) (nil at the end),
+-- write(data) and send_eof() (with stdin_pipe), wait() -> code, stderr(), close(); also a
+-- C reader and writer (archive.store_tar / write_tar take it). No shell involved.
 function Local:open(argv, opts)
   opts = opts or {}
-  return proc.open(argv, { cwd = opts.cwd, env = opts.env })
+  return proc.open(argv, { cwd = opts.cwd, env = opts.env, stdin_pipe = opts.stdin_pipe })
 end
 function Local:write(path, data, mode) return fs.write_atomic(path, data, mode) end
 function Local:mkdir_p(path, mode) return fs.mkdir_p(path, mode) end
@@ -83,7 +84,8 @@ function Ssh:exec(argv, opts)
   return r
 end
 
--- open(argv, {cwd=, env=}) -> stream, as Local:open (an SSH channel).
+-- open(argv, {cwd=, env=}) -> stream, as Local:open (an SSH channel; its stdin is
+-- always writable).
 function Ssh:open(argv, opts)
   opts = opts or {}
   return self.session:open("sh -c " .. shell.quote(shell.script(argv, { cwd = opts.cwd, env = opts.env })))

@@ -1,0 +1,73 @@
+#!/bin/bash
+# Restore over SSH: files byte-identical to the snapshot, database rows identical, the
+# site serving the original post; --files-only / --db-only; a load that fails midway
+# leaves files and database as they were.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/harness/tap.sh
+. tests/harness/services.sh
+need sshd mariadb wordpress
+fresh_home
+export HOME=$(harness_tmp)/home; mkdir -p "$HOME"
+"$TEND" instance add wp --app wordpress --host "ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+  --ssh-key "$SSHD_KEY" --path "$WP_PATH" >/dev/null 2>&1
+"$TEND" host trust wp >/dev/null 2>&1
+printf '[client]\npassword="%s"\n' "$(printf '%s' "$MARIADB_PASSWORD" | sed 's/[\\"]/\\&/g')" > "$(harness_tmp)/my.cnf"
+q() { mariadb --defaults-extra-file="$(harness_tmp)/my.cnf" -h 127.0.0.1 -P "$MARIADB_PORT" -u "$MARIADB_USER" -N -B wordpress -e "$1"; }
+tree() { (cd "$WP_PATH" && find . -printf '%p %m %s %l\n' | sort | sha256sum | cut -c1-16); }
+sums() { (cd "$WP_PATH" && find . -type f -exec sha256sum {} + | sort | sha256sum | cut -c1-16); }
+rows() { q "SELECT ID, post_title, post_content, post_status FROM wp_posts ORDER BY ID" | sha256sum | cut -c1-16; }
+tables() { q "SHOW TABLES" | tr '\n' ' '; }
+
+"$TEND" --quiet backup wp >/dev/null 2>&1
+snap=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT max(id) FROM snapshots")
+t0=$(tree); s0=$(sums); r0=$(rows); tb0=$(tables)
+
+# Damage: edit a post, add a table, change, delete and add files.
+q "UPDATE wp_posts SET post_title = 'EDITED' WHERE post_type = 'post'; CREATE TABLE extra_plugin (x INT);"
+echo tampered >> "$WP_PATH/index.php"; rm "$WP_PATH/wp-login.php"; echo new > "$WP_PATH/added.txt"
+t1=$(tree); s1=$(sums); r1=$(rows)
+
+out=$("$TEND" restore wp "$snap" 2>&1); rc=$?
+is "$rc" 0 "restore exits 0"
+is "$(tree)" "$t0" "every path, mode, size and link target is as in the snapshot"
+is "$(sums)" "$s0" "every file is byte-identical to the snapshot"
+is "$(rows)" "$r0" "the database rows are identical to the snapshot"
+is "$(tables)" "$tb0" "a table added since is gone"
+like "$(curl -fsS "$WP_URL/")" "$(re_escape "$WP_POST_TITLE")" "the site serves the original post"
+is "$(ls -a "$(dirname "$WP_PATH")" | grep -c '^\.tend-')" 0 "no staging or old tree is left beside the web root"
+
+# --files-only and --db-only touch only their half.
+q "UPDATE wp_posts SET post_title = 'EDITED' WHERE post_type = 'post'"
+echo tampered >> "$WP_PATH/index.php"
+"$TEND" restore wp --files-only >/dev/null 2>&1
+is "$(sums):$(rows)" "$s0:$r1" "--files-only restores the files and leaves the database"
+echo tampered >> "$WP_PATH/index.php"
+sf=$(sums)
+"$TEND" restore wp --db-only >/dev/null 2>&1
+is "$(sums):$(rows)" "$sf:$r0" "--db-only restores the database and leaves the files"
+"$TEND" restore wp --files-only >/dev/null 2>&1
+
+# A load that fails midway (the snapshot's dump object damaged): as it was.
+q "UPDATE wp_posts SET post_title = 'EDITED' WHERE post_type = 'post'"
+echo tampered >> "$WP_PATH/index.php"
+t2=$(tree); s2=$(sums); r2=$(rows); tb2=$(tables)
+obj=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT db_object FROM snapshots WHERE id = $snap")
+f="$TEND_HOME/store/objects/${obj:0:2}/${obj:2}"
+cp "$f" "$(harness_tmp)/obj.good"
+python3 -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 0xff; open(p, "wb").write(bytes(b))' "$f"
+err=$("$TEND" --quiet restore wp "$snap" 2>&1 >/dev/null); rc=$?
+like "$rc:$err" "^1:tend: restore: store: object [0-9a-f]{12} is damaged \(the instance is as it was\)$" "a failing database load fails the restore, in one line"
+is "$(tree):$(sums)" "$t2:$s2" "... the files are as they were"
+is "$(rows)" "$r2" "... the database rows are as they were (the safety dump went back in)"
+is "$(tables)" "$tb2" "... and so are its tables"
+is "$(ls -a "$(dirname "$WP_PATH")" | grep -c '^\.tend-')" 0 "... with nothing left beside the web root"
+cp "$(harness_tmp)/obj.good" "$f"
+
+# After a failed restore a good one works, and leaves the shared site as we found it.
+"$TEND" --quiet restore wp "$snap" >/dev/null 2>&1
+is "$(tree):$(sums):$(rows):$(tables)" "$t0:$s0:$r0:$tb0" "after a failed restore, a good one brings the snapshot back"
+
+err=$("$TEND" restore wp 999 2>&1); rc=$?
+like "$rc:$err" "^2:.*wp has no snapshot 999" "an unknown snapshot is a usage error"
+
+done_testing
