@@ -185,10 +185,29 @@ need() {
   done
 }
 
-# fresh_home: a new TEND_HOME for this test, removed with the harness's temp dir.
+# fresh_home: a new TEND_HOME, and a HOME of its own (no ~/.ssh keys, known_hosts or
+# ~/.config of the machine's user), both removed with the harness's temp dir.
 fresh_home() {
-  TEND_HOME=$(mktemp -d "$(harness_tmp)/home.XXXXXX")
-  export TEND_HOME
+  TEND_HOME=$(mktemp -d "$(harness_tmp)/tend-home.XXXXXX")
+  HOME=$(mktemp -d "$(harness_tmp)/user-home.XXXXXX")
+  export TEND_HOME HOME
+}
+
+# add_wordpress_over_ssh NAME: the harness WordPress as instance NAME, reached over the
+# harness sshd, its host key trusted.
+add_wordpress_over_ssh() {
+  "$TEND" instance add "$1" --app wordpress --host "ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+    --ssh-key "$SSHD_KEY" --path "$WP_PATH" >/dev/null 2>&1 &&
+  "$TEND" host trust "$1" >/dev/null 2>&1
+}
+
+# wp_sql SQL: run SQL in the harness WordPress database as its app user; rows tab-separated.
+wp_sql() {
+  [ -f "$HARNESS_TMP/wp-client.cnf" ] ||
+    printf '[client]\npassword="%s"\n' "$(printf '%s' "$MARIADB_PASSWORD" | sed 's/[\\"]/\\&/g')" \
+      > "$HARNESS_TMP/wp-client.cnf"
+  mariadb --defaults-extra-file="$HARNESS_TMP/wp-client.cnf" -h 127.0.0.1 -P "$MARIADB_PORT" \
+    -u "$MARIADB_USER" -N -B "$MARIADB_DB" -e "$1"
 }
 
 TEND=${TEND:-$TEND_SRC/build/tend}

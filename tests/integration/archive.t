@@ -75,7 +75,6 @@ TAP_N=11 # the Lua part above printed tests 1..11
 
 # The same through tend's transports: local and SSH streams give the same manifest.
 fresh_home
-export HOME=$T/home; mkdir -p "$HOME"
 "$TEND" instance add here --app wordpress --path "$WP_PATH" >/dev/null 2>&1
 "$TEND" instance add there --app wordpress --host "ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" \
   --ssh-key "$SSHD_KEY" --path "$WP_PATH" >/dev/null 2>&1

@@ -7,10 +7,7 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/harness/services.sh
 need sshd mariadb wordpress
 fresh_home
-export HOME=$(harness_tmp)/home; mkdir -p "$HOME"
-"$TEND" instance add wp --app wordpress --host "ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" \
-  --ssh-key "$SSHD_KEY" --path "$WP_PATH" >/dev/null 2>&1
-"$TEND" host trust wp >/dev/null 2>&1
+add_wordpress_over_ssh wp
 field() { # field SNAPSHOT_ID COLUMN
   sqlite3 "$TEND_HOME/catalog.db" "SELECT $2 FROM snapshots WHERE id = $1"
 }

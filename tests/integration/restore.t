@@ -7,12 +7,8 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/harness/services.sh
 need sshd mariadb wordpress
 fresh_home
-export HOME=$(harness_tmp)/home; mkdir -p "$HOME"
-"$TEND" instance add wp --app wordpress --host "ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" \
-  --ssh-key "$SSHD_KEY" --path "$WP_PATH" >/dev/null 2>&1
-"$TEND" host trust wp >/dev/null 2>&1
-printf '[client]\npassword="%s"\n' "$(printf '%s' "$MARIADB_PASSWORD" | sed 's/[\\"]/\\&/g')" > "$(harness_tmp)/my.cnf"
-q() { mariadb --defaults-extra-file="$(harness_tmp)/my.cnf" -h 127.0.0.1 -P "$MARIADB_PORT" -u "$MARIADB_USER" -N -B wordpress -e "$1"; }
+add_wordpress_over_ssh wp
+q() { wp_sql "$1"; }
 tree() { (cd "$WP_PATH" && find . -printf '%p %m %s %l\n' | sort | sha256sum | cut -c1-16); }
 sums() { (cd "$WP_PATH" && find . -type f -exec sha256sum {} + | sort | sha256sum | cut -c1-16); }
 rows() { q "SELECT ID, post_title, post_content, post_status FROM wp_posts ORDER BY ID" | sha256sum | cut -c1-16; }

@@ -14,13 +14,10 @@ out=$(ssh -i "$SSHD_KEY" -p "$SSHD_PORT" -o BatchMode=yes -o StrictHostKeyChecki
   -o UserKnownHostsFile=/dev/null "$SSHD_USER@127.0.0.1" true 2>&1)
 like "$out" "verification failed|No .* host key is known" "the test sshd is refused with an unknown host key"
 
-printf '[client]\npassword="%s"\n' "$(printf '%s' "$MARIADB_PASSWORD" | sed 's/[\\"]/\\&/g')" > "$(harness_tmp)/my.cnf"
-out=$(mariadb --defaults-extra-file="$(harness_tmp)/my.cnf" -h 127.0.0.1 -P "$MARIADB_PORT" \
-  -u "$MARIADB_USER" -N -B -e 'SELECT DATABASE(), 6*7' "$MARIADB_DB" 2>&1)
+out=$(wp_sql 'SELECT DATABASE(), 6*7' 2>&1)
 is "$out" "$(printf 'wordpress\t42')" "mysql client reaches the test MariaDB as the app user over TCP"
 
-out=$(mariadb --defaults-extra-file="$(harness_tmp)/my.cnf" -h 127.0.0.1 -P "$MARIADB_PORT" \
-  -u "$MARIADB_USER" -N -B -e 'SELECT post_title FROM wp_posts WHERE post_status = "publish" AND post_type = "post" ORDER BY ID DESC LIMIT 1' "$MARIADB_DB" 2>&1)
+out=$(wp_sql 'SELECT post_title FROM wp_posts WHERE post_status = "publish" AND post_type = "post" ORDER BY ID DESC LIMIT 1' 2>&1)
 is "$out" "$WP_POST_TITLE" "WordPress is installed in the test MariaDB with the known post"
 
 page=$(curl -fsS "$WP_URL/" 2>&1)

@@ -7,8 +7,6 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/harness/services.sh
 need sshd mariadb wordpress
 fresh_home
-export HOME=$(harness_tmp)/home   # no ~/.ssh keys or known_hosts of the machine's user
-mkdir -p "$HOME"
 unset SSH_AUTH_SOCK
 H=ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT
 
