@@ -229,7 +229,10 @@ static const char *put_entry(lua_State *L, int row, struct archive *a, struct ar
 	archive_entry_clear(e);
 	archive_entry_set_pathname(e, path);
 	archive_entry_set_perm(e, (mode_t)field_int(L, row, "mode"));
-	archive_entry_set_mtime(e, (time_t)field_int(L, row, "mtime"), 0);
+	lua_getfield(L, row, "mtime");
+	double mtime = lua_tonumber(L, -1);
+	lua_pop(L, 1);
+	archive_entry_set_mtime(e, (time_t)mtime, (long)((mtime - (double)(time_t)mtime) * 1e9));
 	if (strcmp(type, "file") == 0) {
 		if (!hex)
 			return "a file without sha256 in the manifest";

@@ -1,7 +1,7 @@
 /* fs.c: the file-system calls the Lua library needs, with failures as nil, msg, code.
  *   fs.stat(p)  fs.mkdir_p(p, mode)  fs.read(p)  fs.write_atomic(p, data, mode)
  *   fs.list(p)  fs.chmod(p, mode)  fs.remove(p)  fs.rename(a, b)  fs.free_space(p)
- *   fs.isatty(fd)
+ *   fs.isatty(fd)  fs.lock(p, "shared"|"exclusive" [, wait])
  */
 #include <dirent.h>
 #include <errno.h>
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -208,13 +209,60 @@ static int l_isatty(lua_State *L)
 	return 1;
 }
 
+#define LOCK_CLASS "tend.fs.lock"
+
+typedef struct {
+	int fd; /* -1 once released */
+} lock_handle;
+
+/* lock(path, "shared"|"exclusive" [, wait]) -> lock | nil, msg, code ("locked" when
+ * another process holds it and wait is false). flock(2): released on close, on __gc, or
+ * when the process dies, so a crashed run never leaves it held. */
+static int l_lock(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	static const char *const kinds[] = {"shared", "exclusive", NULL};
+	int op = luaL_checkoption(L, 2, NULL, kinds) == 0 ? LOCK_SH : LOCK_EX;
+	int wait = lua_toboolean(L, 3);
+	lock_handle *h = lua_newuserdatauv(L, sizeof *h, 0);
+	h->fd = -1;
+	luaL_setmetatable(L, LOCK_CLASS);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return tend_fail_errno(L, errno, "lock %s", path);
+	int rc;
+	while ((rc = flock(fd, op | (wait ? 0 : LOCK_NB))) != 0 && errno == EINTR)
+		;
+	if (rc != 0) {
+		int err = errno;
+		close(fd);
+		if (err == EWOULDBLOCK)
+			return tend_fail(L, "locked", "%s is locked by another run", path);
+		return tend_fail_errno(L, err, "lock %s", path);
+	}
+	h->fd = fd;
+	return 1;
+}
+
+static int lock_release(lua_State *L)
+{
+	lock_handle *h = luaL_checkudata(L, 1, LOCK_CLASS);
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
+	return 0;
+}
+
 int tend_open_fs(lua_State *L)
 {
+	static const luaL_Reg lock_methods[] = {
+		{"release", lock_release}, {"__gc", lock_release}, {"__close", lock_release}, {NULL, NULL}};
+	tend_new_class(L, LOCK_CLASS, lock_methods);
 	static const luaL_Reg funcs[] = {
 		{"stat", l_stat}, {"mkdir_p", l_mkdir_p}, {"read", l_read},
 		{"write_atomic", l_write_atomic}, {"list", l_list}, {"chmod", l_chmod},
 		{"remove", l_remove}, {"rename", l_rename}, {"free_space", l_free_space},
-		{"isatty", l_isatty},
+		{"isatty", l_isatty}, {"lock", l_lock},
 		{NULL, NULL}};
 	luaL_newlib(L, funcs);
 	return 1;

@@ -25,8 +25,10 @@ function M.list(t, root)
       fields = {}
       path = path:gsub("^%./", "")
       if path ~= "." then
+        -- mtime keeps find's fraction (a double holds microseconds today): two writes of
+        -- the same size within one second are still two versions.
         local e = { path = path, type = TYPES[kind] or "device", mode = tonumber(mode, 8),
-          size = tonumber(size), mtime = math.floor(tonumber(mtime)) }
+          size = tonumber(size), mtime = tonumber(mtime) }
         if e.type == "link" then e.link = link end
         if e.type ~= "file" then e.size = 0 end
         out[path] = e
@@ -128,6 +130,8 @@ function M.run(ctx, inst, opts)
   local say = opts.progress or function() end
   local catalog, st, t = ctx:catalog(), snapshot.store(ctx), inst:transport()
   local started = os.time()
+  -- Objects written before the snapshot is recorded must not be collected meanwhile.
+  local lock <close> = snapshot.lock_store(ctx, "shared")
   local adapter, version = inst:detect()
   if not adapter then errors.fail("%s", version) end
 
@@ -152,7 +156,8 @@ function M.run(ctx, inst, opts)
       local g = got[e.path]
       if e.type == "file" and not e.sha256 then
         if g and g.sha256 then
-          e.sha256, e.size, e.mtime, e.mode = g.sha256, g.size, g.mtime, g.mode
+          -- tar's size and mode are what was stored; the listing's mtime is the precise one
+          e.sha256, e.size, e.mode = g.sha256, g.size, g.mode
           sent, stored = sent + g.size, stored + (g.stored or 0)
           kept[#kept + 1] = e
         end -- else it vanished between listing and reading: not in this snapshot

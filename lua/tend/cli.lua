@@ -35,6 +35,10 @@ Hosts:
   exec NAME|--all|--tag K=V [-j N] -- CMD ...
                                      run CMD in the instances' web roots; its exit code is ours
 
+Store:
+  store verify            read back every stored object and check its hash
+  store gc [--dry-run]    remove objects no snapshot needs (never while a backup runs)
+
 Recipes:
   recipes                 list recipes with their summaries
   help RECIPE             parameters of one recipe
@@ -328,6 +332,44 @@ local function commands_exec(ctx, argv)
   return require("tend.fanout").exec(ctx, targets, cmd, tonumber(opts.j) or 1)
 end
 
+local store_cmds = {}
+
+-- store verify: every object in the store reads back to its name.
+function store_cmds.verify(ctx, argv)
+  local _, pos = getopts(argv, {}, "store verify")
+  if #pos > 0 then errors.usage("usage: tend store verify") end
+  local snapshot = require "tend.snapshot"
+  local st, bad = snapshot.store(ctx), {}
+  local all = snapshot.objects(ctx)
+  for _, hex in ipairs(all) do
+    local ok, msg = st:verify(hex)
+    if not ok then bad[#bad + 1] = msg end
+  end
+  ctx:result({ objects = #all, damaged = bad }, ("%d objects: %s"):format(#all,
+    #bad == 0 and "all intact" or (#bad .. " damaged\n  " .. table.concat(bad, "\n  "))))
+  if #bad > 0 then errors.fail("store: %d damaged objects", #bad) end
+end
+
+-- store gc: remove objects no snapshot references; never while a backup runs.
+function store_cmds.gc(ctx, argv)
+  local opts, pos = getopts(argv, { ["dry-run"] = "bool" }, "store gc")
+  if #pos > 0 then errors.usage("usage: tend store gc [--dry-run]") end
+  local snapshot = require "tend.snapshot"
+  local lock <close> = snapshot.lock_store(ctx, "exclusive")
+  local keep = snapshot.referenced(ctx:catalog())
+  local removed, freed = 0, 0
+  for _, hex in ipairs(snapshot.objects(ctx)) do
+    if not keep[hex] then
+      local path = ("%s/store/objects/%s/%s"):format(ctx.home, hex:sub(1, 2), hex:sub(3))
+      local st = tend.core.fs.stat(path)
+      if not opts["dry-run"] then errors.check(tend.core.fs.remove(path)) end
+      removed, freed = removed + 1, freed + (st and st.size or 0)
+    end
+  end
+  ctx:result({ removed = removed, freed_bytes = freed, dry_run = opts["dry-run"] or false },
+    ("%s %d unreferenced objects (%d bytes)"):format(opts["dry-run"] and "would remove" or "removed", removed, freed))
+end
+
 local function group(name, cmds, usage)
   return function(ctx, argv)
     local sub = argv[1]
@@ -365,6 +407,7 @@ commands.instance = group("instance", instance_cmds,
   "usage: tend instance add|list|show|edit|rm|link ... (tend --help)")
 commands.secret = group("secret", secret_cmds, "usage: tend secret set KEY | list | rm KEY")
 commands.host = group("host", host_cmds, "usage: tend host list | check NAME | trust NAME")
+commands.store = group("store", store_cmds, "usage: tend store verify | gc [--dry-run]")
 commands.exec = commands_exec
 
 function commands.recipes(ctx, argv)

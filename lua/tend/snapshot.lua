@@ -10,6 +10,42 @@ function M.store(ctx)
   return errors.check(core.store.open(ctx.home .. "/store"))
 end
 
+-- lock_store(ctx, kind) -> lock: "shared" for runs that add objects (backups), waiting;
+-- "exclusive" for gc, which never waits: it fails with code "locked" (exit 4).
+function M.lock_store(ctx, kind)
+  M.store(ctx) -- creates the store dir
+  local lock, msg, code = core.fs.lock(ctx.home .. "/store/lock", kind, kind == "shared")
+  if not lock then
+    if code == "locked" then errors.raise(4, "the store is in use by a backup; try again when it ends") end
+    errors.fail("%s", msg)
+  end
+  return lock
+end
+
+-- referenced(catalog) -> {hex = true}: every object some snapshot needs.
+function M.referenced(catalog)
+  local keep = {}
+  for _, r in ipairs(catalog:query("SELECT DISTINCT sha256 FROM snapshot_files WHERE sha256 IS NOT NULL")) do keep[r.sha256] = true end
+  for _, r in ipairs(catalog:query("SELECT db_object FROM snapshots WHERE db_object IS NOT NULL")) do keep[r.db_object] = true end
+  return keep
+end
+
+-- objects(ctx) -> {hex, ...}: every object in the store, from its directory.
+function M.objects(ctx)
+  local base, out = ctx.home .. "/store/objects", {}
+  for _, sub in ipairs(core.fs.list(base) or {}) do
+    for _, rest in ipairs(core.fs.list(base .. "/" .. sub) or {}) do out[#out + 1] = sub .. rest end
+  end
+  return out
+end
+
+-- forget(catalog, ids): drop snapshots from the catalog (their objects stay until gc).
+function M.forget(catalog, ids)
+  catalog:transaction(function()
+    for _, id in ipairs(ids) do catalog:run("DELETE FROM snapshots WHERE id = ?", id) end
+  end)
+end
+
 -- list(catalog, inst) -> snapshots, newest first
 function M.list(catalog, inst)
   return catalog:query("SELECT * FROM snapshots WHERE instance_id = ? ORDER BY started_at DESC, id DESC", inst.id)
