@@ -5,14 +5,19 @@
  * every entry comes back as {path, type, mode, size, mtime, uid, gid, sha256 | link}.
  * Paths are normalised ("./a" -> "a"); an absolute path or a ".." component fails the
  * whole stream: a backup never records what it could not restore safely.
- *   archive.write_tar(stream, store, entries) -> files, bytes | nil, msg, code
- * writes a tar (POSIX pax) of entries (manifest rows) into a stream, each file's bytes
- * from the store, verified; then end-of-file. Unsafe paths are refused before writing.
+ *   archive.write_tar(stream | path, store, entries [, {compression=, prefix=}])
+ *     -> files, bytes | nil, msg, code
+ * writes a tar (POSIX pax) of entries (manifest rows; a row may carry `data` instead of
+ * a stored object) into a stream (then end-of-file) or a compressed file, each file's
+ * bytes from the store, verified. Unsafe paths are refused before writing.
+ * store_tar also takes a path: an archive file (tar, any compression).
  */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tend.h"
 #include "store.h"
@@ -134,18 +139,22 @@ static const char *take_entry(lua_State *L, struct archive *a, struct archive_en
 	return NULL;
 }
 
-/* store_tar(stream, store) -> {entry...} | nil, msg, code */
+/* store_tar(stream | path, store) -> {entry...} | nil, msg, code */
 static int l_store_tar(lua_State *L)
 {
 	tar_source *src = lua_newuserdatauv(L, sizeof *src, 0);
-	tend_check_reader(L, 1, &src->in);
+	const char *path_in = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
+	if (!path_in)
+		tend_check_reader(L, 1, &src->in);
 	src->failed = 0;
 	tend_store *st = luaL_checkudata(L, 2, "tend.store");
 	struct archive *a = archive_read_new();
 	archive_read_support_format_tar(a);
 	archive_read_support_format_gnutar(a);
 	archive_read_support_filter_all(a);
-	if (archive_read_open(a, src, NULL, on_read, NULL) != ARCHIVE_OK) {
+	int opened = path_in ? archive_read_open_filename(a, path_in, BLOCK)
+	                     : archive_read_open(a, src, NULL, on_read, NULL);
+	if (opened != ARCHIVE_OK) {
 		int n = tend_fail(L, src->failed ? "stream" : "archive", "tar: %s", archive_error_string(a));
 		archive_read_free(a);
 		return n;
@@ -217,27 +226,33 @@ static lua_Integer field_int(lua_State *L, int t, const char *k)
 	return v;
 }
 
-/* One manifest row into the archive; NULL, or why not. */
+/* One manifest row into the archive, its path under prefix; NULL, or why not.
+ * A row may carry its bytes in `data` instead of a stored object. */
 static const char *put_entry(lua_State *L, int row, struct archive *a, struct archive_entry *e,
-                             tend_store *st)
+                             tend_store *st, const char *prefix)
 {
-	char clean[4096];
+	char clean[4096], full[8192];
 	const char *path = field_str(L, row, "path"), *type = field_str(L, row, "type");
 	if (!path || !type || !clean_path(path, clean, sizeof clean) || strcmp(clean, path) != 0)
 		return "unsafe or missing path in the manifest";
 	const char *link = field_str(L, row, "link"), *hex = field_str(L, row, "sha256");
+	size_t dlen = 0;
+	lua_getfield(L, row, "data");
+	const char *data = lua_tolstring(L, -1, &dlen);
+	lua_pop(L, 1); /* anchored by the row */
+	snprintf(full, sizeof full, "%s%s", prefix, path);
 	archive_entry_clear(e);
-	archive_entry_set_pathname(e, path);
+	archive_entry_set_pathname(e, full);
 	archive_entry_set_perm(e, (mode_t)field_int(L, row, "mode"));
 	lua_getfield(L, row, "mtime");
 	double mtime = lua_tonumber(L, -1);
 	lua_pop(L, 1);
 	archive_entry_set_mtime(e, (time_t)mtime, (long)((mtime - (double)(time_t)mtime) * 1e9));
 	if (strcmp(type, "file") == 0) {
-		if (!hex)
+		if (!hex && !data)
 			return "a file without sha256 in the manifest";
 		archive_entry_set_filetype(e, AE_IFREG);
-		archive_entry_set_size(e, field_int(L, row, "size"));
+		archive_entry_set_size(e, data ? (la_int64_t)dlen : field_int(L, row, "size"));
 	} else if (strcmp(type, "dir") == 0) {
 		archive_entry_set_filetype(e, AE_IFDIR);
 	} else if (strcmp(type, "link") == 0 && link) {
@@ -248,6 +263,8 @@ static const char *put_entry(lua_State *L, int row, struct archive *a, struct ar
 	}
 	if (archive_write_header(a, e) != ARCHIVE_OK)
 		return archive_error_string(a);
+	if (data)
+		return archive_write_data(a, data, dlen) < 0 ? archive_error_string(a) : NULL;
 	if (strcmp(type, "file") == 0) {
 		int err = tend_store_read(st, hex, to_archive, a);
 		if (err == EBADMSG)
@@ -260,26 +277,57 @@ static const char *put_entry(lua_State *L, int row, struct archive *a, struct ar
 	return NULL;
 }
 
-/* write_tar(stream, store, entries) -> files, bytes | nil, msg, code */
+static int add_filter(struct archive *a, const char *compression)
+{
+	if (strcmp(compression, "zstd") == 0)
+		return archive_write_add_filter_zstd(a);
+	if (strcmp(compression, "bzip2") == 0)
+		return archive_write_add_filter_bzip2(a);
+	if (strcmp(compression, "gzip") == 0)
+		return archive_write_add_filter_gzip(a);
+	return strcmp(compression, "none") == 0 ? ARCHIVE_OK : ARCHIVE_FATAL;
+}
+
+/* write_tar(stream | path, store, entries [, {compression=, prefix=}]) -> files, bytes
+ * | nil, msg, code.  To a path: compressed (zstd, bzip2, gzip or none), written to a
+ * temp file beside it and renamed, so the archive appears whole or not at all. */
 static int l_write_tar(lua_State *L)
 {
 	tar_sink *sink = lua_newuserdatauv(L, sizeof *sink, 0);
-	tend_check_writer(L, 1, &sink->out);
+	const char *dest = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
+	if (!dest)
+		tend_check_writer(L, 1, &sink->out);
 	sink->failed = 0;
 	tend_store *st = luaL_checkudata(L, 2, "tend.store");
 	luaL_checktype(L, 3, LUA_TTABLE);
+	const char *compression = "none", *prefix = "";
+	if (lua_istable(L, 4)) {
+		lua_getfield(L, 4, "compression");
+		compression = luaL_optstring(L, -1, "none");
+		lua_getfield(L, 4, "prefix");
+		prefix = luaL_optstring(L, -1, "");
+	}
+	char tmp[4096];
 	struct archive *a = archive_write_new();
 	archive_write_set_format_pax_restricted(a);
-	archive_write_set_bytes_in_last_block(a, 1);
 	struct archive_entry *e = archive_entry_new();
 	const char *bad = NULL;
 	lua_Integer files = 0, bytes = 0;
-	if (archive_write_open(a, sink, NULL, on_write, NULL) != ARCHIVE_OK)
-		bad = archive_error_string(a);
+	if (add_filter(a, compression) != ARCHIVE_OK)
+		bad = "unknown compression (zstd, bzip2, gzip or none)";
+	else if (dest) {
+		snprintf(tmp, sizeof tmp, "%s.tend-tmp", dest);
+		if (archive_write_open_filename(a, tmp) != ARCHIVE_OK)
+			bad = archive_error_string(a);
+	} else {
+		archive_write_set_bytes_in_last_block(a, 1);
+		if (archive_write_open(a, sink, NULL, on_write, NULL) != ARCHIVE_OK)
+			bad = archive_error_string(a);
+	}
 	for (lua_Integer i = 1; !bad && i <= luaL_len(L, 3); i++) {
 		lua_rawgeti(L, 3, i);
 		luaL_checktype(L, -1, LUA_TTABLE);
-		bad = put_entry(L, lua_gettop(L), a, e, st);
+		bad = put_entry(L, lua_gettop(L), a, e, st, prefix);
 		if (!bad && strcmp(field_str(L, -1, "type"), "file") == 0) {
 			files++;
 			bytes += field_int(L, -1, "size");
@@ -289,9 +337,13 @@ static int l_write_tar(lua_State *L)
 	if (!bad && archive_write_close(a) != ARCHIVE_OK)
 		bad = archive_error_string(a);
 	int n;
-	if (bad)
-		n = tend_fail(L, sink->failed ? "stream" : "archive", "tar: %s", bad);
-	else if (sink->out.finish(sink->out.ctx) != 0)
+	if (!bad && dest && rename(tmp, dest) != 0)
+		bad = strerror(errno);
+	if (bad) {
+		n = tend_fail(L, sink->failed ? "stream" : strstr(bad, "space") ? "enospc" : "archive", "tar: %s", bad);
+		if (dest)
+			unlink(tmp);
+	} else if (!dest && sink->out.finish(sink->out.ctx) != 0)
 		n = tend_fail(L, "stream", "tar: %s", sink->out.error(sink->out.ctx));
 	else {
 		lua_pushinteger(L, files);

@@ -1,0 +1,138 @@
+-- exchange: snapshots to and from portable archives.
+-- Our export: files/<the web root>, db/<dbname>.sql, manifest (one JSON object per
+-- line), meta.json; a plain tar, compressed by the file name (.tar.zst .tar.bz2 .tar.gz
+-- .tar). Import takes those and Tiki Manager's backup archives (see design.md).
+local core = require "tend.core"
+local errors = require "tend.errors"
+local snapshot = require "tend.snapshot"
+local cjson = require "cjson"
+
+local M = {}
+
+local COMPRESSION = { { "%.tar%.zst$", "zstd" }, { "%.tzst$", "zstd" }, { "%.tar%.bz2$", "bzip2" },
+  { "%.tbz2?$", "bzip2" }, { "%.tar%.gz$", "gzip" }, { "%.tgz$", "gzip" }, { "%.tar$", "none" } }
+
+function M.compression(file)
+  for _, c in ipairs(COMPRESSION) do
+    if file:find(c[1]) then return c[2] end
+  end
+  errors.usage("%s: say the format by its name: .tar.zst, .tar.bz2, .tar.gz or .tar", file)
+end
+
+-- export(ctx, inst, snap, file) -> files, bytes
+function M.export(ctx, inst, snap, file)
+  local compression = M.compression(file)
+  local catalog, st = ctx:catalog(), snapshot.store(ctx)
+  local rows = catalog:query("SELECT * FROM snapshot_files WHERE snapshot_id = ? ORDER BY path", snap.id)
+  local entries, lines = {}, {}
+  local now = snap.started_at
+  entries[1] = { path = "files", type = "dir", mode = 493, mtime = now }
+  for _, r in ipairs(rows) do
+    lines[#lines + 1] = cjson.encode({ path = r.path, type = r.type, mode = r.mode, size = r.size,
+      mtime = r.mtime, sha256 = r.sha256, link = r.link })
+    entries[#entries + 1] = { path = "files/" .. r.path, type = r.type, mode = r.mode, size = r.size,
+      mtime = r.mtime, sha256 = r.sha256, link = r.link }
+  end
+  local dbname
+  if snap.db_object then
+    local s = inst:db_settings(ctx:vault())
+    dbname = (s and (s.name or (s.path and s.path:match("([^/]+)$"))) or "database"):gsub("[^%w._-]", "_")
+    entries[#entries + 1] = { path = "db", type = "dir", mode = 493, mtime = now }
+    entries[#entries + 1] = { path = "db/" .. dbname .. ".sql", type = "file", mode = 384, mtime = now,
+      size = snap.db_bytes, sha256 = snap.db_object }
+  end
+  local meta = { format = "tend-export", format_version = 1, instance = inst.name, app = snap.app,
+    version = snap.version, snapshot = snap.id, taken_at = os.date("!%Y-%m-%dT%H:%M:%SZ", snap.started_at),
+    files = snap.files, bytes = snap.bytes, db_driver = snap.db_driver,
+    db_file = dbname and ("db/" .. dbname .. ".sql") or nil }
+  entries[#entries + 1] = { path = "manifest", type = "file", mode = 420, mtime = now, data = table.concat(lines, "\n") .. "\n" }
+  entries[#entries + 1] = { path = "meta.json", type = "file", mode = 420, mtime = now, data = cjson.encode(meta) .. "\n" }
+  return errors.check(core.archive.write_tar(file, st, entries, { compression = compression }))
+end
+
+-- Tiki Manager's manifest.txt: "<md5>    app|data    <abs path>    full|partial" (the
+-- oldest have three fields) -> {md5 = {kind=, path=}}
+local function tiki_manager_manifest(text)
+  local out = {}
+  for line in text:gmatch("[^\r\n]+") do
+    local md5, kind, path = line:match("^(%x+)    (%a+)    (.-)%s*$")
+    if md5 then
+      path = path:gsub("    %a+$", "")
+      out[md5] = { kind = kind, path = path:gsub("/+$", "") }
+    end
+  end
+  return out
+end
+
+-- import(ctx, inst, file) -> snapshot id, summary
+function M.import(ctx, inst, file)
+  if not core.fs.stat(file) then errors.usage("%s: no such file", file) end
+  local st = snapshot.store(ctx)
+  local lock <close> = snapshot.lock_store(ctx, "shared")
+  local entries = errors.check(core.archive.store_tar(file, st))
+  local by = {}
+  for _, e in ipairs(entries) do by[e.path] = e end
+
+  local manifest, dbobj, dbbytes, meta, kind, note = {}, nil, nil, {}, nil, nil
+  local function add(path, e)
+    if path == "" then return end
+    manifest[#manifest + 1] = { path = path, type = e.type, mode = e.mode, size = e.size or 0,
+      mtime = e.mtime, sha256 = e.sha256, link = e.link }
+  end
+
+  if by["meta.json"] then
+    kind = "tend export"
+    meta = cjson.decode(st:get_string(by["meta.json"].sha256))
+    for _, e in ipairs(entries) do
+      local rel = e.path:match("^files/(.+)$")
+      if rel then add(rel, e) end
+    end
+    local db = meta.db_file and by[meta.db_file]
+    if db then dbobj, dbbytes = db.sha256, db.size end
+  else
+    local top
+    for _, e in ipairs(entries) do
+      top = top or e.path:match("^([^/]+)/manifest%.txt$")
+    end
+    if not top then
+      errors.usage("%s is neither a tend export (meta.json) nor a Tiki Manager backup (<id>-<name>/manifest.txt)", file)
+    end
+    kind = "Tiki Manager backup"
+    local folders = tiki_manager_manifest(st:get_string(by[top .. "/manifest.txt"].sha256))
+    local root
+    for _, f in pairs(folders) do if f.kind == "app" then root = f.path end end
+    if not root then errors.fail("%s: its manifest.txt names no app folder", file) end
+    local skipped = 0
+    for _, e in ipairs(entries) do
+      local md5, rest = e.path:match("^" .. top:gsub("%p", "%%%0") .. "/(%x+)/?(.*)$")
+      local f = md5 and folders[md5]
+      if f then
+        local abs = rest ~= "" and (f.path .. "/" .. rest) or f.path
+        if abs == root then
+        elseif abs:sub(1, #root + 1) == root .. "/" then
+          add(abs:sub(#root + 2), e)
+        else
+          skipped = skipped + 1 -- a data folder outside the web root: not in a snapshot yet
+        end
+      end
+    end
+    local db = by[top .. "/database_dump.sql"]
+    if db then dbobj, dbbytes = db.sha256, db.size end
+    if skipped > 0 then note = ("%d entries outside the web root were skipped"):format(skipped) end
+  end
+
+  table.sort(manifest, function(a, b) return a.path < b.path end)
+  local files, bytes = 0, 0
+  for _, e in ipairs(manifest) do
+    if e.type == "file" then files, bytes = files + 1, bytes + e.size end
+  end
+  local snap = { instance_id = inst.id, started_at = os.time(), finished_at = os.time(),
+    app = meta.app or inst.app, version = meta.version, files = files, bytes = bytes,
+    sent_bytes = 0, stored_bytes = 0, db_driver = dbobj and (meta.db_driver or "mysql") or nil,
+    db_object = dbobj, db_bytes = dbbytes, consistent = true,
+    note = ("imported from %s (%s)%s"):format(file, kind, note and ("; " .. note) or "") }
+  local id = snapshot.record(ctx:catalog(), snap, manifest)
+  return id, { kind = kind, files = files, bytes = bytes, db_bytes = dbbytes, note = note }
+end
+
+return M

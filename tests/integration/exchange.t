@@ -1,0 +1,80 @@
+#!/bin/bash
+# Export and import: archives that GNU tar and bsdtar list and extract, imported back
+# identical; a Tiki Manager backup (built here in its documented layout) imported as a
+# snapshot; a hostile archive refused with nothing written.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/harness/tap.sh
+. tests/harness/services.sh
+need mariadb wordpress
+fresh_home
+T=$(harness_tmp)
+"$TEND" instance add wp --app wordpress --path "$WP_PATH" >/dev/null 2>&1
+"$TEND" --quiet backup wp >/dev/null 2>&1 || bail "backup failed"
+q() { sqlite3 "$TEND_HOME/catalog.db" "$1"; }
+manifest() { q "SELECT path, type, mode, size, sha256, link FROM snapshot_files WHERE snapshot_id = $1 ORDER BY path" | sha256sum | cut -c1-16; }
+
+for ext in tar.zst tar.bz2 tar.gz; do
+  out=$("$TEND" export wp 1 "$T/wp.$ext" 2>&1); rc=$?
+  is "$rc" 0 "export to .$ext exits 0"
+  mkdir -p "$T/gnu-$ext" "$T/bsd-$ext"
+  ok "GNU tar lists the .$ext" sh -c "tar -tf '$T/wp.$ext' | grep -qx 'files/wp-config.php'"
+  ok "bsdtar lists the .$ext" sh -c "bsdtar -tf '$T/wp.$ext' | grep -qx 'files/wp-config.php'"
+  tar -xf "$T/wp.$ext" -C "$T/gnu-$ext" && bsdtar -xf "$T/wp.$ext" -C "$T/bsd-$ext"
+  ok "GNU tar extracts files/ identical to the site (.$ext)" diff -r --no-dereference "$WP_PATH" "$T/gnu-$ext/files"
+  ok "bsdtar extracts the same (.$ext)" diff -r --no-dereference "$T/gnu-$ext" "$T/bsd-$ext"
+done
+like "$(cat "$T/gnu-tar.zst/db/wordpress.sql")" "$(re_escape "$WP_POST_TITLE")" "db/wordpress.sql holds the database with the known post"
+like "$(cat "$T/gnu-tar.zst/meta.json")" '"format":"tend-export"' "meta.json says what it is"
+is "$(wc -l < "$T/gnu-tar.zst/manifest")" "$(q 'SELECT count(*) FROM snapshot_files WHERE snapshot_id = 1')" "manifest has a line per path"
+like "$("$TEND" export wp 1 "$T/wp.zip" 2>&1; echo "rc=$?")" "say the format by its name.*rc=2" "an unknown format is a usage error"
+
+# Our export back in: the same manifest and the same database object.
+"$TEND" instance add copy --app wordpress --path "$T/copy" >/dev/null 2>&1
+out=$("$TEND" import copy "$T/wp.tar.bz2" 2>&1); rc=$?
+like "$rc:$out" "^0:.*copy: snapshot 2 from .*\(tend export\)" "import of our export exits 0 and says what it read"
+is "$(manifest 2)" "$(manifest 1)" "the imported snapshot has the same manifest (path, type, mode, size, sha256, link)"
+is "$(q 'SELECT db_object FROM snapshots WHERE id = 2')" "$(q 'SELECT db_object FROM snapshots WHERE id = 1')" "... and the same database dump"
+
+# A Tiki Manager backup, built as it lays them out.
+tm=$T/tm; root=/var/www/tiki; outside=/srv/tiki-extra
+a=$(printf '%s' "$root" | md5sum | cut -d' ' -f1)
+f=$(printf '%s' "$root/files" | md5sum | cut -d' ' -f1)
+o=$(printf '%s' "$outside" | md5sum | cut -d' ' -f1)
+mkdir -p "$tm/3-mytiki/$a/lib/setup" "$tm/3-mytiki/$a/db" "$tm/3-mytiki/$f/gallery" "$tm/3-mytiki/$o"
+echo '<?php // tiki' > "$tm/3-mytiki/$a/tiki-setup.php"
+echo '<?php class TWVersion { function __construct() { $this->version = "24.2"; } }' > "$tm/3-mytiki/$a/lib/setup/twversion.class.php"
+echo '<?php $dbs_tiki="tiki";' > "$tm/3-mytiki/$a/db/local.php"
+echo 'a picture' > "$tm/3-mytiki/$f/gallery/p1.jpg"
+echo 'elsewhere' > "$tm/3-mytiki/$o/extra.txt"
+printf '%s    app    %s    full\n%s    data    %s    full\n%s    data    %s    partial\n' \
+  "$a" "$root" "$f" "$root/files" "$o" "$outside" > "$tm/3-mytiki/manifest.txt"
+echo 'CREATE TABLE tiki_pages (page_id INT); -- the tiki dump' > "$tm/3-mytiki/database_dump.sql"
+tar -cjf "$T/3-mytiki.tar.bz2" -C "$tm" 3-mytiki
+"$TEND" instance add tk --app tiki --path "$T/tk" >/dev/null 2>&1
+out=$("$TEND" import tk "$T/3-mytiki.tar.bz2" 2>&1); rc=$?
+like "$rc:$out" "^0:.*tk: snapshot 3 from .*\(Tiki Manager backup\): 4 files.*2 entries outside the web root were skipped" \
+  "a Tiki Manager backup imports; the folder outside the web root is skipped and said"
+is "$(q "SELECT group_concat(path, ' ') FROM (SELECT path FROM snapshot_files WHERE snapshot_id = 3 AND type = 'file' ORDER BY path)")" \
+  "db/local.php files/gallery/p1.jpg lib/setup/twversion.class.php tiki-setup.php" \
+  "its app folder is the web root and its data folder lands at files/"
+obj=$(q 'SELECT db_object FROM snapshots WHERE id = 3')
+like "$(zstd -dc "$TEND_HOME/store/objects/${obj:0:2}/${obj:2}")" "the tiki dump" "database_dump.sql is the snapshot's database"
+"$TEND" --quiet restore tk --files-only >/dev/null 2>&1
+is "$(cat "$T/tk/files/gallery/p1.jpg" 2>&1)" "a picture" "the imported snapshot restores into place"
+like "$("$TEND" check tk 2>&1)" "app: +tiki 24\.2" "and is detected as the Tiki it was"
+
+# A hostile archive: refused whole, nothing outside written.
+/usr/bin/python3 - "$T/evil.tar.gz" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w:gz") as t:
+    for name in ("meta.json", "files/ok.txt", "files/../../escaped.txt"):
+        info = tarfile.TarInfo(name); data = b"{}" if name == "meta.json" else b"x"
+        info.size = len(data); t.addfile(info, io.BytesIO(data))
+PY
+out=$("$TEND" import copy "$T/evil.tar.gz" 2>&1); rc=$?
+like "$rc:$out" "^1:.*unsafe path" "an archive with ../ is refused"
+ok "nothing was written outside" test ! -e "$T/escaped.txt" -a ! -e "$TEND_HOME/escaped.txt"
+is "$(q 'SELECT count(*) FROM snapshots')" 3 "and no snapshot was recorded"
+like "$("$TEND" import copy "$T/nothing.tar" 2>&1; echo "rc=$?")" "no such file.*rc=2" "a missing archive is a usage error"
+
+done_testing
