@@ -379,8 +379,11 @@ static const char *reader_error(void *ctx)
 	if (tend_now() >= c->last_move + c->ss->idle)
 		snprintf(msg, sizeof msg, "ssh %s:%d: no data moved for %gs", c->ss->host, c->ss->port, c->ss->idle);
 	else {
-		libssh2_session_last_error(c->ss->s, &why, NULL, 0);
-		snprintf(msg, sizeof msg, "ssh %s:%d: %s", c->ss->host, c->ss->port, why && *why ? why : "read failed");
+		int rc = libssh2_session_last_error(c->ss->s, &why, NULL, 0);
+		int lost = rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_SEND ||
+		           rc == LIBSSH2_ERROR_SOCKET_DISCONNECT || rc == LIBSSH2_ERROR_SOCKET_TIMEOUT;
+		snprintf(msg, sizeof msg, "ssh %s:%d: %s%s%s", c->ss->host, c->ss->port,
+		         lost ? "connection lost (" : "", why && *why ? why : "read failed", lost ? ")" : "");
 	}
 	return msg;
 }

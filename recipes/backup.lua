@@ -27,10 +27,15 @@ Files are stored once whatever the number of snapshots or instances that hold th
     end
 
     local function one(inst)
-      local id, snap = backup.run(ctx, inst, {
+      local ok, id, snap = pcall(backup.run, ctx, inst, {
         rehash = args.rehash,
         progress = function(fmt, ...) ctx:info("%s: " .. fmt, inst.name, ...) end,
       })
+      if not ok then -- name the instance, once
+        local msg = type(id) == "table" and id.msg or tostring(id)
+        if not msg:find("instance " .. inst.name, 1, true) then msg = inst.name .. ": " .. msg end
+        error(msg, 0)
+      end
       ctx:info("%s: snapshot %d: %d files (%d bytes), %d bytes sent, %d new in the store%s",
         inst.name, id, snap.files, snap.bytes, snap.sent_bytes, snap.stored_bytes,
         snap.db_bytes and (", database " .. snap.db_bytes .. " bytes") or ", no database")

@@ -3,7 +3,7 @@
 #   need sshd mariadb wordpress smtp   start what is not already running
 # A service already started by tests/run (its variables exported) is reused.
 # Exports:
-#   sshd:      SSHD_PORT SSHD_USER SSHD_KEY SSHD_KNOWN_HOSTS SSHD_HOST_KEY_PUB
+#   sshd:      SSHD_PORT SSHD_USER SSHD_KEY SSHD_KNOWN_HOSTS SSHD_HOST_KEY_PUB SSHD_PIDFILE
 #              SSHD_PW_USER SSHD_PW_PASSWORD (a password login; when run as root)
 #   mariadb:   MARIADB_PORT MARIADB_SOCKET MARIADB_USER MARIADB_PASSWORD MARIADB_DB
 #   wordpress: WP_PATH WP_URL WP_PORT WP_POST_TITLE WP_VERSION
@@ -85,6 +85,7 @@ start_sshd() {
   HARNESS_PIDS="$HARNESS_PIDS $pid"
   wait_for sshd 10 _port_open "$SSHD_PORT" || return 1
   SSHD_KEY=$d/user_key
+  SSHD_PIDFILE=$d/sshd-$SSHD_PORT.pid
   SSHD_HOST_KEY_PUB=$d/host_key.pub
   SSHD_KNOWN_HOSTS=$d/known_hosts
   echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$d/host_key.pub")" > "$SSHD_KNOWN_HOSTS"
@@ -96,7 +97,7 @@ start_sshd() {
     printf '%s:%s\n' "$SSHD_PW_USER" "$SSHD_PW_PASSWORD" | chpasswd
     export SSHD_PW_USER SSHD_PW_PASSWORD
   fi
-  export SSHD_PORT SSHD_USER SSHD_KEY SSHD_KNOWN_HOSTS SSHD_HOST_KEY_PUB
+  export SSHD_PORT SSHD_USER SSHD_KEY SSHD_KNOWN_HOSTS SSHD_HOST_KEY_PUB SSHD_PIDFILE
 }
 
 # mariadb_root SQL: run SQL as the server's root over its socket.
