@@ -1,8 +1,9 @@
 /* store.c: a content-addressed object store on local disk.
  * An object is the zstd frame of some bytes, named by the SHA-256 of those bytes:
  * DIR/objects/ab/cdef... (plain `zstd -d` reads one). Writes hash and compress in one
- * pass into DIR/tmp, fsync, then rename: a crash never leaves a half-object under its
- * final name, and an object that exists is never written twice.
+ * pass into DIR/tmp, then rename: a half-object never has its final name, and an object
+ * that exists is never written twice. Durability is batched: st:sync() (syncfs) before
+ * a snapshot that needs the objects is recorded, instead of an fsync per object.
  *   st = store.open(dir [, level])   st:put_file(path) / st:put_string(data)
  *     -> hex, size, added, stored_bytes | nil, msg, code
  *   st:put_stream(stream) -> the same, and the stream's last bytes (a dump's end)
@@ -53,12 +54,18 @@ int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_
 	*what = "write object";
 	if (fd < 0)
 		return errno;
-	ZSTD_CCtx *z = ZSTD_createCCtx();
+	if (!st->zc) {
+		st->zc = ZSTD_createCCtx();
+		st->in = malloc(CHUNK);
+		st->out = malloc(ZSTD_CStreamOutSize());
+	}
+	ZSTD_CCtx *z = st->zc;
+	ZSTD_CCtx_reset(z, ZSTD_reset_session_only);
 	ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, st->level);
 	tend_sha256 *h = tend_sha256_new();
-	char *in = malloc(CHUNK), *out = malloc(ZSTD_CStreamOutSize());
+	char *in = st->in, *out = st->out;
 	res->size = res->stored = 0;
-	for (int done = 0; !done && !err && in && out;) {
+	for (int done = 0; !done && !err && z && in && out;) {
 		ssize_t n = src(ctx, in, CHUNK);
 		if (n < 0) {
 			err = errno ? errno : EIO;
@@ -80,15 +87,10 @@ int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_
 			res->stored += (long long)ob.pos;
 		} while (done ? left != 0 : ib.pos < ib.size);
 	}
-	if (!in || !out)
+	if (!z || !in || !out)
 		err = ENOMEM;
-	free(in);
-	free(out);
-	ZSTD_freeCCtx(z);
 	tend_sha256_hex(h, res->hex);
 	tend_sha256_free(h);
-	if (!err && fsync(fd) != 0)
-		err = errno;
 	if (close(fd) != 0 && !err)
 		err = errno;
 	if (!err) {
@@ -372,6 +374,33 @@ static int l_write_to(lua_State *L)
 	return 1;
 }
 
+/* st:sync() -> true | nil, msg, code: everything written to the store is on disk. */
+static int l_sync(lua_State *L)
+{
+	tend_store *st = check_store(L);
+	int fd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || syncfs(fd) != 0) {
+		int err = errno;
+		if (fd >= 0)
+			close(fd);
+		return tend_fail_errno(L, err, "store %s: sync", st->dir);
+	}
+	close(fd);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_gc(lua_State *L)
+{
+	tend_store *st = luaL_checkudata(L, 1, STORE_CLASS);
+	ZSTD_freeCCtx(st->zc);
+	free(st->in);
+	free(st->out);
+	st->zc = NULL;
+	st->in = st->out = NULL;
+	return 0;
+}
+
 /* st:verify(hex) -> true | nil, msg, code ("corrupt" when damaged) */
 static int l_verify(lua_State *L)
 {
@@ -390,6 +419,7 @@ static int l_open(lua_State *L)
 	const char *dir = luaL_checkstring(L, 1);
 	int level = (int)luaL_optinteger(L, 2, 3);
 	tend_store *st = lua_newuserdatauv(L, sizeof *st, 0);
+	memset(st, 0, sizeof *st);
 	luaL_setmetatable(L, STORE_CLASS);
 	if (snprintf(st->dir, sizeof st->dir, "%s", dir) >= (int)sizeof st->dir)
 		return tend_fail(L, "einval", "store %s: path too long", dir);
@@ -416,7 +446,7 @@ int tend_open_store(lua_State *L)
 		{"put_file", l_put_file}, {"put_string", l_put_string}, {"put_stream", l_put_stream},
 		{"has", l_has}, {"write_to", l_write_to},
 		{"get_file", l_get_file}, {"get_string", l_get_string}, {"verify", l_verify},
-		{"__tostring", l_tostring}, {NULL, NULL}};
+		{"sync", l_sync}, {"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};
 	tend_new_class(L, STORE_CLASS, methods);
 	luaL_newlib(L, funcs);

@@ -6,7 +6,9 @@
 
 typedef struct {
 	char dir[PATH_MAX - 128]; /* room left for /objects/ab/<62 hex> and temp names */
-	int level; /* zstd level */
+	int level;                /* zstd level */
+	void *zc;                 /* ZSTD_CCtx, reused object after object */
+	char *in, *out;           /* buffers, reused */
 } tend_store;
 
 typedef struct {

@@ -184,6 +184,7 @@ function M.run(ctx, inst, opts)
     app = adapter.name, version = version, files = files, bytes = bytes, sent_bytes = sent,
     stored_bytes = stored, db_driver = settings and settings.driver, db_object = dbinfo and dbinfo.object,
     db_bytes = dbinfo and dbinfo.bytes, consistent = true }
+  errors.check(st:sync()) -- every object on disk before the snapshot that needs them
   local id = snapshot.record(catalog, snap, manifest)
   snap.id = id
   return id, snap

@@ -46,7 +46,7 @@ local migrations = {
   ]],
   [[
   CREATE TABLE snapshots (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, -- ids are never reused: `restore NAME 42` means one thing
     instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
     started_at INTEGER NOT NULL,
     finished_at INTEGER NOT NULL,

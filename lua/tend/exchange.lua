@@ -131,6 +131,7 @@ function M.import(ctx, inst, file)
     sent_bytes = 0, stored_bytes = 0, db_driver = dbobj and (meta.db_driver or "mysql") or nil,
     db_object = dbobj, db_bytes = dbbytes, consistent = true,
     note = ("imported from %s (%s)%s"):format(file, kind, note and ("; " .. note) or "") }
+  errors.check(st:sync()) -- every object on disk before the snapshot that needs them
   local id = snapshot.record(ctx:catalog(), snap, manifest)
   return id, { kind = kind, files = files, bytes = bytes, db_bytes = dbbytes, note = note }
 end
