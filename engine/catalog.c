@@ -1,6 +1,7 @@
 /* catalog.c: SQLite databases for Lua: the engine's catalog and apps' SQLite files.
  * Prepared statements only; parameters are bound, never spliced into SQL.
  *   db = catalog.open(path [, "ro"])     db:exec(sql)   db:query(sql, ...)   db:run(sql, ...)
+ *   db:insert_many(sql, rows, fields)
  */
 #include <sqlite3.h>
 #include <string.h>
@@ -154,6 +155,52 @@ static int l_run(lua_State *L)
 	return 2;
 }
 
+/* db:insert_many(sql, rows, fields) -> count | nil, msg, code.  One prepared statement
+ * for many rows: row[fields[1]], row[fields[2]]... bound in order, stepped, reset. */
+static int l_insert_many(lua_State *L)
+{
+	catalog_db *c = check_open(L);
+	luaL_checktype(L, 3, LUA_TTABLE);
+	luaL_checktype(L, 4, LUA_TTABLE);
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(c->db, luaL_checkstring(L, 2), -1, &st, NULL) != SQLITE_OK)
+		return db_fail(L, c);
+	lua_Integer nrows = luaL_len(L, 3), nfields = luaL_len(L, 4);
+	for (lua_Integer r = 1; r <= nrows; r++) {
+		lua_rawgeti(L, 3, r);
+		int row = lua_gettop(L);
+		for (lua_Integer f = 1; f <= nfields; f++) {
+			lua_rawgeti(L, 4, f);
+			lua_gettable(L, row);
+			int t = lua_type(L, -1);
+			if (t == LUA_TNIL)
+				sqlite3_bind_null(st, (int)f);
+			else if (t == LUA_TNUMBER && lua_isinteger(L, -1))
+				sqlite3_bind_int64(st, (int)f, lua_tointeger(L, -1));
+			else if (t == LUA_TNUMBER)
+				sqlite3_bind_double(st, (int)f, lua_tonumber(L, -1));
+			else if (t == LUA_TBOOLEAN)
+				sqlite3_bind_int(st, (int)f, lua_toboolean(L, -1));
+			else {
+				size_t len;
+				const char *v = luaL_checklstring(L, -1, &len);
+				sqlite3_bind_text(st, (int)f, v, (int)len, SQLITE_TRANSIENT);
+			}
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			int n = db_fail(L, c);
+			sqlite3_finalize(st);
+			return n;
+		}
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	lua_pushinteger(L, nrows);
+	return 1;
+}
+
 /* db:close() -> true; safe to call twice. */
 static int l_close(lua_State *L)
 {
@@ -176,7 +223,8 @@ static int l_tostring(lua_State *L)
 int tend_open_catalog(lua_State *L)
 {
 	static const luaL_Reg methods[] = {
-		{"exec", l_exec}, {"query", l_query}, {"run", l_run}, {"close", l_close},
+		{"exec", l_exec}, {"query", l_query}, {"run", l_run}, {"insert_many", l_insert_many},
+		{"close", l_close},
 		{"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring},
 		{NULL, NULL}};
 	static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};

@@ -84,10 +84,10 @@ function M.record(catalog, snap, manifest)
       snap.instance_id, snap.started_at, snap.finished_at, snap.app, snap.version, snap.files,
       snap.bytes, snap.sent_bytes, snap.stored_bytes, snap.db_driver, snap.db_object, snap.db_bytes,
       snap.consistent and 1 or 0, snap.note)
-    for _, f in ipairs(manifest) do
-      catalog:run([[INSERT INTO snapshot_files(snapshot_id, path, type, mode, size, mtime, sha256, link)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)]], id, f.path, f.type, f.mode, f.size, f.mtime, f.sha256, f.link)
-    end
+    for _, f in ipairs(manifest) do f.snapshot_id = id end
+    errors.check(catalog.db:insert_many([[INSERT INTO snapshot_files(snapshot_id, path, type, mode,
+      size, mtime, sha256, link) VALUES (?, ?, ?, ?, ?, ?, ?, ?)]], manifest,
+      { "snapshot_id", "path", "type", "mode", "size", "mtime", "sha256", "link" }))
   end)
   return id
 end

@@ -15,6 +15,22 @@ static void test_roundtrip_types(void **state)
 	       "42 1.5 \"a\\0b\" nil");
 }
 
+static void test_insert_many(void **state)
+{
+	lua_State *L = *state;
+	lua_is(L,
+	       "local db = assert(core.catalog.open(':memory:'))\n"
+	       "db:exec('CREATE TABLE t(a INTEGER, b TEXT, c REAL)')\n"
+	       "local rows = {}\n"
+	       "for i = 1, 1000 do rows[i] = {a = i, b = 'r' .. i, c = i / 2} end\n"
+	       "rows[7].b = nil\n"
+	       "assert(db:insert_many('INSERT INTO t VALUES (?, ?, ?)', rows, {'a', 'b', 'c'}) == 1000)\n"
+	       "local r = db:query('SELECT count(*) AS n, sum(a) AS s, sum(b IS NULL) AS nulls, max(c) AS m FROM t')[1]\n"
+	       "local bad, msg, code = db:insert_many('INSERT INTO missing VALUES (?)', rows, {'a'})\n"
+	       "return table.concat({r.n, r.s, r.nulls, r.m, tostring(bad), code}, ' ')",
+	       "1000 500500 1 500.0 nil sqlite");
+}
+
 static void test_parameters_are_not_sql(void **state)
 {
 	lua_State *L = *state;
@@ -73,6 +89,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_types),
+		cmocka_unit_test(test_insert_many),
 		cmocka_unit_test(test_parameters_are_not_sql),
 		cmocka_unit_test(test_errors_are_results),
 		cmocka_unit_test(test_closed_handle_raises),
