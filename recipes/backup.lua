@@ -27,6 +27,9 @@ Files are stored once whatever the number of snapshots or instances that hold th
     end
 
     local function one(inst)
+      -- A restore of this instance that was killed midway is rolled back first.
+      local rok, rerr = pcall(require("tend.restore").recover, ctx, inst)
+      if not rok then error(type(rerr) == "table" and rerr.msg or tostring(rerr), 0) end
       local ok, id, snap = pcall(backup.run, ctx, inst, {
         rehash = args.rehash,
         progress = function(fmt, ...) ctx:info("%s: " .. fmt, inst.name, ...) end,

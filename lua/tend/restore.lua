@@ -6,8 +6,22 @@ local errors = require "tend.errors"
 local snapshot = require "tend.snapshot"
 local backup = require "tend.backup"
 local db = require "tend.db"
+local pause = require "tend.pause"
+local cjson = require "cjson"
 
 local M = {}
+
+-- The journal: while a restore has swapped files or touched the database, a file in
+-- $TEND_HOME/journal/ says how to put the instance back, so that a restore killed at any
+-- point is rolled back by the next run (M.recover).
+local function journal_path(ctx, target) return ("%s/journal/restore-%d.json"):format(ctx.home, target.id) end
+
+local function journal_write(ctx, target, j)
+  errors.check(core.fs.mkdir_p(ctx.home .. "/journal", 448))
+  errors.check(core.fs.write_atomic(journal_path(ctx, target), cjson.encode(j), 384))
+end
+
+local function journal_clear(ctx, target) core.fs.remove(journal_path(ctx, target)) end
 
 local function split(path)
   local parent, base = path:match("^(.*)/([^/]+)$")
@@ -64,8 +78,8 @@ local function client_run(t, s, argv_tail, feed)
   end)
 end
 
--- load_db(t, st, s, object): empty the database, then load the dump object into it.
-function M.load_db(t, st, s, object)
+-- load_db(t, st, s, object [, ctx]): empty the database, then load the dump object.
+function M.load_db(t, st, s, object, ctx)
   if s.driver == "sqlite" then
     return backup.with_temp(t, function(tmp)
       local stream = errors.check(t:open({ "sh", "-c", 'cat > "$1"', "sh", tmp }, { stdin_pipe = true }))
@@ -84,6 +98,7 @@ function M.load_db(t, st, s, object)
   ok, msg, code = client_run(t, s, {}, function(stream)
     local w, wmsg, wcode = stream:write(table.concat(drops, "\n") .. "\n")
     if not w then return nil, wmsg, wcode end
+    if ctx then pause(ctx, "restore.db-emptied") end
     w, wmsg, wcode = st:write_to(object, stream)
     if not w then return nil, wmsg, wcode end
     return true
@@ -92,8 +107,35 @@ function M.load_db(t, st, s, object)
   return true
 end
 
+-- recover(ctx, target): roll back a restore of target that was interrupted (killed,
+-- power cut) by what its journal says: the old tree back, the staging tree gone, the
+-- database back from the safety dump. Nothing to do without a journal.
+function M.recover(ctx, target, in_process)
+  local text = core.fs.read(journal_path(ctx, target))
+  if not text then return false end
+  local j = cjson.decode(text)
+  if not in_process then
+    ctx:warn("%s: a restore was interrupted (%s); putting the instance back as it was", target.name,
+      os.date("!%Y-%m-%d %H:%M UTC", j.started_at or 0))
+  end
+  local t, st = target:transport(), snapshot.store(ctx)
+  if j.old and t:stat(j.old) then
+    if t:stat(target.path) then rm_rf(t, target.path) end
+    errors.check(t:rename(j.old, target.path))
+  end
+  if j.staging and t:stat(j.staging) then rm_rf(t, j.staging) end
+  if j.safety then
+    local settings = errors.check(target:db_settings(ctx:vault()))
+    local ok, msg = M.load_db(t, st, settings, j.safety)
+    if not ok then errors.fail("%s: rolling back an interrupted restore: %s (journal kept: %s)", target.name, msg, journal_path(ctx, target)) end
+  end
+  journal_clear(ctx, target)
+  return true
+end
+
 -- run(ctx, inst, snap, opts) -> summary.  opts: files_only, db_only, target (an Instance,
--- default inst), progress(fmt, ...). Raises on failure, with the target as it was.
+-- default inst), progress(fmt, ...). Raises on failure, with the target as it was; a
+-- restore killed at any point is rolled back by the next restore or backup (recover).
 function M.run(ctx, inst, snap, opts)
   opts = opts or {}
   local say = opts.progress or function() end
@@ -101,68 +143,57 @@ function M.run(ctx, inst, snap, opts)
   local t, st = target:transport(), snapshot.store(ctx)
   local catalog = ctx:catalog()
   local summary = { snapshot = snap.id, instance = inst.name, target = target.name }
+  M.recover(ctx, target)
 
-  -- Read the target's database settings before its files change.
-  local settings
+  -- Read the target's database settings, and dump it, before anything changes.
+  local settings, safety
   if not opts.files_only and snap.db_object then
     settings = errors.check(target:db_settings(ctx:vault()))
+    -- An absent SQLite file has nothing to protect; any other database gets a safety dump.
+    if settings.driver ~= "sqlite" or t:stat(settings.path) then
+      say("safety dump of %s", db.describe(settings))
+      safety = errors.check(backup.dump_db(t, settings, st))
+      summary.safety_object = safety.object
+    end
   end
 
   local parent, base = split(target.path)
   local tag = ("%d-%d"):format(os.time(), math.random(1, 1 << 30))
   local staging = ("%s/.tend-restore-%s-%s"):format(parent, base, tag)
   local old = ("%s/.tend-old-%s-%s"):format(parent, base, tag)
-  local swapped = false
-
-  local function undo_files()
-    if swapped then
-      rm_rf(t, target.path)
-      t:rename(old, target.path)
-    end
-    rm_rf(t, staging)
-  end
 
   if not opts.db_only then
     local manifest = catalog:query("SELECT * FROM snapshot_files WHERE snapshot_id = ? ORDER BY path", snap.id)
     say("building %d entries in %s", #manifest, staging)
     local files, msg = build(t, st, manifest, staging)
-    if not files then undo_files(); errors.fail("%s", msg) end
-    errors.check(t:exec({ "chmod", "--reference", target.path, staging }))
-    local ok
-    ok, msg = t:rename(target.path, old)
-    if not ok and t:stat(target.path) then undo_files(); errors.fail("%s", msg) end
-    swapped = ok and true or false
-    ok, msg = t:rename(staging, target.path)
-    if not ok then undo_files(); errors.fail("%s", msg) end
+    if not files then rm_rf(t, staging); errors.fail("%s", msg) end
+    t:exec({ "chmod", "--reference", target.path, staging })
     summary.files = files
   end
 
-  local function db_phase()
-    if not settings then return end
-    say("safety dump of %s", db.describe(settings))
-    local safety, msg = backup.dump_db(t, settings, st)
-    if not safety then errors.fail("%s", msg) end
-    say("loading the snapshot's database")
-    local ok, lmsg = M.load_db(t, st, settings, snap.db_object)
-    if not ok then
-      say("loading failed; putting the database back")
-      local back, bmsg = M.load_db(t, st, settings, safety.object)
-      if not back then
-        errors.fail("%s; and the safety dump %s could not be loaded back: %s", lmsg, safety.object:sub(1, 12), bmsg)
-      end
-      errors.fail("%s (the instance is as it was)", lmsg)
+  journal_write(ctx, target, { started_at = os.time(), snapshot = snap.id,
+    staging = not opts.db_only and staging or nil, old = not opts.db_only and old or nil,
+    safety = safety and safety.object or nil })
+  local ok, err = pcall(function()
+    if not opts.db_only then
+      if t:stat(target.path) then errors.check(t:rename(target.path, old)) end
+      errors.check(t:rename(staging, target.path))
     end
-    summary.db_bytes = snap.db_bytes
-    summary.safety_object = safety.object
+    if settings then
+      say("loading the snapshot's database")
+      errors.check(M.load_db(t, st, settings, snap.db_object, ctx))
+      summary.db_bytes = snap.db_bytes
+    end
+  end)
+  if not ok then -- a failure we see: roll back now, by the same steps as after a kill
+    say("restore failed; putting the instance back")
+    local msg = errors.is(err) and err.msg or tostring(err)
+    local rok, rerr = pcall(M.recover, ctx, target, true)
+    if not rok then errors.fail("%s; and rolling back failed: %s", msg, errors.is(rerr) and rerr.msg or tostring(rerr)) end
+    errors.fail("%s (the instance is as it was)", msg)
   end
-  -- Whatever goes wrong in the database phase (a bug included), the files go back.
-  local ok, err = pcall(db_phase)
-  if not ok then
-    undo_files()
-    error(err, 0)
-  end
-
-  if swapped then rm_rf(t, old) end
+  if not opts.db_only then rm_rf(t, old) end
+  journal_clear(ctx, target)
   return summary
 end
 
