@@ -1,15 +1,20 @@
 /* store.c: a content-addressed object store on local disk.
- * An object is the zstd frame of some bytes, named by the SHA-256 of those bytes:
- * DIR/objects/ab/cdef... (plain `zstd -d` reads one). Writes hash and compress in one
- * pass into DIR/tmp, then rename: a half-object never has its final name, and an object
- * that exists is never written twice. Durability is batched: st:sync() (syncfs) before
- * a snapshot that needs the objects is recorded, instead of an fsync per object.
+ * An object is the zstd frame of some bytes, named by the SHA-256 of those bytes.
+ * Large objects are files, DIR/objects/ab/cdef... (plain `zstd -d` reads one), written
+ * into DIR/tmp and renamed. Small ones (up to PACK_MAX bytes, most files of a site) are
+ * appended to a pack, DIR/packs/<name>.pack, and found through DIR/index.db: creating a
+ * file per object costs more than the object on most disks. An object that exists is
+ * never written twice. Durability is batched: st:sync() makes the packs and loose
+ * objects durable, then indexes the new packed objects, before a snapshot that needs
+ * them is recorded; packed bytes that never got indexed are garbage for gc.
  *   st = store.open(dir [, level])   st:put_file(path) / st:put_string(data)
  *     -> hex, size, added, stored_bytes | nil, msg, code
  *   st:put_stream(stream) -> the same, and the stream's last bytes (a dump's end)
  *   st:has(hex)  st:get_file(hex, dest [, mode])  st:get_string(hex)  st:verify(hex)
- *   st:write_to(hex, stream)
+ *   st:write_to(hex, stream)  st:sync()  st:list()  st:remove(hex)  st:prune()
+ *   st:locate(hex) -> "file", path | "pack", path, offset, length
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,6 +23,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sqlite3.h>
+#include <sys/random.h>
 #include <zstd.h>
 
 #include "tend.h"
@@ -25,6 +32,8 @@
 
 #define STORE_CLASS "tend.store"
 #define CHUNK (1 << 17)
+#define PACK_MAX (16 * 1024)     /* objects up to this size (uncompressed) are packed */
+#define PACK_ROLL (256LL << 20)  /* a new pack after this many bytes */
 
 static tend_store *check_store(lua_State *L) { return luaL_checkudata(L, 1, STORE_CLASS); }
 
@@ -43,29 +52,194 @@ static void object_path(const tend_store *st, const char *hex, char out[PATH_MAX
 	snprintf(out, PATH_MAX, "%s/objects/%.2s/%s", st->dir, hex, hex + 2);
 }
 
-/* Compress what src yields into a temp file while hashing it, then move it into place.
- * Returns 0 and fills res, or an errno value (ENOSPC for a full disk) with *what set. */
+/* ---- the index of packed objects (DIR/index.db) ---- */
+
+static sqlite3 *index_db(tend_store *st)
+{
+	if (st->index)
+		return st->index;
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/index.db", st->dir);
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	if (sqlite3_exec(db, "PRAGMA journal_mode = WAL;"
+	                     "CREATE TABLE IF NOT EXISTS packed (hex TEXT PRIMARY KEY, pack TEXT NOT NULL,"
+	                     " offset INTEGER NOT NULL, length INTEGER NOT NULL) WITHOUT ROWID;",
+	                 NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	st->index = db;
+	return db;
+}
+
+/* Where a packed object is: 1 and pack/offset/length, or 0. */
+static int index_find(tend_store *st, const char *hex, char pack[40], long long *off, long long *len)
+{
+	sqlite3 *db = index_db(st);
+	sqlite3_stmt *q = NULL;
+	int found = 0;
+	if (db && sqlite3_prepare_v2(db, "SELECT pack, offset, length FROM packed WHERE hex = ?", -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, hex, 64, SQLITE_STATIC);
+		if (sqlite3_step(q) == SQLITE_ROW) {
+			snprintf(pack, 40, "%s", (const char *)sqlite3_column_text(q, 0));
+			*off = sqlite3_column_int64(q, 1);
+			*len = sqlite3_column_int64(q, 2);
+			found = 1;
+		}
+	}
+	sqlite3_finalize(q);
+	return found;
+}
+
+/* ---- objects packed in this run, not indexed yet: a hash set over st->pending ---- */
+
+static size_t slot_of(const char *hex, size_t nslots)
+{
+	unsigned long long h = strtoull((char[17]){hex[0], hex[1], hex[2], hex[3], hex[4], hex[5], hex[6],
+	                                           hex[7], hex[8], hex[9], hex[10], hex[11], hex[12], hex[13],
+	                                           hex[14], hex[15], 0}, NULL, 16);
+	return (size_t)(h & (nslots - 1));
+}
+
+static tend_pending *pending_find(tend_store *st, const char *hex)
+{
+	for (size_t i = st->nslots ? slot_of(hex, st->nslots) : 0; st->nslots && st->slots[i]; i = (i + 1) & (st->nslots - 1))
+		if (memcmp(st->pending[st->slots[i] - 1].hex, hex, 64) == 0)
+			return &st->pending[st->slots[i] - 1];
+	return NULL;
+}
+
+static int pending_add(tend_store *st, const char *hex, const char *pack, long long off, long long len)
+{
+	if (st->npending == st->cappending) {
+		size_t cap = st->cappending ? st->cappending * 2 : 1024;
+		tend_pending *p = realloc(st->pending, cap * sizeof *p);
+		if (!p)
+			return ENOMEM;
+		st->pending = p;
+		st->cappending = cap;
+	}
+	if (2 * (st->npending + 1) > st->nslots) { /* rehash at half load */
+		size_t n = st->nslots ? st->nslots * 2 : 2048;
+		size_t *slots = calloc(n, sizeof *slots);
+		if (!slots)
+			return ENOMEM;
+		free(st->slots);
+		st->slots = slots;
+		st->nslots = n;
+		for (size_t k = 0; k < st->npending; k++) {
+			size_t i = slot_of(st->pending[k].hex, n);
+			while (slots[i])
+				i = (i + 1) & (n - 1);
+			slots[i] = k + 1;
+		}
+	}
+	tend_pending *e = &st->pending[st->npending++];
+	memcpy(e->hex, hex, 65);
+	snprintf(e->pack, sizeof e->pack, "%s", pack);
+	e->offset = off;
+	e->length = len;
+	size_t i = slot_of(hex, st->nslots);
+	while (st->slots[i])
+		i = (i + 1) & (st->nslots - 1);
+	st->slots[i] = st->npending;
+	return 0;
+}
+
+static int loose_exists(tend_store *st, const char *hex)
+{
+	char path[PATH_MAX];
+	object_path(st, hex, path);
+	return access(path, F_OK) == 0;
+}
+
+static int object_exists(tend_store *st, const char *hex)
+{
+	char pack[40];
+	long long off, len;
+	return pending_find(st, hex) || loose_exists(st, hex) || index_find(st, hex, pack, &off, &len);
+}
+
+/* Where an object's frame is: a loose file (whole), or a range of a pack. 0 or ENOENT. */
+static int locate(tend_store *st, const char *hex, char path[PATH_MAX], long long *off, long long *len)
+{
+	object_path(st, hex, path);
+	*off = 0;
+	*len = -1; /* the whole file */
+	if (access(path, F_OK) == 0)
+		return 0;
+	char pack[40];
+	tend_pending *p = pending_find(st, hex);
+	if (p) {
+		snprintf(pack, sizeof pack, "%s", p->pack);
+		*off = p->offset;
+		*len = p->length;
+	} else if (!index_find(st, hex, pack, off, len)) {
+		return ENOENT;
+	}
+	snprintf(path, PATH_MAX, "%s/packs/%s.pack", st->dir, pack);
+	return 0;
+}
+
+/* Append a compressed frame to the current pack (a new one when none is open or it is
+ * full) and remember it as pending. 0 or an errno value. */
+static int pack_append(tend_store *st, const char *hex, const char *frame, size_t n)
+{
+	if (st->pack_fd >= 0 && st->pack_off >= PACK_ROLL) {
+		close(st->pack_fd); /* its objects are still pending; sync indexes them */
+		st->pack_fd = -1;
+	}
+	if (st->pack_fd < 0) {
+		unsigned char rnd[8];
+		if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+			return EIO;
+		snprintf(st->pack, sizeof st->pack, "%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+		         rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/packs/%s.pack", st->dir, st->pack);
+		st->pack_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (st->pack_fd < 0)
+			return errno;
+		st->pack_off = 0;
+	}
+	if (tend_write_all(st->pack_fd, frame, n) != 0)
+		return errno;
+	int err = pending_add(st, hex, st->pack, st->pack_off, (long long)n);
+	st->pack_off += (long long)n;
+	return err;
+}
+
+/* Compress what src yields while hashing it: in memory while it fits a pack, spilling
+ * to a temp file (a loose object) once it does not. Returns 0 and fills res, or an
+ * errno value (ENOSPC for a full disk) with *what set. */
 int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_result *res,
                    const char **what)
 {
 	char tmp[PATH_MAX], final[PATH_MAX];
-	snprintf(tmp, sizeof tmp, "%s/tmp/obj-XXXXXX", st->dir);
-	int fd = mkstemp(tmp), err = 0;
+	int fd = -1, err = 0;
 	*what = "write object";
-	if (fd < 0)
-		return errno;
 	if (!st->zc) {
 		st->zc = ZSTD_createCCtx();
 		st->in = malloc(CHUNK);
 		st->out = malloc(ZSTD_CStreamOutSize());
+		st->memcap = ZSTD_compressBound(PACK_MAX) + ZSTD_CStreamOutSize();
+		st->mem = malloc(st->memcap);
 	}
 	ZSTD_CCtx *z = st->zc;
+	char *in = st->in, *out = st->out;
+	if (!z || !in || !out || !st->mem)
+		return ENOMEM;
 	ZSTD_CCtx_reset(z, ZSTD_reset_session_only);
 	ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, st->level);
 	tend_sha256 *h = tend_sha256_new();
-	char *in = st->in, *out = st->out;
+	size_t memlen = 0;
 	res->size = res->stored = 0;
-	for (int done = 0; !done && !err && z && in && out;) {
+	for (int done = 0; !done && !err;) {
 		ssize_t n = src(ctx, in, CHUNK);
 		if (n < 0) {
 			err = errno ? errno : EIO;
@@ -75,29 +249,49 @@ int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_
 		done = n == 0;
 		tend_sha256_update(h, in, (size_t)n);
 		res->size += (long long)n;
+		if (fd < 0 && res->size > PACK_MAX) { /* too big for a pack: a loose object */
+			snprintf(tmp, sizeof tmp, "%s/tmp/obj-XXXXXX", st->dir);
+			if ((fd = mkstemp(tmp)) < 0 || tend_write_all(fd, st->mem, memlen) != 0) {
+				err = errno;
+				break;
+			}
+		}
 		ZSTD_inBuffer ib = {in, (size_t)n, 0};
 		size_t left;
 		do {
 			ZSTD_outBuffer ob = {out, ZSTD_CStreamOutSize(), 0};
 			left = ZSTD_compressStream2(z, &ob, &ib, done ? ZSTD_e_end : ZSTD_e_continue);
-			if (ZSTD_isError(left) || tend_write_all(fd, out, ob.pos) != 0) {
-				err = ZSTD_isError(left) ? EIO : errno;
+			if (ZSTD_isError(left)) {
+				err = EIO;
 				break;
+			}
+			if (fd >= 0) {
+				if (tend_write_all(fd, out, ob.pos) != 0) {
+					err = errno;
+					break;
+				}
+			} else {
+				memcpy(st->mem + memlen, out, ob.pos); /* fits: input ≤ PACK_MAX so far */
+				memlen += ob.pos;
 			}
 			res->stored += (long long)ob.pos;
 		} while (done ? left != 0 : ib.pos < ib.size);
 	}
-	if (!z || !in || !out)
-		err = ENOMEM;
 	tend_sha256_hex(h, res->hex);
 	tend_sha256_free(h);
+	if (fd < 0) { /* a small object: into the pack, unless it is there already */
+		res->added = !err && !object_exists(st, res->hex);
+		if (res->added)
+			err = pack_append(st, res->hex, st->mem, memlen);
+		return err;
+	}
 	if (close(fd) != 0 && !err)
 		err = errno;
 	if (!err) {
 		object_path(st, res->hex, final);
 		char dir[PATH_MAX];
 		snprintf(dir, sizeof dir, "%s/objects/%.2s", st->dir, res->hex);
-		res->added = access(final, F_OK) != 0;
+		res->added = !object_exists(st, res->hex);
 		if (res->added && mkdir(dir, 0700) != 0 && errno != EEXIST)
 			err = errno;
 		else if (res->added && rename(tmp, final) != 0)
@@ -230,30 +424,158 @@ static const char *check_hex(lua_State *L, int idx)
 static int l_has(lua_State *L)
 {
 	tend_store *st = check_store(L);
-	char path[PATH_MAX];
-	object_path(st, check_hex(L, 2), path);
-	lua_pushboolean(L, access(path, F_OK) == 0);
+	lua_pushboolean(L, object_exists(st, check_hex(L, 2)));
 	return 1;
+}
+
+/* st:locate(hex) -> "file", path | "pack", path, offset, length | nil */
+static int l_locate(lua_State *L)
+{
+	tend_store *st = check_store(L);
+	char path[PATH_MAX];
+	long long off, len;
+	if (locate(st, check_hex(L, 2), path, &off, &len) != 0) {
+		lua_pushnil(L);
+		return 1;
+	}
+	lua_pushstring(L, len < 0 ? "file" : "pack");
+	lua_pushstring(L, path);
+	if (len < 0)
+		return 2;
+	lua_pushinteger(L, off);
+	lua_pushinteger(L, len);
+	return 4;
+}
+
+/* st:list() -> {hex, ...}: every object, loose or packed (indexed). */
+static int l_list(lua_State *L)
+{
+	tend_store *st = check_store(L);
+	lua_newtable(L);
+	int n = 0;
+	char base[PATH_MAX];
+	snprintf(base, sizeof base, "%s/objects", st->dir);
+	DIR *d = opendir(base);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (strlen(e->d_name) != 2)
+			continue;
+		char sub[PATH_MAX + 300];
+		snprintf(sub, sizeof sub, "%s/%s", base, e->d_name);
+		DIR *d2 = opendir(sub);
+		for (struct dirent *f; d2 && (f = readdir(d2));)
+			if (strlen(f->d_name) == 62) {
+				lua_pushfstring(L, "%s%s", e->d_name, f->d_name);
+				lua_rawseti(L, -2, ++n);
+			}
+		if (d2)
+			closedir(d2);
+	}
+	if (d)
+		closedir(d);
+	sqlite3 *db = index_db(st);
+	sqlite3_stmt *q = NULL;
+	if (db && sqlite3_prepare_v2(db, "SELECT hex FROM packed", -1, &q, NULL) == SQLITE_OK)
+		while (sqlite3_step(q) == SQLITE_ROW) {
+			lua_pushstring(L, (const char *)sqlite3_column_text(q, 0));
+			lua_rawseti(L, -2, ++n);
+		}
+	sqlite3_finalize(q);
+	return 1;
+}
+
+/* st:remove(hex) -> true | nil, msg, code: a loose file is deleted, a packed object
+ * unindexed (its bytes stay in the pack until no object of the pack is left). */
+static int l_remove(lua_State *L)
+{
+	tend_store *st = check_store(L);
+	const char *hex = check_hex(L, 2);
+	char path[PATH_MAX];
+	object_path(st, hex, path);
+	if (unlink(path) == 0) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	sqlite3 *db = index_db(st);
+	sqlite3_stmt *q = NULL;
+	int ok = db && sqlite3_prepare_v2(db, "DELETE FROM packed WHERE hex = ?", -1, &q, NULL) == SQLITE_OK;
+	if (ok) {
+		sqlite3_bind_text(q, 1, hex, 64, SQLITE_STATIC);
+		ok = sqlite3_step(q) == SQLITE_DONE && sqlite3_changes(db) == 1;
+	}
+	sqlite3_finalize(q);
+	if (!ok)
+		return tend_fail(L, "enoent", "store: no object %.12s", hex);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* st:prune() -> packs removed, bytes freed: packs no indexed object lives in. */
+static int l_prune(lua_State *L)
+{
+	tend_store *st = check_store(L);
+	sqlite3 *db = index_db(st);
+	char base[PATH_MAX];
+	snprintf(base, sizeof base, "%s/packs", st->dir);
+	DIR *d = opendir(base);
+	lua_Integer removed = 0, freed = 0;
+	for (struct dirent *e; db && d && (e = readdir(d));) {
+		char name[40];
+		size_t len = strlen(e->d_name);
+		if (len < 6 || len > 40 || strcmp(e->d_name + len - 5, ".pack") != 0)
+			continue;
+		snprintf(name, sizeof name, "%.*s", (int)(len - 5), e->d_name);
+		if (st->pack_fd >= 0 && strcmp(name, st->pack) == 0)
+			continue; /* being written */
+		sqlite3_stmt *q = NULL;
+		int used = 1;
+		if (sqlite3_prepare_v2(db, "SELECT 1 FROM packed WHERE pack = ? LIMIT 1", -1, &q, NULL) == SQLITE_OK) {
+			sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+			used = sqlite3_step(q) == SQLITE_ROW;
+		}
+		sqlite3_finalize(q);
+		char path[PATH_MAX + 300];
+		struct stat sb;
+		snprintf(path, sizeof path, "%s/%s", base, e->d_name);
+		if (!used && stat(path, &sb) == 0 && unlink(path) == 0) {
+			removed++;
+			freed += sb.st_size;
+		}
+	}
+	if (d)
+		closedir(d);
+	lua_pushinteger(L, removed);
+	lua_pushinteger(L, freed);
+	return 2;
 }
 
 int tend_store_read(tend_store *st, const char *hex, tend_store_sink sink, void *ctx)
 {
 	char path[PATH_MAX];
-	object_path(st, hex, path);
+	long long off, len;
+	if (locate(st, hex, path, &off, &len) != 0)
+		return ENOENT;
 	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
 	if (fd < 0)
+		return errno == ENOENT ? EBADMSG : errno; /* indexed but its pack is gone */
+	if (off && lseek(fd, off, SEEK_SET) < 0) {
+		close(fd);
 		return errno;
+	}
 	ZSTD_DCtx *z = ZSTD_createDCtx();
 	tend_sha256 *h = tend_sha256_new();
 	size_t outcap = ZSTD_DStreamOutSize();
 	char *in = malloc(CHUNK), *out = malloc(outcap);
 	size_t last = 1;
+	long long left = len; /* -1: to the end of the file */
 	ssize_t r;
-	while (!err && in && out && (r = read_fd(&fd, in, CHUNK)) != 0) {
-		if (r < 0) {
-			err = errno;
+	while (!err && in && out && left != 0) {
+		size_t want = left < 0 || left > CHUNK ? CHUNK : (size_t)left;
+		if ((r = read_fd(&fd, in, want)) <= 0) {
+			err = r < 0 ? errno : left > 0 ? EBADMSG : 0; /* a pack cut short is damage */
 			break;
 		}
+		if (left > 0)
+			left -= r;
 		ZSTD_inBuffer ib = {in, (size_t)r, 0};
 		while (ib.pos < ib.size && !err) {
 			ZSTD_outBuffer ob = {out, outcap, 0};
@@ -374,7 +696,9 @@ static int l_write_to(lua_State *L)
 	return 1;
 }
 
-/* st:sync() -> true | nil, msg, code: everything written to the store is on disk. */
+/* st:sync() -> true | nil, msg, code: everything written to the store is on disk, and
+ * the objects packed since the last sync are in the index (in that order: an index row
+ * never points at bytes a crash could lose). */
 static int l_sync(lua_State *L)
 {
 	tend_store *st = check_store(L);
@@ -386,6 +710,36 @@ static int l_sync(lua_State *L)
 		return tend_fail_errno(L, err, "store %s: sync", st->dir);
 	}
 	close(fd);
+	if (st->npending) {
+		sqlite3 *db = index_db(st);
+		sqlite3_stmt *q = NULL;
+		int ok = db && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+		         sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO packed (hex, pack, offset, length) VALUES (?, ?, ?, ?)",
+		                            -1, &q, NULL) == SQLITE_OK;
+		for (size_t i = 0; ok && i < st->npending; i++) {
+			tend_pending *p = &st->pending[i];
+			sqlite3_bind_text(q, 1, p->hex, 64, SQLITE_STATIC);
+			sqlite3_bind_text(q, 2, p->pack, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(q, 3, p->offset);
+			sqlite3_bind_int64(q, 4, p->length);
+			ok = sqlite3_step(q) == SQLITE_DONE;
+			sqlite3_reset(q);
+		}
+		sqlite3_finalize(q);
+		if (!ok || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			int full = db && (sqlite3_errcode(db) & 0xff) == SQLITE_FULL;
+			const char *why = full ? "disk full" : db ? sqlite3_errmsg(db) : "cannot open index.db";
+			if (db)
+				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return tend_fail(L, full ? "enospc" : "sqlite", "store %s: index: %s", st->dir, why);
+		}
+		st->npending = 0;
+		memset(st->slots, 0, st->nslots * sizeof *st->slots);
+	}
+	if (st->pack_fd >= 0) { /* the next objects go to a new pack */
+		close(st->pack_fd);
+		st->pack_fd = -1;
+	}
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -396,8 +750,14 @@ static int l_gc(lua_State *L)
 	ZSTD_freeCCtx(st->zc);
 	free(st->in);
 	free(st->out);
-	st->zc = NULL;
-	st->in = st->out = NULL;
+	free(st->mem);
+	free(st->pending);
+	free(st->slots);
+	if (st->pack_fd >= 0)
+		close(st->pack_fd); /* packed but never synced: garbage for gc */
+	sqlite3_close_v2(st->index);
+	memset(st, 0, sizeof *st);
+	st->pack_fd = -1;
 	return 0;
 }
 
@@ -420,12 +780,13 @@ static int l_open(lua_State *L)
 	int level = (int)luaL_optinteger(L, 2, 3);
 	tend_store *st = lua_newuserdatauv(L, sizeof *st, 0);
 	memset(st, 0, sizeof *st);
+	st->pack_fd = -1;
 	luaL_setmetatable(L, STORE_CLASS);
 	if (snprintf(st->dir, sizeof st->dir, "%s", dir) >= (int)sizeof st->dir)
 		return tend_fail(L, "einval", "store %s: path too long", dir);
 	st->level = level;
-	const char *subs[] = {"", "/objects", "/tmp"};
-	for (int i = 0; i < 3; i++) {
+	const char *subs[] = {"", "/objects", "/tmp", "/packs"};
+	for (int i = 0; i < 4; i++) {
 		char p[PATH_MAX];
 		snprintf(p, sizeof p, "%s%s", dir, subs[i]);
 		if (mkdir(p, 0700) != 0 && errno != EEXIST)
@@ -446,7 +807,8 @@ int tend_open_store(lua_State *L)
 		{"put_file", l_put_file}, {"put_string", l_put_string}, {"put_stream", l_put_stream},
 		{"has", l_has}, {"write_to", l_write_to},
 		{"get_file", l_get_file}, {"get_string", l_get_string}, {"verify", l_verify},
-		{"sync", l_sync}, {"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}};
+		{"sync", l_sync}, {"locate", l_locate}, {"list", l_list}, {"remove", l_remove},
+		{"prune", l_prune}, {"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};
 	tend_new_class(L, STORE_CLASS, methods);
 	luaL_newlib(L, funcs);

@@ -5,10 +5,26 @@
 #include <sys/types.h>
 
 typedef struct {
+	char hex[65];
+	char pack[40];
+	long long offset, length;
+} tend_pending;
+
+typedef struct {
 	char dir[PATH_MAX - 128]; /* room left for /objects/ab/<62 hex> and temp names */
 	int level;                /* zstd level */
 	void *zc;                 /* ZSTD_CCtx, reused object after object */
 	char *in, *out;           /* buffers, reused */
+	char *mem;                /* a small object's compressed frame, before it is packed */
+	size_t memcap;
+	void *index;              /* sqlite3 *: store/index.db, opened on first use */
+	int pack_fd;              /* the pack being appended to, or -1 */
+	char pack[40];            /* its name */
+	long long pack_off;
+	tend_pending *pending;    /* packed but not yet indexed (until sync) */
+	size_t npending, cappending;
+	size_t *slots;            /* hash set over pending: index + 1, 0 = empty */
+	size_t nslots;
 } tend_store;
 
 typedef struct {

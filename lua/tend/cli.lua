@@ -38,6 +38,7 @@ Hosts:
 Store:
   store verify            read back every stored object and check its hash
   store gc [--dry-run]    remove objects no snapshot needs (never while a backup runs)
+  store cat SHA256        an object's bytes on stdout
 
 Recipes:
   recipes                 list recipes with their summaries
@@ -357,17 +358,29 @@ function store_cmds.gc(ctx, argv)
   local snapshot = require "tend.snapshot"
   local lock <close> = snapshot.lock_store(ctx, "exclusive")
   local keep = snapshot.referenced(ctx:catalog())
+  local st = snapshot.store(ctx)
   local removed, freed = 0, 0
-  for _, hex in ipairs(snapshot.objects(ctx)) do
+  for _, hex in ipairs(st:list()) do
     if not keep[hex] then
-      local path = ("%s/store/objects/%s/%s"):format(ctx.home, hex:sub(1, 2), hex:sub(3))
-      local st = tend.core.fs.stat(path)
-      if not opts["dry-run"] then errors.check(tend.core.fs.remove(path)) end
-      removed, freed = removed + 1, freed + (st and st.size or 0)
+      local kind, path, _, len = st:locate(hex)
+      local size = kind == "pack" and len or ((tend.core.fs.stat(path) or {}).size or 0)
+      if not opts["dry-run"] then errors.check(st:remove(hex)) end
+      removed, freed = removed + 1, freed + size
     end
   end
-  ctx:result({ removed = removed, freed_bytes = freed, dry_run = opts["dry-run"] or false },
-    ("%s %d unreferenced objects (%d bytes)"):format(opts["dry-run"] and "would remove" or "removed", removed, freed))
+  local packs = 0
+  if not opts["dry-run"] then packs = st:prune() end
+  ctx:result({ removed = removed, freed_bytes = freed, packs_removed = packs, dry_run = opts["dry-run"] or false },
+    ("%s %d unreferenced objects (%d bytes)%s"):format(opts["dry-run"] and "would remove" or "removed", removed, freed,
+      packs > 0 and ("; %d empty packs deleted"):format(packs) or ""))
+end
+
+-- store cat HEX: an object's bytes on stdout, for inspection.
+function store_cmds.cat(ctx, argv)
+  local _, pos = getopts(argv, {}, "store cat")
+  if #pos ~= 1 or not pos[1]:match("^%x+$") or #pos[1] ~= 64 then errors.usage("usage: tend store cat SHA256") end
+  local data = errors.check(require("tend.snapshot").store(ctx):get_string(pos[1]))
+  io.stdout:write(data)
 end
 
 local function group(name, cmds, usage)
@@ -407,7 +420,7 @@ commands.instance = group("instance", instance_cmds,
   "usage: tend instance add|list|show|edit|rm|link ... (tend --help)")
 commands.secret = group("secret", secret_cmds, "usage: tend secret set KEY | list | rm KEY")
 commands.host = group("host", host_cmds, "usage: tend host list | check NAME | trust NAME")
-commands.store = group("store", store_cmds, "usage: tend store verify | gc [--dry-run]")
+commands.store = group("store", store_cmds, "usage: tend store verify | gc [--dry-run] | cat SHA256")
 commands.exec = commands_exec
 
 function commands.recipes(ctx, argv)

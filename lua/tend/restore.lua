@@ -153,6 +153,7 @@ function M.run(ctx, inst, snap, opts)
     if settings.driver ~= "sqlite" or t:stat(settings.path) then
       say("safety dump of %s", db.describe(settings))
       safety = errors.check(backup.dump_db(t, settings, st))
+      errors.check(st:sync()) -- a later run must find it, even after a kill
       summary.safety_object = safety.object
     end
   end

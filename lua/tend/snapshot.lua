@@ -30,14 +30,8 @@ function M.referenced(catalog)
   return keep
 end
 
--- objects(ctx) -> {hex, ...}: every object in the store, from its directory.
-function M.objects(ctx)
-  local base, out = ctx.home .. "/store/objects", {}
-  for _, sub in ipairs(core.fs.list(base) or {}) do
-    for _, rest in ipairs(core.fs.list(base .. "/" .. sub) or {}) do out[#out + 1] = sub .. rest end
-  end
-  return out
-end
+-- objects(ctx) -> {hex, ...}: every object in the store, loose or packed.
+function M.objects(ctx) return M.store(ctx):list() end
 
 -- forget(catalog, ids): drop snapshots from the catalog (their objects stay until gc).
 function M.forget(catalog, ids)

@@ -80,12 +80,63 @@ static void test_files_and_damage(void **state)
 	ctest_rm_tree(dir);
 }
 
+static void test_packs(void **state)
+{
+	lua_State *L = *state;
+	char dir[32];
+	ctest_tempdir(L, dir);
+	lua_is(L,
+	       "local st = assert(core.store.open(dir .. '/s'))\n"
+	       "local hexes = {}\n"
+	       "for i = 1, 3000 do hexes[i] = st:put_string('small object ' .. i .. string.rep('x', i % 500)) end\n"
+	       "local _, _, again = st:put_string('small object 7' .. string.rep('x', 7))\n"
+	       "local kind = st:locate(hexes[10])\n"
+	       "local before = st:get_string(hexes[10])\n"
+	       "local big = st:put_string(string.rep('big ', 10000))\n"
+	       "local bigkind = st:locate(big)\n"
+	       "assert(st:sync())\n"
+	       "local st2 = assert(core.store.open(dir .. '/s'))\n"
+	       "local all = true\n"
+	       "for i = 1, 3000, 97 do all = all and st2:get_string(hexes[i]) == 'small object ' .. i .. string.rep('x', i % 500) end\n"
+	       "local _, _, dup = st2:put_string('small object 9' .. string.rep('x', 9))\n"
+	       "return table.concat({kind, tostring(before == 'small object 10' .. string.rep('x', 10)), tostring(again),\n"
+	       "  bigkind, tostring(all), tostring(dup), #st2:list(), #core.fs.list(dir .. '/s/packs')}, ' ')",
+	       "pack true false file true false 3001 1");
+	lua_is(L,
+	       "local st = assert(core.store.open(dir .. '/s'))\n"
+	       "local lost = st:put_string('packed but never synced')\n"
+	       "st = nil; collectgarbage()\n"
+	       "local st3 = assert(core.store.open(dir .. '/s'))\n"
+	       "return tostring(st3:has(lost))",
+	       "false");
+	lua_is(L,
+	       "local st = assert(core.store.open(dir .. '/s'))\n"
+	       "local hex = st:put_string('to be damaged, in a pack'); assert(st:sync())\n"
+	       "local kind, path, off, len = st:locate(hex)\n"
+	       "local f = io.open(path, 'r+b'); f:seek('set', off + len // 2); local b = f:read(1)\n"
+	       "f:seek('set', off + len // 2); f:write(string.char((b:byte() + 1) % 256)); f:close()\n"
+	       "local ok, msg, code = st:verify(hex)\n"
+	       "return kind .. ' ' .. code",
+	       "pack corrupt");
+	lua_is(L,
+	       "local st = assert(core.store.open(dir .. '/s2'))\n"
+	       "local a = st:put_string('a'); local b = st:put_string('b'); assert(st:sync())\n"
+	       "local c = st:put_string('c'); assert(st:sync())\n"
+	       "assert(st:remove(a)); assert(st:remove(b))\n"
+	       "local removed = st:prune()\n"
+	       "local _, _, code = st:remove(a)\n"
+	       "return table.concat({tostring(st:has(a)), tostring(st:has(c)), removed, #core.fs.list(dir .. '/s2/packs'), code}, ' ')",
+	       "false true 1 1 enoent");
+	ctest_rm_tree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_put_get),
 		cmocka_unit_test(test_files_and_damage),
+		cmocka_unit_test(test_packs),
 	};
 	return CTEST_RUN("store", tests);
 }

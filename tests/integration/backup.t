@@ -25,7 +25,7 @@ is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT mode || ' ' || size || ' ' || sha2
   "$(stat -c '%a %s' "$WP_PATH/wp-includes/version.php" | awk '{ printf "%d %s", strtonum("0" $1), $2 }') $(sha256sum < "$WP_PATH/wp-includes/version.php" | cut -d' ' -f1)" \
   "a manifest row has the file's mode, size and sha256"
 obj=$(field 1 db_object)
-dump=$(zstd -dc "$TEND_HOME/store/objects/${obj:0:2}/${obj:2}")
+dump=$("$TEND" store cat "$obj")
 like "$dump" "$(re_escape "$WP_POST_TITLE")" "the database dump in the store holds the known post"
 like "$dump" "-- Dump completed" "... and ended cleanly"
 ok "the dump is not a temp file on the host any more" test -z "$(find /tmp -maxdepth 1 -name 'tmp.*' -newer "$TEND_HOME/catalog.db" -user "$(id -u)" 2>/dev/null | head -1)"

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/harness/tap.sh
 . tests/harness/services.sh
 fresh_home
-site=$(harness_tmp)/site
+T=$(harness_tmp)
+site=$T/site
 mkdir -p "$site/data"
 echo '<?php echo "v1";' > "$site/index.php"
 sqlite3 "$site/data/app.db" "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes(body) VALUES ('one');"
@@ -38,7 +39,7 @@ is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots")" 3 "... 
 out=$("$TEND" forget s 2>&1); rc=$?
 like "$rc:$out" "^1:.*say what to keep" "forget without a policy refuses"
 
-objects() { find "$TEND_HOME/store/objects" -type f | wc -l; }
+objects() { sqlite3 "$TEND_HOME/store/index.db" "SELECT count(*) FROM packed" | awk -v loose="$(find "$TEND_HOME/store/objects" -type f | wc -l)" '{ print $1 + loose }'; }
 before=$(objects)
 "$TEND" forget s --keep-last 1 >/dev/null 2>&1
 is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT group_concat(id) FROM snapshots")" 3 "forget --keep-last 1 keeps the newest"
@@ -58,8 +59,9 @@ out=$("$TEND" store gc 2>&1)
 removed=$(printf '%s' "$out" | sed -n 's/^removed \([0-9]*\) .*/\1/p')
 is "$(objects)" "$((before - removed))" "gc removes exactly the objects it reports"
 v1=$(printf '<?php echo "v1";\n' | sha256sum | cut -d' ' -f1)
-ok "index.php as it was in the forgotten snapshot 1 is gone" test ! -e "$TEND_HOME/store/objects/${v1:0:2}/${v1:2}"
-ok "blob-1, still in the kept snapshot, stays" test -e "$obj"
+is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshot_files WHERE sha256 = '$v1'"):$("$TEND" store cat "$v1" >/dev/null 2>&1; echo $?)" \
+  "0:1" "index.php as it was in the forgotten snapshot 1 is gone from the store"
+is "$("$TEND" store cat "$hex" > "$T/blob1"; echo $?):$(wc -c < "$T/blob1")" 0:20000 "blob-1, still in the kept snapshot, stays (store cat exits 0 with all its bytes)"
 like "$("$TEND" verify s 2>&1)" "all intact" "the kept snapshot still verifies"
 
 rm -rf "$site"/*
