@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tend.h"
@@ -139,7 +140,15 @@ static const char *take_entry(lua_State *L, struct archive *a, struct archive_en
 	return NULL;
 }
 
-/* store_tar(stream | path, store) -> {entry...} | nil, msg, code */
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* store_tar(stream | path, store [, progress]) -> {entry...} | nil, msg, code.
+ * progress(files, bytes), when given, is called at most every 0.2 s and at the end. */
 static int l_store_tar(lua_State *L)
 {
 	tar_source *src = lua_newuserdatauv(L, sizeof *src, 0);
@@ -159,8 +168,11 @@ static int l_store_tar(lua_State *L)
 		archive_read_free(a);
 		return n;
 	}
+	int has_progress = lua_isfunction(L, 3);
 	lua_newtable(L);
-	int count = 0, rc;
+	int count = 0, rc, list = lua_gettop(L);
+	lua_Integer files = 0, bytes = 0;
+	double next_report = now_s() + 0.2;
 	const char *bad = NULL;
 	char path[4096];
 	struct archive_entry *e;
@@ -172,7 +184,24 @@ static int l_store_tar(lua_State *L)
 		}
 		if ((bad = take_entry(L, a, e, st, p)) != NULL)
 			break;
-		lua_rawseti(L, -2, ++count);
+		if (archive_entry_filetype(e) == AE_IFREG) {
+			files++;
+			bytes += archive_entry_size(e);
+		}
+		lua_rawseti(L, list, ++count);
+		if (has_progress && now_s() >= next_report) {
+			lua_pushvalue(L, 3);
+			lua_pushinteger(L, files);
+			lua_pushinteger(L, bytes);
+			lua_call(L, 2, 0);
+			next_report = now_s() + 0.2;
+		}
+	}
+	if (has_progress && !bad) {
+		lua_pushvalue(L, 3);
+		lua_pushinteger(L, files);
+		lua_pushinteger(L, bytes);
+		lua_call(L, 2, 0);
 	}
 	if (!bad && rc != ARCHIVE_EOF)
 		bad = archive_error_string(a);

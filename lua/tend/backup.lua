@@ -54,8 +54,8 @@ local function with_temp(t, fn)
   return a, b, c
 end
 
--- fetch(t, root, paths, st) -> {path = entry} | nil, msg: one tar stream of paths.
-local function fetch(t, root, paths, st)
+-- fetch(t, root, paths, st [, progress]) -> {path = entry} | nil, msg: one tar stream.
+local function fetch(t, root, paths, st, progress)
   local list = {}
   for i, p in ipairs(paths) do list[i] = "./" .. p end
   return with_temp(t, function(tmp)
@@ -66,7 +66,7 @@ local function fetch(t, root, paths, st)
       "-T", tmp, "-cf", "-" }, { cwd = root })
     if not stream then return nil, msg, code end
     local entries
-    entries, msg, code = core.archive.store_tar(stream, st)
+    entries, msg, code = core.archive.store_tar(stream, st, progress)
     local status = stream:wait()
     if not entries then return nil, msg, code end
     if status ~= 0 then
@@ -150,7 +150,12 @@ function M.run(ctx, inst, opts)
   local sent, stored = 0, 0
   if #wanted > 0 then
     say("fetching %d new or changed files", #wanted)
-    local got = errors.check(fetch(t, inst.path, wanted, st))
+    local total = 0
+    for _, p in ipairs(wanted) do total = total + listing[p].size end
+    local update, finish = require("tend.progress").new(ctx, inst.name, #wanted, total)
+    local got, fmsg = fetch(t, inst.path, wanted, st, update)
+    finish()
+    errors.check(got, fmsg)
     local kept = {}
     for _, e in ipairs(manifest) do
       local g = got[e.path]
