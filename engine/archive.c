@@ -140,13 +140,6 @@ static const char *take_entry(lua_State *L, struct archive *a, struct archive_en
 	return NULL;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* store_tar(stream | path, store [, progress]) -> {entry...} | nil, msg, code.
  * progress(files, bytes), when given, is called at most every 0.2 s and at the end. */
 static int l_store_tar(lua_State *L)
@@ -172,7 +165,7 @@ static int l_store_tar(lua_State *L)
 	lua_newtable(L);
 	int count = 0, rc, list = lua_gettop(L);
 	lua_Integer files = 0, bytes = 0;
-	double next_report = now_s() + 0.2;
+	double next_report = tend_now() + 0.2;
 	const char *bad = NULL;
 	char path[4096];
 	struct archive_entry *e;
@@ -189,12 +182,12 @@ static int l_store_tar(lua_State *L)
 			bytes += archive_entry_size(e);
 		}
 		lua_rawseti(L, list, ++count);
-		if (has_progress && now_s() >= next_report) {
+		if (has_progress && tend_now() >= next_report) {
 			lua_pushvalue(L, 3);
 			lua_pushinteger(L, files);
 			lua_pushinteger(L, bytes);
 			lua_call(L, 2, 0);
-			next_report = now_s() + 0.2;
+			next_report = tend_now() + 0.2;
 		}
 	}
 	if (has_progress && !bad) {

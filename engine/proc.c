@@ -227,13 +227,6 @@ static int spawn_job(job *j, pid_t *pid)
 	return err;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int drain(sink *s)
 {
 	if (s->cap - s->len < 65536) {
@@ -265,7 +258,7 @@ static void pour(feed *f)
 /* Move bytes until every pipe is closed; returns 0, ETIMEDOUT or an errno. */
 static int pump(job *j)
 {
-	double deadline = j->timeout > 0 ? now_s() + j->timeout : 0;
+	double deadline = j->timeout > 0 ? tend_now() + j->timeout : 0;
 	for (int i = 0; i < j->nfeeds; i++) {
 		fcntl(j->feeds[i].fd, F_SETFL, O_NONBLOCK);
 		if (j->feeds[i].len == 0)
@@ -285,7 +278,7 @@ static int pump(job *j)
 			return 0;
 		int wait_ms = -1;
 		if (deadline > 0) {
-			double left = deadline - now_s();
+			double left = deadline - tend_now();
 			if (left <= 0)
 				return ETIMEDOUT;
 			wait_ms = (int)(left * 1000) + 1;
@@ -314,7 +307,7 @@ static int reap(pid_t pid, int killed, double deadline)
 			return status;
 		if (r < 0 && errno != EINTR)
 			return -1;
-		if (r == 0 && now_s() >= deadline) {
+		if (r == 0 && tend_now() >= deadline) {
 			kill(-pid, SIGKILL);
 			killed = 1;
 		} else if (r == 0) {
@@ -353,7 +346,7 @@ static int l_run(lua_State *L)
 		close_all(&j);
 		return tend_fail_errno(L, err, "run %s", j.argv[0]);
 	}
-	double started = now_s();
+	double started = tend_now();
 	/* A child that stops reading its input must not kill us with SIGPIPE, whoever
 	 * hosts this module (tend, or stock lua5.4 with tend.core). */
 	struct sigaction ignore = {.sa_handler = SIG_IGN}, saved;

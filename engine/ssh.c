@@ -25,13 +25,6 @@
 
 #define SESSION_CLASS "tend.ssh.session"
 
-double tend_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Wait until the socket is ready in the direction libssh2 is blocked on.
  * Returns 0, or -1 once the deadline has passed. */
 int tend_ssh_wait(tend_ssh *ss, double deadline)

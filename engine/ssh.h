@@ -14,7 +14,6 @@ typedef struct {
 	char host[256];
 } tend_ssh;
 
-double tend_now(void);
 tend_ssh *tend_ssh_check(lua_State *L, int idx);
 /* Wait for the socket in the direction libssh2 is blocked on; -1 past the deadline. */
 int tend_ssh_wait(tend_ssh *ss, double deadline);

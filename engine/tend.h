@@ -61,6 +61,9 @@ int tend_fail_errno(lua_State *L, int err, const char *fmt, ...)
 /* A short machine-readable code for an errno value: "enoent", "enospc", ... */
 const char *tend_errno_code(int err);
 
+/* Seconds on the monotonic clock, for deadlines and rates. */
+double tend_now(void);
+
 /* Write all n bytes to fd, retrying short writes and EINTR; 0, or -1 with errno set. */
 int tend_write_all(int fd, const void *p, size_t n);
 
