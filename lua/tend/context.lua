@@ -1,5 +1,7 @@
 -- context: what a command or recipe runs with: the state dir, the catalog and vault
 -- (opened on first use), output settings, and instance look-up.
+local core = require "tend.core"
+local errors = require "tend.errors"
 local home = require "tend.home"
 local Catalog = require "tend.catalog"
 local Vault = require "tend.vault"
@@ -23,6 +25,16 @@ function Context:catalog()
     self._catalog = Catalog.open(self.home)
   end
   return self._catalog
+end
+
+-- store() -> the object store ($TEND_HOME/store), one handle for the whole run: objects
+-- packed by one step are found by the next even before they are indexed.
+function Context:store()
+  if not self._store then
+    home.ensure(self.home)
+    self._store = errors.check(core.store.open(self.home .. "/store"))
+  end
+  return self._store
 end
 
 function Context:vault()

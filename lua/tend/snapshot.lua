@@ -6,14 +6,12 @@ local errors = require "tend.errors"
 
 local M = {}
 
-function M.store(ctx)
-  return errors.check(core.store.open(ctx.home .. "/store"))
-end
+function M.store(ctx) return ctx:store() end
 
 -- lock_store(ctx, kind) -> lock: "shared" for runs that add objects (backups), waiting;
 -- "exclusive" for gc, which never waits: it fails with code "locked" (exit 4).
 function M.lock_store(ctx, kind)
-  M.store(ctx) -- creates the store dir
+  ctx:store() -- the store's directory must exist to hold the lock
   local lock, msg, code = core.fs.lock(ctx.home .. "/store/lock", kind, kind == "shared")
   if not lock then
     if code == "locked" then errors.raise(4, "the store is in use by a backup; try again when it ends") end
