@@ -43,22 +43,11 @@ local function unchanged(now, before)
     and before.mtime == now.mtime and before.sha256 ~= nil
 end
 
--- A remote temp file (mktemp) that fn may use; removed afterwards whatever happens.
-local function with_temp(t, fn)
-  local r, msg, code = t:exec({ "mktemp" })
-  if not r or r.code ~= 0 then return nil, msg or "mktemp failed on the host", code end
-  local tmp = r.stdout:match("^(%S+)")
-  local ok, a, b, c = pcall(fn, tmp)
-  t:exec({ "rm", "-f", "--", tmp })
-  if not ok then error(a, 0) end
-  return a, b, c
-end
-
 -- fetch(t, root, paths, st [, progress]) -> {path = entry} | nil, msg: one tar stream.
 local function fetch(t, root, paths, st, progress)
   local list = {}
   for i, p in ipairs(paths) do list[i] = "./" .. p end
-  return with_temp(t, function(tmp)
+  return t:with_temp(function(tmp)
     local ok, msg, code = t:write(tmp, table.concat(list, "\0") .. "\0", 384)
     if not ok then return nil, msg, code end
     local stream
@@ -78,21 +67,10 @@ local function fetch(t, root, paths, st, progress)
   end)
 end
 
--- client(t, names) -> the first of names the host has (mariadb-dump, mysqldump...).
-function M.client(t, names)
-  local tests = {}
-  for i, n in ipairs(names) do tests[i] = "command -v " .. n end
-  local r = t:exec({ "sh", "-c", table.concat(tests, " || ") })
-  return r and r.code == 0 and r.stdout:match("([^/\n]+)\n") or nil
-end
-
--- with_temp(t, fn) -> fn(tmp)'s results: a host temp file, removed afterwards.
-M.with_temp = with_temp
-
 -- dump_db(t, settings, st) -> {object, bytes} | nil, msg, code
 function M.dump_db(t, s, st)
   if s.driver == "sqlite" then
-    return with_temp(t, function(tmp)
+    return t:with_temp(function(tmp)
       local r, msg, code = t:exec({ "sqlite3", s.path, ".backup '" .. tmp:gsub("'", "''") .. "'" })
       if not r then return nil, msg, code end
       if r.code ~= 0 then return nil, ("database %s: %s"):format(db.describe(s), r.stderr:match("[^\n]+") or "sqlite3 failed"), "db" end
@@ -103,9 +81,9 @@ function M.dump_db(t, s, st)
       return { object = hex, bytes = size }
     end)
   end
-  local client = M.client(t, { "mariadb-dump", "mysqldump" })
+  local client = t:which({ "mariadb-dump", "mysqldump" })
   if not client then return nil, ("no mariadb-dump or mysqldump on %s"):format(tostring(t)), "enoent" end
-  return with_temp(t, function(optfile)
+  return t:with_temp(function(optfile)
     local ok, msg, code = t:write(optfile, db.option_file(s), 384)
     if not ok then return nil, msg, code end
     local stream

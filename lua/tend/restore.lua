@@ -47,9 +47,9 @@ end
 
 -- run_sql(t, s, sql): through the host's client, password in a 0600 option file.
 local function client_run(t, s, argv_tail, feed)
-  local client = backup.client(t, { "mariadb", "mysql" })
+  local client = t:which({ "mariadb", "mysql" })
   if not client then return nil, ("no mariadb or mysql client on %s"):format(tostring(t)), "enoent" end
-  return backup.with_temp(t, function(optfile)
+  return t:with_temp(function(optfile)
     local ok, msg, code = t:write(optfile, db.option_file(s), 384)
     if not ok then return nil, msg, code end
     local argv = { client, "--defaults-extra-file=" .. optfile, "--batch", "--skip-column-names" }
@@ -81,7 +81,7 @@ end
 -- load_db(t, st, s, object [, ctx]): empty the database, then load the dump object.
 function M.load_db(t, st, s, object, ctx)
   if s.driver == "sqlite" then
-    return backup.with_temp(t, function(tmp)
+    return t:with_temp(function(tmp)
       local stream = errors.check(t:open({ "sh", "-c", 'cat > "$1"', "sh", tmp }, { stdin_pipe = true }))
       local ok, msg, code = st:write_to(object, stream)
       local status = stream:wait()

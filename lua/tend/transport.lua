@@ -169,6 +169,29 @@ function Ssh:list(dir)
   return names
 end
 
+-- What every transport can do through its own exec.
+for _, class in ipairs({ Local, Ssh }) do
+  -- which(names) -> the first of names the host has (mariadb-dump, mysqldump...) | nil
+  function class:which(names)
+    local tests = {}
+    for i, n in ipairs(names) do tests[i] = "command -v " .. shell.quote(n) end
+    local r = self:exec({ "sh", "-c", table.concat(tests, " || ") })
+    return r and r.code == 0 and r.stdout:match("([^/\n]+)\n") or nil
+  end
+
+  -- with_temp(fn) -> fn(tmp)'s results: a temp file on the host (mktemp, 0600) that
+  -- fn may use, removed afterwards whatever happens.
+  function class:with_temp(fn)
+    local r, msg, code = self:exec({ "mktemp" })
+    if not r or r.code ~= 0 then return nil, msg or ("%s: mktemp failed"):format(tostring(self)), code end
+    local tmp = r.stdout:match("^(%S+)")
+    local ok, a, b, c = pcall(fn, tmp)
+    self:exec({ "rm", "-f", "--", tmp })
+    if not ok then error(a, 0) end
+    return a, b, c
+  end
+end
+
 -- open(spec [, opts]) -> transport | nil, msg, code.  opts for ssh: see tend.ssh.session.
 function M.open(spec, opts)
   local h, msg = M.parse(spec)
