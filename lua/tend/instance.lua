@@ -21,7 +21,6 @@ local function check_name(name)
     errors.usage("bad instance name %q: use letters, digits and . _ -", tostring(name))
   end
 end
-M.check_name = check_name
 
 -- Validate one field's value as given on the command line; returns the stored value.
 local validate = {
@@ -55,7 +54,6 @@ local validate = {
   ["ssh-password-secret"] = function(v) return v end,
   ["ssh-key-passphrase-secret"] = function(v) return v end,
 }
-M.validate = validate
 
 local function column(field) return (field:gsub("-", "_")) end
 

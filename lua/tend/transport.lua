@@ -202,7 +202,4 @@ function M.open(spec, opts)
   return setmetatable({ spec = h.spec, session = s, host = h }, Ssh)
 end
 
--- must_open(spec [, opts]) -> transport, raising a job failure otherwise.
-function M.must_open(spec, opts) return errors.check(M.open(spec, opts)) end
-
 return M
