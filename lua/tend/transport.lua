@@ -5,7 +5,6 @@
 -- `local` runs programs with posix_spawn on this machine; `ssh://USER@HOST[:PORT]` runs
 -- them through one pooled SSH session per host, as a POSIX sh script built from argv.
 local core = require "tend.core"
-local errors = require "tend.errors"
 local shell = require "tend.shell"
 local ssh = require "tend.ssh"
 local proc, fs = core.proc, core.fs
