@@ -5,12 +5,12 @@ PKGS    := lua5.4 libssh2 libcurl libarchive sqlite3 libsodium libcrypto libzstd
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iengine -Ibuild \
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -Wall -Wextra -Werror -Iengine -Ibuild \
            $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-PRIMS   := util catalog vault fs proc ssh ssh_exec ssh_channel sftp hash store archive core
+PRIMS   := util catalog vault fs proc ssh ssh_exec ssh_channel sftp hash store store_pack archive core
 OBJS    := $(PRIMS:%=build/%.o) build/embedded.o
 PIC     := $(PRIMS:%=build/pic/%.o) build/pic/embedded.o
 ASAN    := $(PRIMS:%=build/asan/%.o) build/asan/embedded.o

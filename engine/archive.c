@@ -11,6 +11,8 @@
  * a stored object) into a stream (then end-of-file) or a compressed file, each file's
  * bytes from the store, verified. Unsafe paths are refused before writing.
  * store_tar also takes a path: an archive file (tar, any compression).
+ *   archive.store_stream(stream, store) -> hex, size, added, tail | nil, msg, code
+ * stores one compressed stream (a database dump zstd'd on its host) as its plain bytes.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -136,7 +138,6 @@ static const char *take_entry(lua_State *L, struct archive *a, struct archive_en
 		     : strcmp(what, "read source") == 0 ? archive_error_string(a) : strerror(err);
 	set_int(L, "size", res.size);
 	set_str(L, "sha256", res.hex);
-	set_int(L, "stored", res.added ? res.stored : 0);
 	return NULL;
 }
 
@@ -202,6 +203,68 @@ static int l_store_tar(lua_State *L)
 	if (bad) {
 		const char *code = src->failed ? "stream" : strstr(bad, "disk full") ? "enospc" : "archive";
 		n = tend_fail(L, code, "tar: %s", bad);
+	}
+	archive_read_free(a);
+	return n;
+}
+
+typedef struct {
+	struct archive *a;
+	tend_tail tail;
+} raw_source;
+
+static ssize_t raw_data(void *ctx, char *buf, size_t n)
+{
+	raw_source *r = ctx;
+	la_ssize_t k = r->a ? archive_read_data(r->a, buf, n) : 0;
+	if (k < 0) {
+		errno = EIO;
+		return -1;
+	}
+	tend_tail_add(&r->tail, buf, (size_t)k);
+	return k;
+}
+
+/* store_stream(stream, store) -> hex, size, added, tail | nil, msg, code: a stream
+ * compressed any way libarchive reads (zstd, gzip, xz, or not at all), stored as its
+ * plain bytes; tail: the last of them (up to 256), for a caller that checks the end. */
+static int l_store_stream(lua_State *L)
+{
+	tar_source *src = lua_newuserdatauv(L, sizeof *src, 0);
+	tend_check_reader(L, 1, &src->in);
+	src->failed = 0;
+	tend_store *st = luaL_checkudata(L, 2, "tend.store");
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	archive_read_support_filter_all(a);
+	archive_read_support_format_raw(a);
+	archive_read_support_format_empty(a); /* nothing at all: an empty object */
+	int rc = archive_read_open(a, src, NULL, on_read, NULL);
+	if (rc == ARCHIVE_OK)
+		rc = archive_read_next_header(a, &e);
+	if (rc != ARCHIVE_OK && rc != ARCHIVE_EOF) {
+		int n = tend_fail(L, src->failed ? "stream" : "archive", "read stream: %s",
+		                  archive_error_string(a) ? archive_error_string(a) : "empty");
+		archive_read_free(a);
+		return n;
+	}
+	raw_source raw = {rc == ARCHIVE_OK ? a : NULL, {{0}, 0}};
+	tend_store_result res;
+	const char *what;
+	int err = tend_store_put(st, raw_data, &raw, &res, &what);
+	int n;
+	if (err && src->failed)
+		n = tend_fail(L, "stream", "read stream: %s", src->in.error(src->in.ctx));
+	else if (err && strcmp(what, "read source") == 0)
+		n = tend_fail(L, "archive", "read stream: %s", archive_error_string(a));
+	else if (err)
+		n = tend_fail_errno(L, err, "store: %s", what);
+	else {
+		lua_pushstring(L, res.hex);
+		lua_pushinteger(L, res.size);
+		lua_pushboolean(L, res.added);
+		lua_pushlstring(L, raw.tail.buf, raw.tail.len);
+		n = 4;
 	}
 	archive_read_free(a);
 	return n;
@@ -379,7 +442,7 @@ static int l_write_tar(lua_State *L)
 
 int tend_open_archive(lua_State *L)
 {
-	static const luaL_Reg funcs[] = {{"store_tar", l_store_tar}, {"write_tar", l_write_tar},
+	static const luaL_Reg funcs[] = {{"store_tar", l_store_tar}, {"store_stream", l_store_stream}, {"write_tar", l_write_tar},
 	                                 {NULL, NULL}};
 	luaL_newlib(L, funcs);
 	lua_pushstring(L, archive_version_details());

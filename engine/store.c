@@ -1,18 +1,17 @@
 /* store.c: a content-addressed object store on local disk.
  * An object is the zstd frame of some bytes, named by the SHA-256 of those bytes.
  * Large objects are files, DIR/objects/ab/cdef... (plain `zstd -d` reads one), written
- * into DIR/tmp and renamed. Small ones (up to PACK_MAX bytes, most files of a site) are
- * appended to a pack, DIR/packs/<name>.pack, and found through DIR/index.db: creating a
- * file per object costs more than the object on most disks. An object that exists is
- * never written twice. Durability is batched: st:sync() makes the packs and loose
- * objects durable, then indexes the new packed objects, before a snapshot that needs
- * them is recorded; packed bytes that never got indexed are garbage for gc.
+ * into DIR/tmp and renamed. Small ones (up to TEND_PACK_MAX bytes, most files of a
+ * site) go into packs (store_pack.c). An object that exists is never written twice, nor
+ * compressed twice. Durability is batched: st:sync() makes the packs and loose objects
+ * durable, then indexes the new packed objects, before a snapshot that needs them is
+ * recorded; packed bytes that never got indexed are garbage for gc.
  *   st = store.open(dir [, level])   st:put_file(path) / st:put_string(data)
- *     -> hex, size, added, stored_bytes | nil, msg, code
+ *     -> hex, size, added | nil, msg, code
  *   st:put_stream(stream) -> the same, and the stream's last bytes (a dump's end)
  *   st:has(hex)  st:get_file(hex, dest [, mode])  st:get_string(hex)  st:verify(hex)
- *   st:write_to(hex, stream)  st:sync()  st:list()  st:remove(hex)  st:prune()
- *   st:locate(hex) -> "file", path | "pack", path, offset, length
+ *   st:write_to(hex, stream)  st:sync()  st:written()  st:list()  st:remove(hex)
+ *   st:prune()  st:locate(hex) -> "file", path | "pack", path, offset, length
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,7 +23,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sqlite3.h>
-#include <sys/random.h>
 #include <zstd.h>
 
 #include "tend.h"
@@ -32,8 +30,6 @@
 
 #define STORE_CLASS "tend.store"
 #define CHUNK (1 << 17)
-#define PACK_MAX (16 * 1024)     /* objects up to this size (uncompressed) are packed */
-#define PACK_ROLL (256LL << 20)  /* a new pack after this many bytes */
 
 static tend_store *check_store(lua_State *L) { return luaL_checkudata(L, 1, STORE_CLASS); }
 
@@ -52,105 +48,6 @@ static void object_path(const tend_store *st, const char *hex, char out[PATH_MAX
 	snprintf(out, PATH_MAX, "%s/objects/%.2s/%s", st->dir, hex, hex + 2);
 }
 
-/* ---- the index of packed objects (DIR/index.db) ---- */
-
-static sqlite3 *index_db(tend_store *st)
-{
-	if (st->index)
-		return st->index;
-	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s/index.db", st->dir);
-	sqlite3 *db = NULL;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-		sqlite3_close(db);
-		return NULL;
-	}
-	sqlite3_busy_timeout(db, 10000);
-	if (sqlite3_exec(db, "PRAGMA journal_mode = WAL;"
-	                     "CREATE TABLE IF NOT EXISTS packed (hex TEXT PRIMARY KEY, pack TEXT NOT NULL,"
-	                     " offset INTEGER NOT NULL, length INTEGER NOT NULL) WITHOUT ROWID;",
-	                 NULL, NULL, NULL) != SQLITE_OK) {
-		sqlite3_close(db);
-		return NULL;
-	}
-	st->index = db;
-	return db;
-}
-
-/* Where a packed object is: 1 and pack/offset/length, or 0. */
-static int index_find(tend_store *st, const char *hex, char pack[40], long long *off, long long *len)
-{
-	sqlite3 *db = index_db(st);
-	sqlite3_stmt *q = NULL;
-	int found = 0;
-	if (db && sqlite3_prepare_v2(db, "SELECT pack, offset, length FROM packed WHERE hex = ?", -1, &q, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(q, 1, hex, 64, SQLITE_STATIC);
-		if (sqlite3_step(q) == SQLITE_ROW) {
-			snprintf(pack, 40, "%s", (const char *)sqlite3_column_text(q, 0));
-			*off = sqlite3_column_int64(q, 1);
-			*len = sqlite3_column_int64(q, 2);
-			found = 1;
-		}
-	}
-	sqlite3_finalize(q);
-	return found;
-}
-
-/* ---- objects packed in this run, not indexed yet: a hash set over st->pending ---- */
-
-static size_t slot_of(const char *hex, size_t nslots)
-{
-	unsigned long long h = strtoull((char[17]){hex[0], hex[1], hex[2], hex[3], hex[4], hex[5], hex[6],
-	                                           hex[7], hex[8], hex[9], hex[10], hex[11], hex[12], hex[13],
-	                                           hex[14], hex[15], 0}, NULL, 16);
-	return (size_t)(h & (nslots - 1));
-}
-
-static tend_pending *pending_find(tend_store *st, const char *hex)
-{
-	for (size_t i = st->nslots ? slot_of(hex, st->nslots) : 0; st->nslots && st->slots[i]; i = (i + 1) & (st->nslots - 1))
-		if (memcmp(st->pending[st->slots[i] - 1].hex, hex, 64) == 0)
-			return &st->pending[st->slots[i] - 1];
-	return NULL;
-}
-
-static int pending_add(tend_store *st, const char *hex, const char *pack, long long off, long long len)
-{
-	if (st->npending == st->cappending) {
-		size_t cap = st->cappending ? st->cappending * 2 : 1024;
-		tend_pending *p = realloc(st->pending, cap * sizeof *p);
-		if (!p)
-			return ENOMEM;
-		st->pending = p;
-		st->cappending = cap;
-	}
-	if (2 * (st->npending + 1) > st->nslots) { /* rehash at half load */
-		size_t n = st->nslots ? st->nslots * 2 : 2048;
-		size_t *slots = calloc(n, sizeof *slots);
-		if (!slots)
-			return ENOMEM;
-		free(st->slots);
-		st->slots = slots;
-		st->nslots = n;
-		for (size_t k = 0; k < st->npending; k++) {
-			size_t i = slot_of(st->pending[k].hex, n);
-			while (slots[i])
-				i = (i + 1) & (n - 1);
-			slots[i] = k + 1;
-		}
-	}
-	tend_pending *e = &st->pending[st->npending++];
-	memcpy(e->hex, hex, 65);
-	snprintf(e->pack, sizeof e->pack, "%s", pack);
-	e->offset = off;
-	e->length = len;
-	size_t i = slot_of(hex, st->nslots);
-	while (st->slots[i])
-		i = (i + 1) & (st->nslots - 1);
-	st->slots[i] = st->npending;
-	return 0;
-}
-
 static int loose_exists(tend_store *st, const char *hex)
 {
 	char path[PATH_MAX];
@@ -158,14 +55,8 @@ static int loose_exists(tend_store *st, const char *hex)
 	return access(path, F_OK) == 0;
 }
 
-static int object_exists(tend_store *st, const char *hex)
-{
-	char pack[40];
-	long long off, len;
-	return pending_find(st, hex) || loose_exists(st, hex) || index_find(st, hex, pack, &off, &len);
-}
-
-/* Where an object's frame is: a loose file (whole), or a range of a pack. 0 or ENOENT. */
+/* Where an object's frame is: a loose file (whole), or a range of a pack. 0 or ENOENT.
+ * An object still with a worker is waited for. */
 static int locate(tend_store *st, const char *hex, char path[PATH_MAX], long long *off, long long *len)
 {
 	object_path(st, hex, path);
@@ -174,117 +65,94 @@ static int locate(tend_store *st, const char *hex, char path[PATH_MAX], long lon
 	if (access(path, F_OK) == 0)
 		return 0;
 	char pack[40];
-	tend_pending *p = pending_find(st, hex);
+	pthread_mutex_lock(&st->mu);
+	tend_pending *p = tend_pack_pending(st, hex);
+	int inflight = p && !p->pack[0];
+	pthread_mutex_unlock(&st->mu);
+	if (inflight && tend_pack_drain(st) != 0)
+		return ENOENT; /* its worker failed to pack it */
+	pthread_mutex_lock(&st->mu);
+	p = tend_pack_pending(st, hex);
 	if (p) {
 		snprintf(pack, sizeof pack, "%s", p->pack);
 		*off = p->offset;
 		*len = p->length;
-	} else if (!index_find(st, hex, pack, off, len)) {
-		return ENOENT;
 	}
+	pthread_mutex_unlock(&st->mu);
+	if (!p && !tend_pack_index_find(st, hex, pack, off, len))
+		return ENOENT;
 	snprintf(path, PATH_MAX, "%s/packs/%s.pack", st->dir, pack);
 	return 0;
 }
 
-/* Append a compressed frame to the current pack (a new one when none is open or it is
- * full) and remember it as pending. 0 or an errno value. */
-static int pack_append(tend_store *st, const char *hex, const char *frame, size_t n)
+static int object_exists(tend_store *st, const char *hex)
 {
-	if (st->pack_fd >= 0 && st->pack_off >= PACK_ROLL) {
-		close(st->pack_fd); /* its objects are still pending; sync indexes them */
-		st->pack_fd = -1;
-	}
-	if (st->pack_fd < 0) {
-		unsigned char rnd[8];
-		if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-			return EIO;
-		snprintf(st->pack, sizeof st->pack, "%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
-		         rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-		char path[PATH_MAX];
-		snprintf(path, sizeof path, "%s/packs/%s.pack", st->dir, st->pack);
-		st->pack_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (st->pack_fd < 0)
-			return errno;
-		st->pack_off = 0;
-	}
-	if (tend_write_all(st->pack_fd, frame, n) != 0)
-		return errno;
-	int err = pending_add(st, hex, st->pack, st->pack_off, (long long)n);
-	st->pack_off += (long long)n;
-	return err;
+	char pack[40];
+	long long off, len;
+	pthread_mutex_lock(&st->mu);
+	int pending = tend_pack_pending(st, hex) != NULL;
+	pthread_mutex_unlock(&st->mu);
+	return pending || loose_exists(st, hex) || tend_pack_index_find(st, hex, pack, &off, &len);
 }
 
-/* Compress what src yields while hashing it: in memory while it fits a pack, spilling
- * to a temp file (a loose object) once it does not. Returns 0 and fills res, or an
- * errno value (ENOSPC for a full disk) with *what set. */
-int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_result *res,
-                   const char **what)
+/* Compress a large object (its first len bytes already read into st->raw) into a temp
+ * file with zstd's own threads, hashing as it goes, then rename it into place. */
+static int put_loose(tend_store *st, tend_store_source src, void *ctx, size_t len, tend_sha256 *h,
+                     tend_store_result *res, const char **what)
 {
 	char tmp[PATH_MAX], final[PATH_MAX];
-	int fd = -1, err = 0;
-	*what = "write object";
+	int err = 0;
 	if (!st->zc) {
 		st->zc = ZSTD_createCCtx();
 		st->in = malloc(CHUNK);
 		st->out = malloc(ZSTD_CStreamOutSize());
-		st->memcap = ZSTD_compressBound(PACK_MAX) + ZSTD_CStreamOutSize();
-		st->mem = malloc(st->memcap);
 	}
 	ZSTD_CCtx *z = st->zc;
-	char *in = st->in, *out = st->out;
-	if (!z || !in || !out || !st->mem)
+	if (!z || !st->in || !st->out)
 		return ENOMEM;
 	ZSTD_CCtx_reset(z, ZSTD_reset_session_only);
 	ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, st->level);
-	tend_sha256 *h = tend_sha256_new();
-	size_t memlen = 0;
-	res->size = res->stored = 0;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	ZSTD_CCtx_setParameter(z, ZSTD_c_nbWorkers, cores > 1 ? (int)cores : 0); /* ignored without zstd MT */
+	snprintf(tmp, sizeof tmp, "%s/tmp/obj-XXXXXX", st->dir);
+	int fd = mkstemp(tmp);
+	if (fd < 0)
+		return errno;
+	long long stored = 0;
+	const char *chunk = st->raw;
+	size_t n = len;
 	for (int done = 0; !done && !err;) {
-		ssize_t n = src(ctx, in, CHUNK);
-		if (n < 0) {
-			err = errno ? errno : EIO;
-			*what = "read source";
-			break;
-		}
-		done = n == 0;
-		tend_sha256_update(h, in, (size_t)n);
-		res->size += (long long)n;
-		if (fd < 0 && res->size > PACK_MAX) { /* too big for a pack: a loose object */
-			snprintf(tmp, sizeof tmp, "%s/tmp/obj-XXXXXX", st->dir);
-			if ((fd = mkstemp(tmp)) < 0 || tend_write_all(fd, st->mem, memlen) != 0) {
-				err = errno;
+		if (!chunk) {
+			ssize_t r = src(ctx, st->in, CHUNK);
+			if (r < 0) {
+				err = errno ? errno : EIO;
+				*what = "read source";
 				break;
 			}
+			done = r == 0;
+			chunk = st->in;
+			n = (size_t)r;
+			tend_sha256_update(h, chunk, n);
+			res->size += (long long)n;
 		}
-		ZSTD_inBuffer ib = {in, (size_t)n, 0};
+		ZSTD_inBuffer ib = {chunk, n, 0};
 		size_t left;
 		do {
-			ZSTD_outBuffer ob = {out, ZSTD_CStreamOutSize(), 0};
+			ZSTD_outBuffer ob = {st->out, ZSTD_CStreamOutSize(), 0};
 			left = ZSTD_compressStream2(z, &ob, &ib, done ? ZSTD_e_end : ZSTD_e_continue);
 			if (ZSTD_isError(left)) {
 				err = EIO;
 				break;
 			}
-			if (fd >= 0) {
-				if (tend_write_all(fd, out, ob.pos) != 0) {
-					err = errno;
-					break;
-				}
-			} else {
-				memcpy(st->mem + memlen, out, ob.pos); /* fits: input ≤ PACK_MAX so far */
-				memlen += ob.pos;
+			if (tend_write_all(fd, st->out, ob.pos) != 0) {
+				err = errno;
+				break;
 			}
-			res->stored += (long long)ob.pos;
+			stored += (long long)ob.pos;
 		} while (done ? left != 0 : ib.pos < ib.size);
+		chunk = NULL;
 	}
 	tend_sha256_hex(h, res->hex);
-	tend_sha256_free(h);
-	if (fd < 0) { /* a small object: into the pack, unless it is there already */
-		res->added = !err && !object_exists(st, res->hex);
-		if (res->added)
-			err = pack_append(st, res->hex, st->mem, memlen);
-		return err;
-	}
 	if (close(fd) != 0 && !err)
 		err = errno;
 	if (!err) {
@@ -296,9 +164,49 @@ int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_
 			err = errno;
 		else if (res->added && rename(tmp, final) != 0)
 			err = errno;
+		else if (res->added)
+			st->written += stored;
 	}
 	if (err || !res->added)
 		unlink(tmp);
+	return err;
+}
+
+/* Store what src yields. Its first TEND_PACK_MAX + 1 bytes are read and hashed before
+ * anything else: a small object is then looked up by its hash, and only a new one is
+ * compressed (by a worker, into a pack); a larger one becomes a loose object. Returns 0
+ * and fills res, or an errno value (ENOSPC for a full disk) with *what set. */
+int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_result *res,
+                   const char **what)
+{
+	*what = "write object";
+	if (!st->raw && !(st->raw = malloc(TEND_PACK_MAX + 1)))
+		return ENOMEM;
+	size_t len = 0;
+	int done = 0;
+	while (!done && len <= TEND_PACK_MAX) {
+		ssize_t n = src(ctx, st->raw + len, TEND_PACK_MAX + 1 - len);
+		if (n < 0) {
+			*what = "read source";
+			return errno ? errno : EIO;
+		}
+		done = n == 0;
+		len += (size_t)n;
+	}
+	tend_sha256 *h = tend_sha256_new();
+	tend_sha256_update(h, st->raw, len);
+	res->size = (long long)len;
+	res->added = 0;
+	int err;
+	if (!done) {
+		err = put_loose(st, src, ctx, len, h, res, what);
+	} else {
+		tend_sha256_hex(h, res->hex);
+		err = tend_pack_claim(st, res->hex, &res->added);
+		if (!err && res->added)
+			err = tend_pack_queue(st, res->hex, st->raw, len);
+	}
+	tend_sha256_free(h);
 	return err;
 }
 
@@ -332,8 +240,7 @@ static int push_put(lua_State *L, int err, const char *what, tend_store_result *
 	lua_pushstring(L, res->hex);
 	lua_pushinteger(L, res->size);
 	lua_pushboolean(L, res->added);
-	lua_pushinteger(L, res->added ? res->stored : 0);
-	return 4;
+	return 3;
 }
 
 /* st:put_file(path) -> hex, size, added, stored_bytes | nil, msg, code */
@@ -363,10 +270,22 @@ static int l_put_string(lua_State *L)
 	return push_put(L, err, what, &res);
 }
 
+void tend_tail_add(tend_tail *t, const char *p, size_t k)
+{
+	if (k >= sizeof t->buf) {
+		memcpy(t->buf, p + k - sizeof t->buf, sizeof t->buf);
+		t->len = sizeof t->buf;
+	} else if (k) {
+		size_t keep = t->len + k > sizeof t->buf ? sizeof t->buf - k : t->len;
+		memmove(t->buf, t->buf + t->len - keep, keep);
+		memcpy(t->buf + keep, p, k);
+		t->len = keep + k;
+	}
+}
+
 typedef struct {
 	tend_reader in;
-	char tail[256]; /* the last bytes that went by, for a caller that checks the end */
-	size_t taillen;
+	tend_tail tail;
 	int failed;
 } stream_source;
 
@@ -379,16 +298,7 @@ static ssize_t read_stream(void *ctx, char *buf, size_t n)
 		errno = EIO;
 		return -1;
 	}
-	size_t k = (size_t)r;
-	if (k >= sizeof s->tail) {
-		memcpy(s->tail, buf + k - sizeof s->tail, sizeof s->tail);
-		s->taillen = sizeof s->tail;
-	} else if (k) {
-		size_t keep = s->taillen + k > sizeof s->tail ? sizeof s->tail - k : s->taillen;
-		memmove(s->tail, s->tail + s->taillen - keep, keep);
-		memcpy(s->tail + keep, buf, k);
-		s->taillen = keep + k;
-	}
+	tend_tail_add(&s->tail, buf, (size_t)r);
 	return r;
 }
 
@@ -399,7 +309,7 @@ static int l_put_stream(lua_State *L)
 	tend_store *st = check_store(L);
 	stream_source *src = lua_newuserdatauv(L, sizeof *src, 0);
 	tend_check_reader(L, 2, &src->in);
-	src->taillen = 0;
+	src->tail.len = 0;
 	src->failed = 0;
 	tend_store_result res;
 	const char *what;
@@ -409,7 +319,7 @@ static int l_put_stream(lua_State *L)
 	int n = push_put(L, err, what, &res);
 	if (err)
 		return n;
-	lua_pushlstring(L, src->tail, src->taillen);
+	lua_pushlstring(L, src->tail.buf, src->tail.len);
 	return n + 1;
 }
 
@@ -472,7 +382,7 @@ static int l_list(lua_State *L)
 	}
 	if (d)
 		closedir(d);
-	sqlite3 *db = index_db(st);
+	sqlite3 *db = tend_pack_index_db(st);
 	sqlite3_stmt *q = NULL;
 	if (db && sqlite3_prepare_v2(db, "SELECT hex FROM packed", -1, &q, NULL) == SQLITE_OK)
 		while (sqlite3_step(q) == SQLITE_ROW) {
@@ -495,7 +405,7 @@ static int l_remove(lua_State *L)
 		lua_pushboolean(L, 1);
 		return 1;
 	}
-	sqlite3 *db = index_db(st);
+	sqlite3 *db = tend_pack_index_db(st);
 	sqlite3_stmt *q = NULL;
 	int ok = db && sqlite3_prepare_v2(db, "DELETE FROM packed WHERE hex = ?", -1, &q, NULL) == SQLITE_OK;
 	if (ok) {
@@ -513,7 +423,7 @@ static int l_remove(lua_State *L)
 static int l_prune(lua_State *L)
 {
 	tend_store *st = check_store(L);
-	sqlite3 *db = index_db(st);
+	sqlite3 *db = tend_pack_index_db(st);
 	char base[PATH_MAX];
 	snprintf(base, sizeof base, "%s/packs", st->dir);
 	DIR *d = opendir(base);
@@ -524,8 +434,11 @@ static int l_prune(lua_State *L)
 		if (len < 6 || len > 40 || strcmp(e->d_name + len - 5, ".pack") != 0)
 			continue;
 		snprintf(name, sizeof name, "%.*s", (int)(len - 5), e->d_name);
-		if (st->pack_fd >= 0 && strcmp(name, st->pack) == 0)
-			continue; /* being written */
+		pthread_mutex_lock(&st->mu);
+		int writing = st->pack_fd >= 0 && strcmp(name, st->pack) == 0;
+		pthread_mutex_unlock(&st->mu);
+		if (writing)
+			continue;
 		sqlite3_stmt *q = NULL;
 		int used = 1;
 		if (sqlite3_prepare_v2(db, "SELECT 1 FROM packed WHERE pack = ? LIMIT 1", -1, &q, NULL) == SQLITE_OK) {
@@ -702,6 +615,9 @@ static int l_write_to(lua_State *L)
 static int l_sync(lua_State *L)
 {
 	tend_store *st = check_store(L);
+	int err = tend_pack_drain(st);
+	if (err)
+		return tend_fail_errno(L, err, "store %s: write object", st->dir);
 	int fd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || syncfs(fd) != 0) {
 		int err = errno;
@@ -710,52 +626,32 @@ static int l_sync(lua_State *L)
 		return tend_fail_errno(L, err, "store %s: sync", st->dir);
 	}
 	close(fd);
-	if (st->npending) {
-		sqlite3 *db = index_db(st);
-		sqlite3_stmt *q = NULL;
-		int ok = db && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
-		         sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO packed (hex, pack, offset, length) VALUES (?, ?, ?, ?)",
-		                            -1, &q, NULL) == SQLITE_OK;
-		for (size_t i = 0; ok && i < st->npending; i++) {
-			tend_pending *p = &st->pending[i];
-			sqlite3_bind_text(q, 1, p->hex, 64, SQLITE_STATIC);
-			sqlite3_bind_text(q, 2, p->pack, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(q, 3, p->offset);
-			sqlite3_bind_int64(q, 4, p->length);
-			ok = sqlite3_step(q) == SQLITE_DONE;
-			sqlite3_reset(q);
-		}
-		sqlite3_finalize(q);
-		if (!ok || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-			int full = db && (sqlite3_errcode(db) & 0xff) == SQLITE_FULL;
-			const char *why = full ? "disk full" : db ? sqlite3_errmsg(db) : "cannot open index.db";
-			if (db)
-				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-			return tend_fail(L, full ? "enospc" : "sqlite", "store %s: index: %s", st->dir, why);
-		}
-		st->npending = 0;
-		memset(st->slots, 0, st->nslots * sizeof *st->slots);
-	}
-	if (st->pack_fd >= 0) { /* the next objects go to a new pack */
-		close(st->pack_fd);
-		st->pack_fd = -1;
-	}
+	const char *why;
+	int rc = tend_pack_index(st, &why);
+	if (rc)
+		return tend_fail(L, rc == SQLITE_FULL ? "enospc" : "sqlite", "store %s: index: %s", st->dir, why);
 	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* st:written() -> compressed bytes this handle added to the store (after a sync) */
+static int l_written(lua_State *L)
+{
+	lua_pushinteger(L, check_store(L)->written);
 	return 1;
 }
 
 static int l_gc(lua_State *L)
 {
 	tend_store *st = luaL_checkudata(L, 1, STORE_CLASS);
+	tend_pack_close(st); /* packed but never synced: garbage for gc */
 	ZSTD_freeCCtx(st->zc);
+	free(st->raw);
 	free(st->in);
 	free(st->out);
-	free(st->mem);
-	free(st->pending);
-	free(st->slots);
-	if (st->pack_fd >= 0)
-		close(st->pack_fd); /* packed but never synced: garbage for gc */
-	sqlite3_close_v2(st->index);
+	pthread_cond_destroy(&st->more);
+	pthread_cond_destroy(&st->room);
+	pthread_mutex_destroy(&st->mu);
 	memset(st, 0, sizeof *st);
 	st->pack_fd = -1;
 	return 0;
@@ -781,6 +677,9 @@ static int l_open(lua_State *L)
 	tend_store *st = lua_newuserdatauv(L, sizeof *st, 0);
 	memset(st, 0, sizeof *st);
 	st->pack_fd = -1;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->more, NULL);
+	pthread_cond_init(&st->room, NULL);
 	luaL_setmetatable(L, STORE_CLASS);
 	if (snprintf(st->dir, sizeof st->dir, "%s", dir) >= (int)sizeof st->dir)
 		return tend_fail(L, "einval", "store %s: path too long", dir);
@@ -807,7 +706,7 @@ int tend_open_store(lua_State *L)
 		{"put_file", l_put_file}, {"put_string", l_put_string}, {"put_stream", l_put_stream},
 		{"has", l_has}, {"write_to", l_write_to},
 		{"get_file", l_get_file}, {"get_string", l_get_string}, {"verify", l_verify},
-		{"sync", l_sync}, {"locate", l_locate}, {"list", l_list}, {"remove", l_remove},
+		{"sync", l_sync}, {"written", l_written}, {"locate", l_locate}, {"list", l_list}, {"remove", l_remove},
 		{"prune", l_prune}, {"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};
 	tend_new_class(L, STORE_CLASS, methods);

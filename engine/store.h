@@ -1,27 +1,42 @@
-/* store.h: the object store's C face, for primitives that feed it (archive.c). */
+/* store.h: the object store's C face, shared by store.c (objects, the Lua binding),
+ * store_pack.c (small objects in packs, compressed by worker threads) and archive.c
+ * (which feeds tar entries straight in). */
 #ifndef TEND_STORE_H
 #define TEND_STORE_H
 #include <limits.h>
+#include <pthread.h>
 #include <sys/types.h>
+
+#define TEND_PACK_MAX (1 << 20) /* objects up to this size (uncompressed) are packed */
 
 typedef struct {
 	char hex[65];
-	char pack[40];
+	char pack[40];            /* "" while a worker still holds it */
 	long long offset, length;
 } tend_pending;
+
+struct tend_pack_job;
 
 typedef struct {
 	char dir[PATH_MAX - 128]; /* room left for /objects/ab/<62 hex> and temp names */
 	int level;                /* zstd level */
-	void *zc;                 /* ZSTD_CCtx, reused object after object */
+	void *zc;                 /* ZSTD_CCtx for large objects, reused */
+	char *raw;                /* TEND_PACK_MAX + 1 bytes: an object's start, before we know its size */
 	char *in, *out;           /* buffers, reused */
-	char *mem;                /* a small object's compressed frame, before it is packed */
-	size_t memcap;
-	void *index;              /* sqlite3 *: store/index.db, opened on first use */
+	long long written;        /* compressed bytes this handle added to the store */
+	void *index, *find;       /* sqlite3 *: store/index.db, opened on first use; its look-up */
+	/* the rest is guarded by mu (worker threads append to the pack) */
+	pthread_mutex_t mu;
+	pthread_cond_t more, room; /* a job was queued; a job was done */
+	struct tend_pack_job *queue, *queue_tail;
+	size_t queued_bytes;
+	int busy, stopping, werr;  /* jobs being compressed; shutting down; first worker error */
+	pthread_t *workers;
+	int nworkers;
 	int pack_fd;              /* the pack being appended to, or -1 */
 	char pack[40];            /* its name */
 	long long pack_off;
-	tend_pending *pending;    /* packed but not yet indexed (until sync) */
+	tend_pending *pending;    /* queued or packed, not yet indexed */
 	size_t npending, cappending;
 	size_t *slots;            /* hash set over pending: index + 1, 0 = empty */
 	size_t nslots;
@@ -29,12 +44,19 @@ typedef struct {
 
 typedef struct {
 	char hex[65];
-	long long size, stored; /* bytes in, bytes written (0 when the object existed) */
-	int added;
+	long long size; /* bytes in */
+	int added;      /* 0 when the object was there already */
 } tend_store_result;
 
 /* Yields up to n bytes into buf: >0 bytes, 0 at the end, <0 error (errno set). */
 typedef ssize_t (*tend_store_source)(void *ctx, char *buf, size_t n);
+
+/* The last bytes that went by a stream, for a caller that checks its end (a dump's). */
+typedef struct {
+	char buf[256];
+	size_t len;
+} tend_tail;
+void tend_tail_add(tend_tail *t, const char *p, size_t k);
 
 int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_result *res,
                    const char **what);
@@ -43,4 +65,14 @@ int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_
  * 0, or an errno value: ENOENT no such object, EBADMSG damaged. */
 typedef int (*tend_store_sink)(void *ctx, const char *p, size_t n);
 int tend_store_read(tend_store *st, const char *hex, tend_store_sink sink, void *ctx);
+
+/* store_pack.c */
+void *tend_pack_index_db(tend_store *st);
+int tend_pack_index_find(tend_store *st, const char *hex, char pack[40], long long *off, long long *len);
+tend_pending *tend_pack_pending(tend_store *st, const char *hex);
+int tend_pack_claim(tend_store *st, const char *hex, int *claimed);
+int tend_pack_queue(tend_store *st, const char *hex, const char *data, size_t len);
+int tend_pack_drain(tend_store *st);
+int tend_pack_index(tend_store *st, const char **why);
+void tend_pack_close(tend_store *st);
 #endif

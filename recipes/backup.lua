@@ -11,11 +11,15 @@ Files are stored once whatever the number of snapshots or instances that hold th
   params = {
     { name = "instance", type = "string", positional = true, help = "the instance (or --all)" },
     { name = "all", type = "bool", help = "every instance" },
+    { name = "jobs", type = "int", short = "j", default = 1, help = "with --all: back up this many instances at a time" },
     { name = "rehash", type = "bool", help = "read and hash every file, not only changed ones" },
+    { name = "exclude", type = "string", list = true,
+      help = "leave out paths matching this pattern (repeatable; with a slash from the web root)" },
   },
 
   run = function(ctx, args)
     local backup = require "tend.backup"
+    for _, p in ipairs(args.exclude or {}) do backup.check_pattern(p) end -- a usage error, before any work
     local targets
     if args.all then
       if args.instance then error("give an instance or --all, not both", 0) end
@@ -32,6 +36,7 @@ Files are stored once whatever the number of snapshots or instances that hold th
       if not rok then error(type(rerr) == "table" and rerr.msg or tostring(rerr), 0) end
       local ok, id, snap = pcall(backup.run, ctx, inst, {
         rehash = args.rehash,
+        exclude = args.exclude,
         progress = function(fmt, ...) ctx:info("%s: " .. fmt, inst.name, ...) end,
       })
       if not ok then -- name the instance, once
@@ -52,15 +57,35 @@ Files are stored once whatever the number of snapshots or instances that hold th
       return
     end
     local results, failed = {}, {}
-    for _, inst in ipairs(targets) do
-      local ok, r = pcall(one, inst)
-      if not ok then
-        local msg = type(r) == "table" and r.msg or tostring(r)
-        r = { instance = inst.name, error = msg }
-        failed[#failed + 1] = inst.name
-        ctx:warn("backup %s: %s", inst.name, msg)
+    local function failure(inst, msg)
+      failed[#failed + 1] = inst.name
+      ctx:warn("backup %s: %s", inst.name, msg)
+      return { instance = inst.name, error = msg }
+    end
+    if args.jobs > 1 then -- each backup in a child tend, args.jobs at a time
+      local cjson = require "cjson"
+      local function argv(inst)
+        local a = { "--json", "--quiet", "backup", inst.name }
+        if args.rehash then a[#a + 1] = "--rehash" end
+        for _, p in ipairs(args.exclude or {}) do a[#a + 1] = "--exclude=" .. p end
+        return a
       end
-      results[#results + 1] = r
+      require("tend.fanout").children(ctx, targets, argv, args.jobs, function(inst, r, msg)
+        local ok, list = pcall(cjson.decode, r and r.code == 0 and r.stdout or "")
+        if ok and type(list) == "table" and list[1] then
+          results[#results + 1] = list[1]
+          ctx:info("%s: snapshot %d", inst.name, list[1].snapshot)
+        else
+          results[#results + 1] = failure(inst, r and (r.stderr:match("([^\n]+)\n?$") or ("exit " .. r.code))
+            :gsub("^tend: backup: ", ""):gsub("^" .. inst.name:gsub("%p", "%%%0") .. ": ", "") or msg)
+        end
+      end)
+      table.sort(results, function(a, b) return a.instance < b.instance end)
+    else
+      for _, inst in ipairs(targets) do
+        local ok, r = pcall(one, inst)
+        results[#results + 1] = ok and r or failure(inst, type(r) == "table" and r.msg or tostring(r))
+      end
     end
     ctx:result(results)
     if #failed > 0 then

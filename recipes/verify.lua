@@ -25,8 +25,8 @@ return {
       if not ok then bad[#bad + 1] = what .. ": " .. msg end
     end
     for _, s in ipairs(snaps) do
-      for _, f in ipairs(catalog:query("SELECT path, sha256 FROM snapshot_files WHERE snapshot_id = ? AND sha256 IS NOT NULL ORDER BY path", s.id)) do
-        check(f.sha256, ("snapshot %d %s"):format(s.id, f.path))
+      for _, f in ipairs(snapshot.manifest(catalog, s)) do
+        if f.sha256 then check(f.sha256, ("snapshot %d %s"):format(s.id, f.path)) end
       end
       if s.db_object then check(s.db_object, ("snapshot %d database"):format(s.id)) end
     end

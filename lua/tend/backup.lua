@@ -10,15 +10,58 @@ local M = {}
 
 local TYPES = { f = "file", d = "dir", l = "link", p = "fifo", s = "socket", c = "device", b = "device" }
 
--- list(t, root) -> {path = {path, type, mode, size, mtime, link}}: one round trip.
-function M.list(t, root)
-  local r, msg, code = t:exec({ "find", ".", "-printf", "%y\\0%m\\0%s\\0%T@\\0%p\\0%l\\0" }, { cwd = root })
+-- exclusions(inst, extra) -> patterns: the app's ignore list (caches, temp), the
+-- instance's own (instance add/edit --exclude), then this run's --exclude.
+function M.exclusions(inst, extra)
+  local out = {}
+  for _, p in ipairs(require("tend.apps").get(inst.app).ignore or {}) do out[#out + 1] = p end
+  for _, p in ipairs(inst:excludes()) do out[#out + 1] = p end
+  for _, p in ipairs(extra or {}) do out[#out + 1] = p end
+  return out
+end
+
+-- check_pattern(p) -> the pattern as find sees it, or raises a usage error. A pattern
+-- with a slash matches the path from the web root (`wp-content/cache/*`); one without
+-- matches a name anywhere (`*.log`). A matching directory is skipped whole.
+function M.check_pattern(p)
+  local q = p:gsub("^/+", ""):gsub("/+$", "")
+  if q == "" or q == "." or q:find("\0", 1, true) or ("/" .. q .. "/"):find("/%.%./") then
+    errors.usage("bad exclude pattern %q", p)
+  end
+  return q
+end
+
+local FORMAT = "%y\\0%m\\0%s\\0%T@\\0%p\\0%l\\0"
+
+-- listing(t, root, exclude) -> the host's raw listing | nil, msg, code: one round trip.
+function M.listing(t, root, exclude)
+  local argv = { "find", "." }
+  if exclude and #exclude > 0 then
+    argv[#argv + 1] = "("
+    for i, p in ipairs(exclude) do
+      local q = M.check_pattern(p)
+      if i > 1 then argv[#argv + 1] = "-o" end
+      if q:find("/", 1, true) then
+        argv[#argv + 1], argv[#argv + 2] = "-path", "./" .. q
+      else
+        argv[#argv + 1], argv[#argv + 2] = "-name", q
+      end
+    end
+    table.move({ ")", "-prune", "-o" }, 1, 3, #argv + 1, argv)
+  end
+  argv[#argv + 1], argv[#argv + 2] = "-printf", FORMAT
+  local r, msg, code = t:exec(argv, { cwd = root })
   if not r then return nil, msg, code end
   if r.code ~= 0 then
     return nil, ("list %s: %s"):format(root, r.stderr:match("[^\n]+") or ("find exit " .. r.code)), "remote"
   end
+  return r.stdout
+end
+
+-- parse(raw) -> {path = {path, type, mode, size, mtime, link}}
+function M.parse(raw)
   local out, fields = {}, {}
-  for field in r.stdout:gmatch("([^%z]*)%z") do
+  for field in raw:gmatch("([^%z]*)%z") do
     fields[#fields + 1] = field
     if #fields == 6 then
       local kind, mode, size, mtime, path, link = table.unpack(fields)
@@ -36,6 +79,13 @@ function M.list(t, root)
     end
   end
   return out
+end
+
+-- list(t, root [, exclude]) -> parsed listing | nil, msg, code
+function M.list(t, root, exclude)
+  local raw, msg, code = M.listing(t, root, exclude)
+  if not raw then return nil, msg, code end
+  return M.parse(raw)
 end
 
 local function unchanged(now, before)
@@ -67,6 +117,75 @@ local function fetch(t, root, paths, st, progress)
   end)
 end
 
+-- collect(...) -> manifest, files, bytes, sent, listing digest: the listing
+-- against the previous manifest; new and changed files fetched in one tar stream.
+function M.collect(ctx, inst, t, st, listing, before, digest, say)
+  local manifest, wanted = {}, {}
+  for path, e in pairs(listing) do
+    local old = before[path]
+    if e.type == "file" and unchanged(e, old) then e.sha256 = old.sha256 end
+    if e.type == "file" and not e.sha256 then wanted[#wanted + 1] = path end
+    manifest[#manifest + 1] = e
+  end
+  table.sort(wanted)
+
+  local sent = 0
+  if #wanted > 0 then
+    say("fetching %d new or changed files", #wanted)
+    local total = 0
+    for _, p in ipairs(wanted) do total = total + listing[p].size end
+    local update, finish = require("tend.progress").new(ctx, inst.name, #wanted, total)
+    local got, fmsg = fetch(t, inst.path, wanted, st, update)
+    finish()
+    errors.check(got, fmsg)
+    local kept = {}
+    for _, e in ipairs(manifest) do
+      local g = got[e.path]
+      if e.type == "file" and not e.sha256 then
+        if g and g.sha256 then
+          -- tar's size and mode are what was stored; the listing's mtime is the precise one
+          e.sha256, e.size, e.mode = g.sha256, g.size, g.mode
+          sent = sent + g.size
+          kept[#kept + 1] = e
+        else -- it vanished between listing and reading: not in this snapshot, and this
+          digest = nil -- manifest is not the listing's, so no later run may reuse it
+        end
+      else
+        kept[#kept + 1] = e
+      end
+    end
+    manifest = kept
+  end
+  table.sort(manifest, function(a, b) return a.path < b.path end)
+  local files, bytes = 0, 0
+  for _, e in ipairs(manifest) do
+    if e.type == "file" then files, bytes = files + 1, bytes + e.size end
+  end
+  return manifest, files, bytes, sent, digest
+end
+
+-- squeezed(t, argv) -> argv that runs argv on the host with its output compressed by
+-- the host's zstd (or gzip) when it has one, keeping argv's exit status: fewer bytes
+-- cross the wire, and archive.store_stream stores them decompressed.
+local function squeezed(t, argv)
+  local z = t:which({ "zstd", "gzip" })
+  if not z then return argv end
+  local squeeze = z == "zstd" and "zstd -1 -q -c -T0" or "gzip -1 -c"
+  return { "sh", "-c", "exec 4>&1; s=$( { { \"$@\" 3>&- 4>&-; echo $? >&3; } | " .. squeeze
+    .. " >&4; } 3>&1 ); exit ${s:-1}", "sh", table.unpack(argv) }
+end
+
+-- dump_stream(t, argv, st) -> hex, size, tail, stream | nil, msg, code: argv's output
+-- into the store, compressed on the way when the host can.
+local function dump_stream(t, argv, st)
+  local stream, msg, code = t:open(squeezed(t, argv))
+  if not stream then return nil, msg, code end
+  local r = table.pack(core.archive.store_stream(stream, st))
+  local status = stream:wait()
+  if not r[1] then return nil, r[2], r[3] end
+  return r[1], r[2], r[4], stream, status
+end
+
 -- dump_db(t, settings, st) -> {object, bytes} | nil, msg, code
 function M.dump_db(t, s, st)
   if s.driver == "sqlite" then
@@ -74,9 +193,7 @@ function M.dump_db(t, s, st)
       local r, msg, code = t:exec({ "sqlite3", s.path, ".backup '" .. tmp:gsub("'", "''") .. "'" })
       if not r then return nil, msg, code end
       if r.code ~= 0 then return nil, ("database %s: %s"):format(db.describe(s), r.stderr:match("[^\n]+") or "sqlite3 failed"), "db" end
-      local stream = assert(t:open({ "cat", "--", tmp }))
-      local hex, size = st:put_stream(stream)
-      local status = stream:wait()
+      local hex, size, _, _, status = dump_stream(t, { "cat", "--", tmp }, st)
       if not hex or status ~= 0 then return nil, ("database %s: could not read the copy"):format(db.describe(s)), "db" end
       return { object = hex, bytes = size }
     end)
@@ -86,13 +203,11 @@ function M.dump_db(t, s, st)
   return t:with_temp(function(optfile)
     local ok, msg, code = t:write(optfile, db.option_file(s), 384)
     if not ok then return nil, msg, code end
-    local stream
-    stream, msg, code = t:open({ client, "--defaults-extra-file=" .. optfile, "--single-transaction",
-      "--quick", "--routines", "--triggers", "--hex-blob", s.name })
-    if not stream then return nil, msg, code end
-    local hex, size, _, _, tail = st:put_stream(stream)
-    local status = stream:wait()
-    if not hex then return nil, size, "stream" end
+    -- --skip-dump-date: an unchanged database gives the same dump, stored once
+    local hex, size, tail, stream, status = dump_stream(t, { client, "--defaults-extra-file=" .. optfile,
+      "--single-transaction", "--quick", "--routines", "--triggers", "--hex-blob", "--skip-dump-date",
+      s.name }, st)
+    if not hex then return nil, size, tail end
     if status ~= 0 or not tail:find("%-%- Dump completed") then
       local why = stream:stderr():match("[^\n]+") or ("the dump did not end cleanly (exit " .. status .. ")")
       return nil, ("database %s: %s"):format(db.describe(s), why), "db"
@@ -114,43 +229,23 @@ function M.run(ctx, inst, opts)
   if not adapter then errors.fail("%s", version) end
 
   say("listing %s", inst.path)
-  local listing = errors.check(M.list(t, inst.path))
-  local before = opts.rehash and {} or snapshot.files(catalog, snapshot.latest(catalog, inst))
-  local manifest, wanted = {}, {}
-  for path, e in pairs(listing) do
-    local old = before[path]
-    if e.type == "file" and unchanged(e, old) then e.sha256 = old.sha256 end
-    if e.type == "file" and not e.sha256 then wanted[#wanted + 1] = path end
-    manifest[#manifest + 1] = e
+  local exclude = M.exclusions(inst, opts.exclude)
+  local raw = errors.check(M.listing(t, inst.path, exclude))
+  -- The same listing (paths, types, modes, sizes, mtimes) under the same exclusions is
+  -- the same tree: the previous manifest serves again, and not a byte is read.
+  local digest = core.hash.sha256(table.concat(exclude, "\0") .. "\0\0" .. raw)
+  local prev = snapshot.latest(catalog, inst)
+  local prev_listing = prev and prev.manifest_id
+    and catalog:first("SELECT listing FROM manifests WHERE id = ?", prev.manifest_id).listing
+  local written = st:written()
+  local manifest, sent, files, bytes = nil, 0, 0, 0
+  if prev_listing == digest and not opts.rehash then
+    say("no file changed since snapshot %d", prev.id)
+    files, bytes = prev.files, prev.bytes
+  else
+    manifest, files, bytes, sent, digest = M.collect(ctx, inst, t, st, M.parse(raw),
+      not opts.rehash and snapshot.files(catalog, prev) or {}, digest, say)
   end
-  table.sort(wanted)
-
-  local sent, stored = 0, 0
-  if #wanted > 0 then
-    say("fetching %d new or changed files", #wanted)
-    local total = 0
-    for _, p in ipairs(wanted) do total = total + listing[p].size end
-    local update, finish = require("tend.progress").new(ctx, inst.name, #wanted, total)
-    local got, fmsg = fetch(t, inst.path, wanted, st, update)
-    finish()
-    errors.check(got, fmsg)
-    local kept = {}
-    for _, e in ipairs(manifest) do
-      local g = got[e.path]
-      if e.type == "file" and not e.sha256 then
-        if g and g.sha256 then
-          -- tar's size and mode are what was stored; the listing's mtime is the precise one
-          e.sha256, e.size, e.mode = g.sha256, g.size, g.mode
-          sent, stored = sent + g.size, stored + (g.stored or 0)
-          kept[#kept + 1] = e
-        end -- else it vanished between listing and reading: not in this snapshot
-      else
-        kept[#kept + 1] = e
-      end
-    end
-    manifest = kept
-  end
-  table.sort(manifest, function(a, b) return a.path < b.path end)
 
   local dbinfo, settings, why = nil, inst:db_settings(ctx:vault())
   if not settings and inst.app ~= "generic" then errors.fail("%s", why) end
@@ -159,16 +254,13 @@ function M.run(ctx, inst, opts)
     dbinfo = errors.check(M.dump_db(t, settings, st))
   end
 
-  local files, bytes = 0, 0
-  for _, e in ipairs(manifest) do
-    if e.type == "file" then files, bytes = files + 1, bytes + e.size end
-  end
   local snap = { instance_id = inst.id, started_at = started, finished_at = os.time(),
     app = adapter.name, version = version, files = files, bytes = bytes, sent_bytes = sent,
-    stored_bytes = stored, db_driver = settings and settings.driver, db_object = dbinfo and dbinfo.object,
-    db_bytes = dbinfo and dbinfo.bytes, consistent = true }
+    db_driver = settings and settings.driver, db_object = dbinfo and dbinfo.object,
+    db_bytes = dbinfo and dbinfo.bytes, consistent = true, manifest_id = not manifest and prev.manifest_id or nil }
   errors.check(st:sync()) -- every object on disk before the snapshot that needs them
-  local id = snapshot.record(catalog, snap, manifest)
+  snap.stored_bytes = st:written() - written
+  local id = snapshot.record(catalog, snap, manifest, digest)
   snap.id = id
   return id, snap
 end

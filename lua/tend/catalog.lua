@@ -75,6 +75,42 @@ local migrations = {
     PRIMARY KEY (snapshot_id, path)
   ) WITHOUT ROWID;
   ]],
+  -- Manifests stand apart from snapshots so that an unchanged tree's next snapshot
+  -- shares its manifest (one row) instead of copying it (a row per path). `listing` is
+  -- the digest of the host's listing it was built from; the view keeps the old shape.
+  [[
+  CREATE TABLE manifests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    listing TEXT
+  );
+  CREATE TABLE manifest_files (
+    manifest_id INTEGER NOT NULL REFERENCES manifests(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    type TEXT NOT NULL,
+    mode INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime INTEGER NOT NULL,
+    sha256 TEXT,
+    link TEXT,
+    PRIMARY KEY (manifest_id, path)
+  ) WITHOUT ROWID;
+  ALTER TABLE snapshots ADD COLUMN manifest_id INTEGER REFERENCES manifests(id);
+  CREATE INDEX snapshots_by_manifest ON snapshots(manifest_id);
+  INSERT INTO manifests(id) SELECT id FROM snapshots;
+  UPDATE snapshots SET manifest_id = id;
+  INSERT INTO manifest_files SELECT * FROM snapshot_files;
+  DROP TABLE snapshot_files;
+  CREATE VIEW snapshot_files AS
+    SELECT s.id AS snapshot_id, f.path, f.type, f.mode, f.size, f.mtime, f.sha256, f.link
+    FROM snapshots s JOIN manifest_files f ON f.manifest_id = s.manifest_id;
+  -- The last snapshot to let go of a manifest takes it along (cascades fire this too).
+  CREATE TRIGGER snapshots_release_manifest AFTER DELETE ON snapshots
+  WHEN NOT EXISTS (SELECT 1 FROM snapshots WHERE manifest_id = OLD.manifest_id)
+  BEGIN
+    DELETE FROM manifests WHERE id = OLD.manifest_id;
+  END;
+  ALTER TABLE instances ADD COLUMN exclude TEXT;
+  ]],
 }
 
 local Catalog = {}

@@ -22,7 +22,7 @@ Instances and secrets:
   instance add NAME --app tiki|wordpress|generic --path DIR [--host local|ssh://USER@HOST[:PORT]]
                [--url URL] [--db mysql://USER@HOST[:PORT]/DB | sqlite:///PATH]
                [--db-password-secret KEY] [--ssh-key FILE] [--ssh-key-passphrase-secret KEY]
-               [--ssh-password-secret KEY] [--tag K=V ...]
+               [--ssh-password-secret KEY] [--tag K=V ...] [--exclude PATTERN ...]
   instance list | show NAME | edit NAME --FIELD VALUE | rm NAME
   instance link NAME --dev-of SRC | --mirror-of SRC --lag 1d | --pre-dogfood-of SRC
   secret set KEY          value from stdin or a hidden prompt (never an argument)
@@ -104,7 +104,7 @@ end
 
 local INSTANCE_OPTS = { app = "value", host = "value", path = "value", url = "value", db = "value",
   ["db-password-secret"] = "value", ["ssh-key"] = "value", ["ssh-password-secret"] = "value",
-  ["ssh-key-passphrase-secret"] = "value", tag = "list" }
+  ["ssh-key-passphrase-secret"] = "value", tag = "list", exclude = "list" }
 
 local function instance_fields(opts)
   local fields = {}
@@ -122,6 +122,7 @@ local function show_instance(ctx, inst)
   if d.ssh_key then lines[#lines + 1] = { "ssh key", d.ssh_key } end
   if d.ssh_key_passphrase_secret then lines[#lines + 1] = { "ssh key passphrase", "secret " .. d.ssh_key_passphrase_secret } end
   if d.ssh_password_secret then lines[#lines + 1] = { "ssh password", "secret " .. d.ssh_password_secret } end
+  if #d.exclude > 0 then lines[#lines + 1] = { "exclude", table.concat(d.exclude, " ") } end
   local tags = {}
   for k, v in pairs(d.tags) do tags[#tags + 1] = k .. "=" .. v end
   table.sort(tags)

@@ -23,7 +23,7 @@ end
 function M.export(ctx, inst, snap, file)
   local compression = M.compression(file)
   local catalog, st = ctx:catalog(), snapshot.store(ctx)
-  local rows = catalog:query("SELECT * FROM snapshot_files WHERE snapshot_id = ? ORDER BY path", snap.id)
+  local rows = snapshot.manifest(catalog, snap)
   local entries, lines = {}, {}
   local now = snap.started_at
   entries[1] = { path = "files", type = "dir", mode = 493, mtime = now }

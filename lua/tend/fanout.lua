@@ -1,6 +1,6 @@
--- fanout: one command on many instances, output prefixed by instance name, a summary
--- of successes and failures at the end. With -j N, N instances at a time: each runs in
--- a child `tend exec` process so that slow hosts do not wait for each other.
+-- fanout: one job on many instances. With -j N, N instances at a time, each in a child
+-- `tend` process, so that slow hosts do not wait for each other. exec: output prefixed
+-- by instance name, a summary of successes and failures at the end.
 local core = require "tend.core"
 local errors = require "tend.errors"
 
@@ -12,19 +12,31 @@ local function prefixed(name, text, out)
   end
 end
 
+-- children(ctx, targets, argv_of, jobs, done): a child `tend ARGV...` for each target
+-- (argv_of(inst) says which), at most jobs at a time; done(inst, result) as each ends,
+-- result being {code, stdout, stderr}, or nil and a message when it could not start.
+function M.children(ctx, targets, argv_of, jobs, done)
+  local self_exe = core.exe or "tend"
+  local queue, running = { table.unpack(targets) }, {}
+  while #queue > 0 or next(running) do
+    while #queue > 0 and #running < jobs do
+      local inst = table.remove(queue, 1)
+      local child, msg = core.proc.spawn({ self_exe, "--home", ctx.home, table.unpack(argv_of(inst)) },
+        { env = { TEND_LUA_DIR = core.lua_dir or false } })
+      if child then running[#running + 1] = { inst = inst, child = child } else done(inst, nil, msg) end
+    end
+    if #running > 0 then
+      local list = {}
+      for i, job in ipairs(running) do list[i] = job.child end
+      local job = table.remove(running, core.proc.wait_any(list))
+      done(job.inst, job.child:result())
+    end
+  end
+end
+
 -- exec(ctx, targets, argv, jobs) -> exit code: 0 when every instance said 0, else 1.
 function M.exec(ctx, targets, argv, jobs)
   local results = {}
-  local self_exe = core.exe or "tend"
-  local function run_one(inst)
-    if jobs > 1 then
-      return core.proc.spawn({ self_exe, "--home", ctx.home, "exec", inst.name, "--", table.unpack(argv) },
-        { env = { TEND_LUA_DIR = core.lua_dir or false } })
-    end
-    local ok, r, msg = pcall(inst.exec, inst, argv)
-    if not ok then return nil, errors.is(r) and r.msg or tostring(r) end
-    return r, msg
-  end
   local function report(inst, r, msg)
     if not r then
       io.stderr:write(inst.name, ": ", msg, "\n")
@@ -36,26 +48,20 @@ function M.exec(ctx, targets, argv, jobs)
     results[#results + 1] = { instance = inst.name, ok = r.code == 0, code = r.code }
   end
   if jobs > 1 then
-    local queue, running = { table.unpack(targets) }, {}
-    while #queue > 0 or next(running) do
-      while #queue > 0 and #running < jobs do
-        local inst = table.remove(queue, 1)
-        local child, msg = run_one(inst)
-        if child then running[#running + 1] = { inst = inst, child = child } else report(inst, nil, msg) end
-      end
-      local children = {}
-      for i, job in ipairs(running) do children[i] = job.child end
-      local done = core.proc.wait_any(children)
-      local job = table.remove(running, done)
-      local r = job.child:result()
-      if r.code ~= 0 and r.stdout == "" and r.stderr:match("^tend: ") then
-        report(job.inst, nil, r.stderr:gsub("^tend: ", ""):gsub("\n$", ""))
-      else
-        report(job.inst, r)
-      end
-    end
+    M.children(ctx, targets, function(inst) return { "exec", inst.name, "--", table.unpack(argv) } end, jobs,
+      function(inst, r, msg)
+        if r and r.code ~= 0 and r.stdout == "" and r.stderr:match("^tend: ") then
+          report(inst, nil, (r.stderr:gsub("^tend: ", ""):gsub("\n$", "")))
+        else
+          report(inst, r, msg)
+        end
+      end)
   else
-    for _, inst in ipairs(targets) do report(inst, run_one(inst)) end
+    for _, inst in ipairs(targets) do
+      local ok, r, msg = pcall(inst.exec, inst, argv)
+      if not ok then r, msg = nil, errors.is(r) and r.msg or tostring(r) end
+      report(inst, r, msg)
+    end
   end
   table.sort(results, function(a, b) return a.instance < b.instance end)
   local failed = {}

@@ -14,7 +14,7 @@ local M = { Instance = Instance }
 M.RELATIONS = { ["dev-of"] = true, ["mirror-of"] = true, ["pre-dogfood-of"] = true, ["template-of"] = true }
 M.FIELDS = { app = true, host = true, path = true, url = true, db = true,
   ["db-password-secret"] = true, ["ssh-key"] = true, ["ssh-password-secret"] = true,
-  ["ssh-key-passphrase-secret"] = true }
+  ["ssh-key-passphrase-secret"] = true, exclude = true }
 
 local function check_name(name)
   if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 100 then
@@ -53,6 +53,13 @@ local validate = {
   end,
   ["ssh-password-secret"] = function(v) return v end,
   ["ssh-key-passphrase-secret"] = function(v) return v end,
+  -- exclude: a list of backup patterns, stored one per line
+  exclude = function(v)
+    if type(v) == "string" then v = { v } end
+    local ok = {}
+    for _, p in ipairs(v) do if p ~= "" then ok[#ok + 1] = require("tend.backup").check_pattern(p) end end
+    return #ok > 0 and table.concat(ok, "\n") or nil
+  end,
 }
 
 local function column(field) return (field:gsub("-", "_")) end
@@ -106,10 +113,10 @@ function M.add(catalog, name, fields, tags)
   for field, value in pairs(fields) do v[column(field)] = validate[field](value) end
   catalog:transaction(function()
     local _, id = catalog:run([[INSERT INTO instances(name, app, host, path, url, db,
-      db_password_secret, ssh_key, ssh_password_secret, ssh_key_passphrase_secret, created_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+      db_password_secret, ssh_key, ssh_password_secret, ssh_key_passphrase_secret, exclude, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
       name, v.app, v.host or "local", v.path, v.url, v.db, v.db_password_secret, v.ssh_key,
-      v.ssh_password_secret, v.ssh_key_passphrase_secret, os.time())
+      v.ssh_password_secret, v.ssh_key_passphrase_secret, v.exclude, os.time())
     set_tags(catalog, id, tags)
   end)
   return M.get(catalog, name)
@@ -120,7 +127,7 @@ function M.edit(catalog, name, fields, tags)
   local inst = M.must_get(catalog, name)
   catalog:transaction(function()
     for field, value in pairs(fields) do
-      local stored = value ~= "" and validate[field](value) or nil
+      local stored = value ~= "" and validate[field](value) or nil -- "" (or {""}) clears
       if stored == nil and (field == "app" or field == "path" or field == "host") then
         errors.usage("--%s cannot be empty", field)
       end
@@ -154,7 +161,14 @@ function Instance:describe()
     db = self.db, db_password_secret = self.db_password_secret, ssh_key = self.ssh_key,
     ssh_password_secret = self.ssh_password_secret,
     ssh_key_passphrase_secret = self.ssh_key_passphrase_secret,
-    tags = self.tags, relations = self.relations }
+    exclude = self:excludes(), tags = self.tags, relations = self.relations }
+end
+
+-- excludes() -> the instance's own backup exclusions (the app's come on top)
+function Instance:excludes()
+  local out = {}
+  for p in (self.exclude or ""):gmatch("[^\n]+") do out[#out + 1] = p end
+  return out
 end
 
 -- ssh_options(ctx) -> the options tend.ssh.session needs for this instance's host.

@@ -164,7 +164,7 @@ function M.run(ctx, inst, snap, opts)
   local old = ("%s/.tend-old-%s-%s"):format(parent, base, tag)
 
   if not opts.db_only then
-    local manifest = catalog:query("SELECT * FROM snapshot_files WHERE snapshot_id = ? ORDER BY path", snap.id)
+    local manifest = snapshot.manifest(catalog, snap)
     say("building %d entries in %s", #manifest, staging)
     local files, msg = build(t, st, manifest, staging)
     if not files then rm_rf(t, staging); errors.fail("%s", msg) end

@@ -1,6 +1,7 @@
 -- snapshot: what the catalog knows of an instance's backups. A snapshot is a manifest
--- (one row per path: type, mode, size, mtime, sha256 or link target) plus the object
--- of its database dump; the bytes live in the object store ($TEND_HOME/store).
+-- (one row per path: type, mode, size, mtime, sha256 or link target; snapshots of an
+-- unchanged tree share one) plus the object of its database dump; the bytes live in
+-- the object store ($TEND_HOME/store).
 local core = require "tend.core"
 local errors = require "tend.errors"
 
@@ -23,7 +24,7 @@ end
 -- referenced(catalog) -> {hex = true}: every object some snapshot needs.
 function M.referenced(catalog)
   local keep = {}
-  for _, r in ipairs(catalog:query("SELECT DISTINCT sha256 FROM snapshot_files WHERE sha256 IS NOT NULL")) do keep[r.sha256] = true end
+  for _, r in ipairs(catalog:query("SELECT DISTINCT sha256 FROM manifest_files WHERE sha256 IS NOT NULL")) do keep[r.sha256] = true end
   for _, r in ipairs(catalog:query("SELECT db_object FROM snapshots WHERE db_object IS NOT NULL")) do keep[r.db_object] = true end
   return keep
 end
@@ -54,32 +55,41 @@ function M.get(catalog, inst, id)
   return row
 end
 
+-- manifest(catalog, snap) -> rows of its manifest, by path
+function M.manifest(catalog, snap)
+  return catalog:query("SELECT * FROM manifest_files WHERE manifest_id = ? ORDER BY path", snap.manifest_id)
+end
+
 -- files(catalog, snap) -> {path = row}
 function M.files(catalog, snap)
   local out = {}
   if not snap then return out end
-  for _, f in ipairs(catalog:query("SELECT * FROM snapshot_files WHERE snapshot_id = ?", snap.id)) do
+  for _, f in ipairs(catalog:query("SELECT * FROM manifest_files WHERE manifest_id = ?", snap.manifest_id)) do
     out[f.path] = f
   end
   return out
 end
 
--- record(catalog, snap, manifest) -> id: the snapshot and its files in one transaction,
--- so a snapshot is visible whole or not at all.
-function M.record(catalog, snap, manifest)
+-- record(catalog, snap, manifest, listing) -> id: the snapshot and its manifest in one
+-- transaction, so a snapshot is visible whole or not at all. With snap.manifest_id set
+-- (an unchanged tree) the manifest is shared and `manifest` is not needed.
+function M.record(catalog, snap, manifest, listing)
   local id
   catalog:transaction(function()
     local _
+    if not snap.manifest_id then
+      _, snap.manifest_id = catalog:run("INSERT INTO manifests(listing) VALUES (?)", listing)
+      for _, f in ipairs(manifest) do f.manifest_id = snap.manifest_id end
+      errors.check(catalog.db:insert_many([[INSERT INTO manifest_files(manifest_id, path, type, mode,
+        size, mtime, sha256, link) VALUES (?, ?, ?, ?, ?, ?, ?, ?)]], manifest,
+        { "manifest_id", "path", "type", "mode", "size", "mtime", "sha256", "link" }))
+    end
     _, id = catalog:run([[INSERT INTO snapshots(instance_id, started_at, finished_at, app, version,
-      files, bytes, sent_bytes, stored_bytes, db_driver, db_object, db_bytes, consistent, note)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+      files, bytes, sent_bytes, stored_bytes, db_driver, db_object, db_bytes, consistent, note,
+      manifest_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
       snap.instance_id, snap.started_at, snap.finished_at, snap.app, snap.version, snap.files,
       snap.bytes, snap.sent_bytes, snap.stored_bytes, snap.db_driver, snap.db_object, snap.db_bytes,
-      snap.consistent and 1 or 0, snap.note)
-    for _, f in ipairs(manifest) do f.snapshot_id = id end
-    errors.check(catalog.db:insert_many([[INSERT INTO snapshot_files(snapshot_id, path, type, mode,
-      size, mtime, sha256, link) VALUES (?, ?, ?, ?, ?, ?, ?, ?)]], manifest,
-      { "snapshot_id", "path", "type", "mode", "size", "mtime", "sha256", "link" }))
+      snap.consistent and 1 or 0, snap.note, snap.manifest_id)
   end)
   return id
 end

@@ -211,4 +211,27 @@ wp_sql() {
     -u "$MARIADB_USER" -N -B "$MARIADB_DB" -e "$1"
 }
 
+# flip_object HEX: damage one stored object of $TEND_HOME (a loose file or its range of
+# a pack) by inverting its middle byte; the same call again mends it.
+flip_object() {
+  /usr/bin/python3 - "$TEND_HOME/store" "$1" <<'PY'
+import os, sqlite3, sys
+store, hex = sys.argv[1], sys.argv[2]
+path, off, length = os.path.join(store, "objects", hex[:2], hex[2:]), 0, None
+if not os.path.exists(path):
+    row = sqlite3.connect(os.path.join(store, "index.db")).execute(
+        "SELECT pack, offset, length FROM packed WHERE hex = ?", (hex,)).fetchone()
+    if row is None:
+        sys.exit("flip_object: no object " + hex)
+    path, off, length = os.path.join(store, "packs", row[0] + ".pack"), row[1], row[2]
+if length is None:
+    length = os.path.getsize(path)
+with open(path, "r+b") as f:
+    f.seek(off + length // 2)
+    b = f.read(1)[0]
+    f.seek(off + length // 2)
+    f.write(bytes([b ^ 0xFF]))
+PY
+}
+
 TEND=${TEND:-$TEND_SRC/build/tend}

@@ -36,7 +36,8 @@ is "$rc" 0 "a second backup exits 0"
 is "$(field 2 sent_bytes):$(field 2 stored_bytes)" "0:0" "an unchanged instance sends no file contents and stores no file"
 grow=$(( $(store_bytes) - before ))
 ok "the store grows by ~0 (${grow} bytes: at most the dump's object)" test "$grow" -le 65536
-like "$out" "0 bytes sent, 0 new in the store" "the summary says so"
+like "$out" "no file changed since snapshot 1.*0 bytes sent" "the summary says so"
+is "$(field 2 manifest_id)" "$(field 1 manifest_id)" "... and the two snapshots share one manifest"
 
 # The harness WordPress is shared: what this test changes goes back at exit.
 keep=$(harness_tmp)/keep; mkdir -p "$keep"
@@ -73,5 +74,28 @@ err=$("$TEND" backup --all 2>&1 >/dev/null); rc=$?
 like "$rc:$err" "tend: warning: backup gone: .*
 .*1 of 2 backups failed: gone" "--all backs up each instance and names the failures"
 is "$(count)" "$((n + 1))" "... the good one got its snapshot"
+err=$("$TEND" backup --all -j 2 2>&1 >/dev/null); rc=$?
+like "$rc:$err" "^1:.*tend: warning: backup gone: .*nowhere not found
+.*1 of 2 backups failed: gone" "--all -j 2: the same, two at a time"
+is "$(count)" "$((n + 2))" "... the good one got its snapshot"
+"$TEND" instance rm gone >/dev/null 2>&1
+
+# Exclusions: this run's --exclude, then the instance's own list.
+last() { sqlite3 "$TEND_HOME/catalog.db" "SELECT max(id) FROM snapshots"; }
+paths() { sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshot_files WHERE snapshot_id = $(last) AND ($1)"; }
+"$TEND" backup wp --exclude 'wp-content/plugins/*' --exclude '*.txt' >/dev/null 2>&1
+is "$(paths "path LIKE 'wp-content/plugins/%' OR path LIKE '%.txt'")" 0 \
+  "--exclude leaves out a path from the web root (with a slash) and a name anywhere (without)"
+is "$(paths "path = 'wp-content/plugins' OR path = 'wp-includes/version.php'")" 2 "... and keeps the rest"
+"$TEND" instance edit wp --exclude wp-content/themes >/dev/null 2>&1
+like "$("$TEND" instance show wp)" "exclude: +wp-content/themes" "instance edit --exclude sets the instance's own list"
+"$TEND" backup wp >/dev/null 2>&1
+is "$(paths "path LIKE 'wp-content/themes%'"):$(paths "path LIKE '%.txt'")" "0:$(cd "$WP_PATH" && find . -path ./wp-content/themes -prune -o -name '*.txt' -print | wc -l)" \
+  "... which every backup of it follows (and this run's --exclude is gone)"
+"$TEND" instance edit wp --exclude '' >/dev/null 2>&1
+"$TEND" backup wp >/dev/null 2>&1
+is "$(paths "path = 'wp-content/themes'")" 1 "--exclude '' clears the list"
+err=$("$TEND" backup wp --exclude '../etc' 2>&1); rc=$?
+like "$rc:$err" "^2:tend: .*bad exclude pattern" "a pattern that climbs out of the web root is refused"
 
 done_testing

@@ -48,16 +48,14 @@ q "UPDATE wp_posts SET post_title = 'EDITED' WHERE post_type = 'post'"
 echo tampered >> "$WP_PATH/index.php"
 t2=$(tree); s2=$(sums); r2=$(rows); tb2=$(tables)
 obj=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT db_object FROM snapshots WHERE id = $snap")
-f="$TEND_HOME/store/objects/${obj:0:2}/${obj:2}"
-cp "$f" "$(harness_tmp)/obj.good"
-python3 -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 0xff; open(p, "wb").write(bytes(b))' "$f"
+flip_object "$obj"
 err=$("$TEND" --quiet restore wp "$snap" 2>&1 >/dev/null); rc=$?
 like "$rc:$err" "^1:tend: restore: store: object [0-9a-f]{12} is damaged \(the instance is as it was\)$" "a failing database load fails the restore, in one line"
 is "$(tree):$(sums)" "$t2:$s2" "... the files are as they were"
 is "$(rows)" "$r2" "... the database rows are as they were (the safety dump went back in)"
 is "$(tables)" "$tb2" "... and so are its tables"
 is "$(ls -a "$(dirname "$WP_PATH")" | grep -c '^\.tend-')" 0 "... with nothing left beside the web root"
-cp "$(harness_tmp)/obj.good" "$f"
+flip_object "$obj" # mended
 
 # After a failed restore a good one works, and leaves the shared site as we found it.
 "$TEND" --quiet restore wp "$snap" >/dev/null 2>&1

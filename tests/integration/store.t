@@ -25,13 +25,11 @@ like "$rc:$out" "^0:3 snapshots, [0-9]+ objects read back: all intact" "verify r
 like "$("$TEND" store verify 2>&1)" "^[0-9]+ objects: all intact" "store verify too"
 
 hex=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT sha256 FROM snapshot_files WHERE snapshot_id = 1 AND path = 'data/blob-1.bin'")
-obj="$TEND_HOME/store/objects/${hex:0:2}/${hex:2}"
-cp "$obj" "$(harness_tmp)/good"
-printf 'garbage' > "$obj"
+flip_object "$hex"
 out=$("$TEND" verify s 1 2>&1); rc=$?
 like "$rc:$out" "^1:.*1 damaged:
   snapshot 1 data/blob-1.bin: store: object ${hex:0:12} is damaged" "a damaged object is named with its snapshot and path, exit 1"
-cp "$(harness_tmp)/good" "$obj"
+flip_object "$hex" # mended
 
 out=$("$TEND" forget s --keep-last 1 --dry-run 2>&1)
 like "$out" "keep +3 .*\(last\).*would drop +2.*would drop +1" "forget --dry-run says what would go"

@@ -3,7 +3,8 @@
 local php = require "tend.php"
 local db = require "tend.db"
 
-local M = { name = "tiki", config = "db/local.php" }
+local M = { name = "tiki", config = "db/local.php",
+  ignore = { "temp/cache/*", "temp/templates_c/*", "templates_c/*" } } -- rebuilt by Tiki
 
 function M.detect(t, path)
   if not t:stat(path .. "/tiki-setup.php") then return false end

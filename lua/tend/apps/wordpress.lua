@@ -2,7 +2,8 @@
 local php = require "tend.php"
 local db = require "tend.db"
 
-local M = { name = "wordpress", config = "wp-config.php" }
+local M = { name = "wordpress", config = "wp-config.php",
+  ignore = { "wp-content/cache/*", "wp-content/upgrade/*" } } -- rebuilt by WordPress
 
 function M.detect(t, path)
   local src = t:read(path .. "/wp-includes/version.php")
