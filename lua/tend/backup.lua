@@ -156,11 +156,7 @@ function M.collect(ctx, inst, t, st, listing, before, digest, say)
     end
     manifest = kept
   end
-  table.sort(manifest, function(a, b) return a.path < b.path end)
-  local files, bytes = 0, 0
-  for _, e in ipairs(manifest) do
-    if e.type == "file" then files, bytes = files + 1, bytes + e.size end
-  end
+  local files, bytes = snapshot.tally(manifest)
   return manifest, files, bytes, sent, digest
 end
 

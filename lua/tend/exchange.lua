@@ -121,11 +121,7 @@ function M.import(ctx, inst, file)
     if skipped > 0 then note = ("%d entries outside the web root were skipped"):format(skipped) end
   end
 
-  table.sort(manifest, function(a, b) return a.path < b.path end)
-  local files, bytes = 0, 0
-  for _, e in ipairs(manifest) do
-    if e.type == "file" then files, bytes = files + 1, bytes + e.size end
-  end
+  local files, bytes = snapshot.tally(manifest)
   local snap = { instance_id = inst.id, started_at = os.time(), finished_at = os.time(),
     app = meta.app or inst.app, version = meta.version, files = files, bytes = bytes,
     sent_bytes = 0, stored_bytes = 0, db_driver = dbobj and (meta.db_driver or "mysql") or nil,

@@ -70,6 +70,16 @@ function M.files(catalog, snap)
   return out
 end
 
+-- tally(manifest) -> files, bytes: the manifest sorted by path (in place), and counted.
+function M.tally(manifest)
+  table.sort(manifest, function(a, b) return a.path < b.path end)
+  local files, bytes = 0, 0
+  for _, e in ipairs(manifest) do
+    if e.type == "file" then files, bytes = files + 1, bytes + e.size end
+  end
+  return files, bytes
+end
+
 -- record(catalog, snap, manifest, listing) -> id: the snapshot and its manifest in one
 -- transaction, so a snapshot is visible whole or not at all. With snap.manifest_id set
 -- (an unchanged tree) the manifest is shared and `manifest` is not needed.
