@@ -5,7 +5,7 @@
  * every entry comes back as {path, type, mode, size, mtime, uid, gid, sha256 | link}.
  * Paths are normalised ("./a" -> "a"); an absolute path or a ".." component fails the
  * whole stream: a backup never records what it could not restore safely.
- *   archive.write_tar(stream | path, store, entries [, {compression=, prefix=}])
+ *   archive.write_tar(stream | path, store, entries [, {compression=, prefix=, progress=}])
  *     -> files, bytes | nil, msg, code
  * writes a tar (POSIX pax) of entries (manifest rows; a row may carry `data` instead of
  * a stored object) into a stream (then end-of-file) or a compressed file, each file's
@@ -141,6 +141,24 @@ static const char *take_entry(lua_State *L, struct archive *a, struct archive_en
 	return NULL;
 }
 
+/* Progress: fn(files, bytes) at most every 0.2 s, and once at the end (last). */
+typedef struct {
+	lua_State *L;
+	int fn; /* stack index of the function, or 0 */
+	double next;
+} progress;
+
+static void progress_tick(progress *p, lua_Integer files, lua_Integer bytes, int last)
+{
+	if (!p->fn || (!last && tend_now() < p->next))
+		return;
+	lua_pushvalue(p->L, p->fn);
+	lua_pushinteger(p->L, files);
+	lua_pushinteger(p->L, bytes);
+	lua_call(p->L, 2, 0);
+	p->next = tend_now() + 0.2;
+}
+
 /* store_tar(stream | path, store [, progress]) -> {entry...} | nil, msg, code.
  * progress(files, bytes), when given, is called at most every 0.2 s and at the end. */
 static int l_store_tar(lua_State *L)
@@ -162,11 +180,10 @@ static int l_store_tar(lua_State *L)
 		archive_read_free(a);
 		return n;
 	}
-	int has_progress = lua_isfunction(L, 3);
+	progress prog = {L, lua_isfunction(L, 3) ? 3 : 0, tend_now() + 0.2};
 	lua_newtable(L);
 	int count = 0, rc, list = lua_gettop(L);
 	lua_Integer files = 0, bytes = 0;
-	double next_report = tend_now() + 0.2;
 	const char *bad = NULL;
 	char path[4096];
 	struct archive_entry *e;
@@ -183,20 +200,10 @@ static int l_store_tar(lua_State *L)
 			bytes += archive_entry_size(e);
 		}
 		lua_rawseti(L, list, ++count);
-		if (has_progress && tend_now() >= next_report) {
-			lua_pushvalue(L, 3);
-			lua_pushinteger(L, files);
-			lua_pushinteger(L, bytes);
-			lua_call(L, 2, 0);
-			next_report = tend_now() + 0.2;
-		}
+		progress_tick(&prog, files, bytes, 0);
 	}
-	if (has_progress && !bad) {
-		lua_pushvalue(L, 3);
-		lua_pushinteger(L, files);
-		lua_pushinteger(L, bytes);
-		lua_call(L, 2, 0);
-	}
+	if (!bad)
+		progress_tick(&prog, files, bytes, 1);
 	if (!bad && rc != ARCHIVE_EOF)
 		bad = archive_error_string(a);
 	int n = 1;
@@ -386,11 +393,14 @@ static int l_write_tar(lua_State *L)
 	tend_store *st = luaL_checkudata(L, 2, "tend.store");
 	luaL_checktype(L, 3, LUA_TTABLE);
 	const char *compression = "none", *prefix = "";
+	progress prog = {L, 0, tend_now() + 0.2};
 	if (lua_istable(L, 4)) {
 		lua_getfield(L, 4, "compression");
 		compression = luaL_optstring(L, -1, "none");
 		lua_getfield(L, 4, "prefix");
 		prefix = luaL_optstring(L, -1, "");
+		lua_getfield(L, 4, "progress");
+		prog.fn = lua_isfunction(L, -1) ? lua_gettop(L) : 0;
 	}
 	char tmp[4096];
 	struct archive *a = archive_write_new();
@@ -418,7 +428,11 @@ static int l_write_tar(lua_State *L)
 			bytes += field_int(L, -1, "size");
 		}
 		lua_pop(L, 1);
+		if (!bad)
+			progress_tick(&prog, files, bytes, 0);
 	}
+	if (!bad)
+		progress_tick(&prog, files, bytes, 1);
 	if (!bad && archive_write_close(a) != ARCHIVE_OK)
 		bad = archive_error_string(a);
 	int n;

@@ -30,12 +30,12 @@ end
 
 local function rm_rf(t, path) return t:exec({ "rm", "-rf", "--", path }) end
 
--- build(t, st, manifest, dir): the snapshot's tree extracted into dir (created).
-local function build(t, st, manifest, dir)
+-- build(t, st, manifest, dir [, progress]): the snapshot's tree extracted into dir (created).
+local function build(t, st, manifest, dir, progress)
   errors.check(t:mkdir_p(dir, 448))
   local stream, omsg, ocode = t:open({ "tar", "-xpf", "-", "--no-same-owner", "-C", dir }, { stdin_pipe = true })
   if not stream then return nil, omsg, ocode end
-  local files, msg, code = core.archive.write_tar(stream, st, manifest)
+  local files, msg, code = core.archive.write_tar(stream, st, manifest, { progress = progress })
   local status = stream:wait()
   if not files then return nil, msg, code end
   if status == nil then return nil, "tar on the host: the stream broke", "stream" end
@@ -166,7 +166,9 @@ function M.run(ctx, inst, snap, opts)
   if not opts.db_only then
     local manifest = snapshot.manifest(catalog, snap)
     say("building %d entries in %s", #manifest, staging)
-    local files, msg = build(t, st, manifest, staging)
+    local update, finish = require("tend.progress").new(ctx, target.name, snap.files, snap.bytes)
+    local files, msg = build(t, st, manifest, staging, update)
+    finish()
     if not files then rm_rf(t, staging); errors.fail("%s", msg) end
     t:exec({ "chmod", "--reference", target.path, staging })
     summary.files = files
