@@ -69,6 +69,7 @@ function M.import(ctx, inst, file)
   if not core.fs.stat(file) then errors.usage("%s: no such file", file) end
   local st = snapshot.store(ctx)
   local lock <close> = snapshot.lock_store(ctx, "shared")
+  local written = st:written()
   local entries = errors.check(core.archive.store_tar(file, st))
   local by = {}
   for _, e in ipairs(entries) do by[e.path] = e end
@@ -128,6 +129,7 @@ function M.import(ctx, inst, file)
     db_object = dbobj, db_bytes = dbbytes, consistent = true,
     note = ("imported from %s (%s)%s"):format(file, kind, note and ("; " .. note) or "") }
   errors.check(st:sync()) -- every object on disk before the snapshot that needs them
+  snap.stored_bytes = st:written() - written
   local id = snapshot.record(ctx:catalog(), snap, manifest)
   return id, { kind = kind, files = files, bytes = bytes, db_bytes = dbbytes, note = note }
 end
