@@ -56,7 +56,7 @@ static int loose_exists(tend_store *st, const char *hex)
 }
 
 /* Where an object's frame is: a loose file (whole), or a range of a pack. 0 or ENOENT.
- * An object still with a worker is waited for. */
+ * Objects still with a worker are waited for. */
 static int locate(tend_store *st, const char *hex, char path[PATH_MAX], long long *off, long long *len)
 {
 	object_path(st, hex, path);
@@ -64,22 +64,17 @@ static int locate(tend_store *st, const char *hex, char path[PATH_MAX], long lon
 	*len = -1; /* the whole file */
 	if (access(path, F_OK) == 0)
 		return 0;
-	char pack[40];
+	tend_pack_drain(st); /* a worker's failure leaves its object without a pack: ENOENT */
+	char pack[40] = "";
 	pthread_mutex_lock(&st->mu);
 	tend_pending *p = tend_pack_pending(st, hex);
-	int inflight = p && !p->pack[0];
-	pthread_mutex_unlock(&st->mu);
-	if (inflight && tend_pack_drain(st) != 0)
-		return ENOENT; /* its worker failed to pack it */
-	pthread_mutex_lock(&st->mu);
-	p = tend_pack_pending(st, hex);
 	if (p) {
 		snprintf(pack, sizeof pack, "%s", p->pack);
 		*off = p->offset;
 		*len = p->length;
 	}
 	pthread_mutex_unlock(&st->mu);
-	if (!p && !tend_pack_index_find(st, hex, pack, off, len))
+	if (p ? !pack[0] : !tend_pack_index_find(st, hex, pack, off, len))
 		return ENOENT;
 	snprintf(path, PATH_MAX, "%s/packs/%s.pack", st->dir, pack);
 	return 0;
@@ -202,9 +197,8 @@ int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_
 		err = put_loose(st, src, ctx, len, h, res, what);
 	} else {
 		tend_sha256_hex(h, res->hex);
-		err = tend_pack_claim(st, res->hex, &res->added);
-		if (!err && res->added)
-			err = tend_pack_queue(st, res->hex, st->raw, len);
+		res->added = !object_exists(st, res->hex);
+		err = res->added ? tend_pack_queue(st, res->hex, st->raw, len) : 0;
 	}
 	tend_sha256_free(h);
 	return err;
@@ -243,7 +237,7 @@ static int push_put(lua_State *L, int err, const char *what, tend_store_result *
 	return 3;
 }
 
-/* st:put_file(path) -> hex, size, added, stored_bytes | nil, msg, code */
+/* st:put_file(path) -> hex, size, added | nil, msg, code */
 static int l_put_file(lua_State *L)
 {
 	tend_store *st = check_store(L);
@@ -258,7 +252,7 @@ static int l_put_file(lua_State *L)
 	return push_put(L, err, what, &res);
 }
 
-/* st:put_string(data) -> hex, size, added, stored_bytes | nil, msg, code */
+/* st:put_string(data) -> hex, size, added | nil, msg, code */
 static int l_put_string(lua_State *L)
 {
 	tend_store *st = check_store(L);
@@ -302,7 +296,7 @@ static ssize_t read_stream(void *ctx, char *buf, size_t n)
 	return r;
 }
 
-/* st:put_stream(stream) -> hex, size, added, stored_bytes, tail | nil, msg, code.
+/* st:put_stream(stream) -> hex, size, added, tail | nil, msg, code.
  * stream: an ssh channel or proc.open stream; tail: its last bytes (up to 256). */
 static int l_put_stream(lua_State *L)
 {

@@ -70,7 +70,6 @@ int tend_store_read(tend_store *st, const char *hex, tend_store_sink sink, void 
 void *tend_pack_index_db(tend_store *st);
 int tend_pack_index_find(tend_store *st, const char *hex, char pack[40], long long *off, long long *len);
 tend_pending *tend_pack_pending(tend_store *st, const char *hex);
-int tend_pack_claim(tend_store *st, const char *hex, int *claimed);
 int tend_pack_queue(tend_store *st, const char *hex, const char *data, size_t len);
 int tend_pack_drain(tend_store *st);
 int tend_pack_index(tend_store *st, const char **why);

@@ -1,5 +1,5 @@
 /* store_pack.c: small objects, packed. Creating a file per object costs more than the
- * object on most disks, so objects up to PACK_MAX bytes are appended to a pack,
+ * object on most disks, so objects up to TEND_PACK_MAX bytes are appended to a pack,
  * DIR/packs/<name>.pack, and found through DIR/index.db. Compressing them is the
  * costly part of a backup, so it runs on worker threads while the caller goes on
  * reading and hashing: tend_pack_queue() hands one over, tend_pack_drain() waits for
@@ -228,27 +228,9 @@ static int start_workers(tend_store *st)
 	return st->nworkers ? 0 : EAGAIN;
 }
 
-/* Is hex stored, or on its way? If not, claim it (the caller then queues it). Locks. */
-int tend_pack_claim(tend_store *st, const char *hex, int *claimed)
-{
-	int err = 0;
-	*claimed = 0;
-	pthread_mutex_lock(&st->mu);
-	if (!tend_pack_pending(st, hex)) {
-		char pack[40];
-		long long off, len;
-		char path[PATH_MAX];
-		snprintf(path, sizeof path, "%s/objects/%.2s/%s", st->dir, hex, hex + 2);
-		if (access(path, F_OK) != 0 && !tend_pack_index_find(st, hex, pack, &off, &len)) {
-			err = pending_add(st, hex);
-			*claimed = !err;
-		}
-	}
-	pthread_mutex_unlock(&st->mu);
-	return err;
-}
-
-/* Hand a claimed object's bytes to a worker; waits while too much is queued. */
+/* Hand a new object's bytes to a worker, and count it as pending from now on (the
+ * caller has looked it up: only the caller's thread adds objects). Waits while too
+ * much is queued. */
 int tend_pack_queue(tend_store *st, const char *hex, const char *data, size_t len)
 {
 	job *j = malloc(sizeof *j + len);
@@ -266,6 +248,8 @@ int tend_pack_queue(tend_store *st, const char *hex, const char *data, size_t le
 		pthread_cond_wait(&st->room, &st->mu);
 	if (!err)
 		err = st->werr;
+	if (!err)
+		err = pending_add(st, hex);
 	if (err) {
 		pthread_mutex_unlock(&st->mu);
 		free(j);

@@ -11,12 +11,13 @@ local M = {}
 local TYPES = { f = "file", d = "dir", l = "link", p = "fifo", s = "socket", c = "device", b = "device" }
 
 -- exclusions(inst, extra) -> patterns: the app's ignore list (caches, temp), the
--- instance's own (instance add/edit --exclude), then this run's --exclude.
+-- instance's own (instance add/edit --exclude, checked when stored), then this run's
+-- --exclude (checked here).
 function M.exclusions(inst, extra)
   local out = {}
   for _, p in ipairs(require("tend.apps").get(inst.app).ignore or {}) do out[#out + 1] = p end
   for _, p in ipairs(inst:excludes()) do out[#out + 1] = p end
-  for _, p in ipairs(extra or {}) do out[#out + 1] = p end
+  for _, p in ipairs(extra or {}) do out[#out + 1] = M.check_pattern(p) end
   return out
 end
 
@@ -34,12 +35,12 @@ end
 local FORMAT = "%y\\0%m\\0%s\\0%T@\\0%p\\0%l\\0"
 
 -- listing(t, root, exclude) -> the host's raw listing | nil, msg, code: one round trip.
+-- exclude: checked patterns (M.exclusions).
 function M.listing(t, root, exclude)
   local argv = { "find", "." }
-  if exclude and #exclude > 0 then
+  if #exclude > 0 then
     argv[#argv + 1] = "("
-    for i, p in ipairs(exclude) do
-      local q = M.check_pattern(p)
+    for i, q in ipairs(exclude) do
       if i > 1 then argv[#argv + 1] = "-o" end
       if q:find("/", 1, true) then
         argv[#argv + 1], argv[#argv + 2] = "-path", "./" .. q
@@ -79,13 +80,6 @@ function M.parse(raw)
     end
   end
   return out
-end
-
--- list(t, root [, exclude]) -> parsed listing | nil, msg, code
-function M.list(t, root, exclude)
-  local raw, msg, code = M.listing(t, root, exclude)
-  if not raw then return nil, msg, code end
-  return M.parse(raw)
 end
 
 local function unchanged(now, before)
