@@ -122,6 +122,8 @@ function M.import(ctx, inst, file)
     if skipped > 0 then note = ("%d entries outside the web root were skipped"):format(skipped) end
   end
 
+  local bad = snapshot.through_link(manifest)
+  if bad then errors.fail("%s: unsafe path %s (it lies under a symlink of the archive)", file, bad) end
   local files, bytes = snapshot.tally(manifest)
   local snap = { instance_id = inst.id, started_at = os.time(), finished_at = os.time(),
     app = meta.app or inst.app, version = meta.version, files = files, bytes = bytes,

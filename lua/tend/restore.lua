@@ -165,6 +165,8 @@ function M.run(ctx, inst, snap, opts)
 
   if not opts.db_only then
     local manifest = snapshot.manifest(catalog, snap)
+    local bad = snapshot.through_link(manifest)
+    if bad then errors.fail("snapshot %d: unsafe path %s (it lies under a symlink); nothing restored", snap.id, bad) end
     say("building %d entries in %s", #manifest, staging)
     local update, finish = require("tend.progress").new(ctx, target.name, snap.files, snap.bytes)
     local files, msg = build(t, st, manifest, staging, update)

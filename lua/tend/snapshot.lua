@@ -70,6 +70,22 @@ function M.files(catalog, snap)
   return out
 end
 
+-- through_link(manifest) -> the first path that lies under a symlink of the same
+-- manifest ("link/passwd" with link -> /etc), or nil. Extracting such a path would
+-- write wherever the link points, so no such manifest is imported or restored.
+function M.through_link(manifest)
+  local links = {}
+  for _, e in ipairs(manifest) do if e.type == "link" then links[e.path] = true end end
+  if next(links) == nil then return nil end
+  for _, e in ipairs(manifest) do
+    local at = e.path:find("/[^/]*$")
+    while at do
+      if links[e.path:sub(1, at - 1)] then return e.path end
+      at = e.path:sub(1, at - 1):find("/[^/]*$")
+    end
+  end
+end
+
 -- tally(manifest) -> files, bytes: the manifest sorted by path (in place), and counted.
 function M.tally(manifest)
   table.sort(manifest, function(a, b) return a.path < b.path end)

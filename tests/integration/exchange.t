@@ -75,6 +75,27 @@ out=$("$TEND" import copy "$T/evil.tar.gz" 2>&1); rc=$?
 like "$rc:$out" "^1:.*unsafe path" "an archive with ../ is refused"
 ok "nothing was written outside" test ! -e "$T/escaped.txt" -a ! -e "$TEND_HOME/escaped.txt"
 is "$(q 'SELECT count(*) FROM snapshots')" 3 "and no snapshot was recorded"
+/usr/bin/python3 - "$T/abs.tar" "$T/link.tar" "$T/outside" <<'PY'
+import io, sys, tarfile
+def entry(t, name, data=b"x", link=None):
+    info = tarfile.TarInfo(name)
+    if link:
+        info.type, info.linkname = tarfile.SYMTYPE, link
+        t.addfile(info)
+    else:
+        info.size = len(data); t.addfile(info, io.BytesIO(data))
+with tarfile.open(sys.argv[1], "w") as t:
+    entry(t, "meta.json", b"{}"); entry(t, "/tmp/absolute.txt")
+with tarfile.open(sys.argv[2], "w") as t:
+    entry(t, "meta.json", b"{}"); entry(t, "files/up", link=sys.argv[3]); entry(t, "files/up/planted.txt")
+PY
+mkdir -p "$T/outside"
+out=$("$TEND" import copy "$T/abs.tar" 2>&1); rc=$?
+like "$rc:$out" "^1:.*unsafe path" "an archive with an absolute path is refused"
+out=$("$TEND" import copy "$T/link.tar" 2>&1); rc=$?
+like "$rc:$out" "^1:.*unsafe path up/planted.txt \(it lies under a symlink" "an archive that writes through its own symlink is refused"
+ok "nothing was written outside, through the link or otherwise" test -z "$(ls -A "$T/outside")" -a ! -e /tmp/absolute.txt
+is "$(q 'SELECT count(*) FROM snapshots')" 3 "and neither recorded a snapshot"
 like "$("$TEND" import copy "$T/nothing.tar" 2>&1; echo "rc=$?")" "no such file.*rc=2" "a missing archive is a usage error"
 
 done_testing
