@@ -12,6 +12,8 @@
  *   st:has(hex)  st:get_file(hex, dest [, mode])  st:get_string(hex)  st:verify(hex)
  *   st:write_to(hex, stream)  st:sync()  st:written()  st:list()  st:remove(hex)
  *   st:prune()  st:locate(hex) -> "file", path | "pack", path, offset, length
+ *   st:encrypt(key): new objects are sealed (store_crypt.c); store.open(dir, level, key);
+ *   st:sealed(hex) -> whether that object is
  */
 #include <dirent.h>
 #include <errno.h>
@@ -90,6 +92,27 @@ static int object_exists(tend_store *st, const char *hex)
 	return pending || loose_exists(st, hex) || tend_pack_index_find(st, hex, pack, &off, &len);
 }
 
+/* Where a large object's frame goes: its temp file, sealed first when the store has a key. */
+typedef struct {
+	tend_store *st;
+	int fd;
+	long long stored;
+} loose_out;
+
+static int to_fd(void *ctx, const char *p, size_t n)
+{
+	loose_out *o = ctx;
+	if (tend_write_all(o->fd, p, n) != 0)
+		return -1;
+	o->stored += (long long)n;
+	return 0;
+}
+
+static int frame_out(loose_out *o, const char *p, size_t n)
+{
+	return o->st->key ? tend_seal_push(o->st->seal, p, n, to_fd, o) : to_fd(o, p, n);
+}
+
 /* Compress a large object (its first len bytes already read into st->raw) into a temp
  * file with zstd's own threads, hashing as it goes, then rename it into place. */
 static int put_loose(tend_store *st, tend_store_source src, void *ctx, size_t len, tend_sha256 *h,
@@ -102,18 +125,21 @@ static int put_loose(tend_store *st, tend_store_source src, void *ctx, size_t le
 		st->in = malloc(CHUNK);
 		st->out = malloc(ZSTD_CStreamOutSize());
 	}
+	if (st->key && !st->seal)
+		st->seal = malloc(sizeof *st->seal);
 	ZSTD_CCtx *z = st->zc;
-	if (!z || !st->in || !st->out)
+	if (!z || !st->in || !st->out || (st->key && !st->seal))
 		return ENOMEM;
 	ZSTD_CCtx_reset(z, ZSTD_reset_session_only);
 	ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, st->level);
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	ZSTD_CCtx_setParameter(z, ZSTD_c_nbWorkers, cores > 1 ? (int)cores : 0); /* ignored without zstd MT */
 	snprintf(tmp, sizeof tmp, "%s/tmp/obj-XXXXXX", st->dir);
-	int fd = mkstemp(tmp);
-	if (fd < 0)
+	loose_out o = {st, mkstemp(tmp), 0};
+	if (o.fd < 0)
 		return errno;
-	long long stored = 0;
+	if (st->key && tend_seal_begin(st->seal, st->key, to_fd, &o) != 0)
+		err = errno;
 	const char *chunk = st->raw;
 	size_t n = len;
 	for (int done = 0; !done && !err;) {
@@ -139,16 +165,17 @@ static int put_loose(tend_store *st, tend_store_source src, void *ctx, size_t le
 				err = EIO;
 				break;
 			}
-			if (tend_write_all(fd, st->out, ob.pos) != 0) {
+			if (frame_out(&o, st->out, ob.pos) != 0) {
 				err = errno;
 				break;
 			}
-			stored += (long long)ob.pos;
 		} while (done ? left != 0 : ib.pos < ib.size);
 		chunk = NULL;
 	}
+	if (!err && st->key && tend_seal_end(st->seal, to_fd, &o) != 0)
+		err = errno;
 	tend_sha256_hex(h, res->hex);
-	if (close(fd) != 0 && !err)
+	if (close(o.fd) != 0 && !err)
 		err = errno;
 	if (!err) {
 		object_path(st, res->hex, final);
@@ -160,7 +187,7 @@ static int put_loose(tend_store *st, tend_store_source src, void *ctx, size_t le
 		else if (res->added && rename(tmp, final) != 0)
 			err = errno;
 		else if (res->added)
-			st->written += stored;
+			st->written += o.stored;
 	}
 	if (err || !res->added)
 		unlink(tmp);
@@ -317,6 +344,8 @@ static int l_put_stream(lua_State *L)
 	return n + 1;
 }
 
+static int fail_read(lua_State *L, int err, const char *hex);
+
 static const char *check_hex(lua_State *L, int idx)
 {
 	const char *hex = luaL_checkstring(L, idx);
@@ -349,6 +378,26 @@ static int l_locate(lua_State *L)
 	lua_pushinteger(L, off);
 	lua_pushinteger(L, len);
 	return 4;
+}
+
+/* st:sealed(hex) -> boolean (encrypted) | nil, msg, code */
+static int l_sealed(lua_State *L)
+{
+	tend_store *st = check_store(L);
+	const char *hex = check_hex(L, 2);
+	char path[PATH_MAX], head[TEND_SEAL_MAGIC_LEN];
+	long long off, len;
+	if (locate(st, hex, path, &off, &len) != 0)
+		return fail_read(L, ENOENT, hex);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : pread(fd, head, sizeof head, off);
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (n < 0)
+		return tend_fail_errno(L, err, "store: object %.12s", hex);
+	lua_pushboolean(L, tend_is_sealed(head, (size_t)n));
+	return 1;
 }
 
 /* st:list() -> {hex, ...}: every object, loose or packed (indexed). */
@@ -455,7 +504,38 @@ static int l_prune(lua_State *L)
 	return 2;
 }
 
-int tend_store_read(tend_store *st, const char *hex, tend_store_sink sink, void *ctx)
+/* The reading end: a frame's bytes are decompressed, hashed and handed to the sink. */
+typedef struct {
+	ZSTD_DCtx *z;
+	tend_sha256 *h;
+	char *out;
+	size_t outcap, last;
+	tend_emit sink;
+	void *ctx;
+} inflating;
+
+static int inflate(void *ctx, const char *p, size_t n)
+{
+	inflating *f = ctx;
+	ZSTD_inBuffer ib = {p, n, 0};
+	while (ib.pos < ib.size) {
+		ZSTD_outBuffer ob = {f->out, f->outcap, 0};
+		f->last = ZSTD_decompressStream(f->z, &ob, &ib);
+		if (ZSTD_isError(f->last)) {
+			errno = EBADMSG;
+			return -1;
+		}
+		tend_sha256_update(f->h, f->out, ob.pos);
+		if (ob.pos && f->sink(f->ctx, f->out, ob.pos) != 0) {
+			if (!errno)
+				errno = EIO;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int tend_store_read(tend_store *st, const char *hex, tend_emit sink, void *ctx)
 {
 	char path[PATH_MAX];
 	long long off, len;
@@ -468,14 +548,14 @@ int tend_store_read(tend_store *st, const char *hex, tend_store_sink sink, void 
 		close(fd);
 		return errno;
 	}
-	ZSTD_DCtx *z = ZSTD_createDCtx();
-	tend_sha256 *h = tend_sha256_new();
-	size_t outcap = ZSTD_DStreamOutSize();
-	char *in = malloc(CHUNK), *out = malloc(outcap);
-	size_t last = 1;
+	inflating f = {ZSTD_createDCtx(), tend_sha256_new(), NULL, ZSTD_DStreamOutSize(), 1, sink, ctx};
+	f.out = malloc(f.outcap);
+	char *in = malloc(CHUNK);
+	tend_seal *seal = NULL;
+	int first = 1;
 	long long left = len; /* -1: to the end of the file */
 	ssize_t r;
-	while (!err && in && out && left != 0) {
+	while (!err && in && f.out && f.z && left != 0) {
 		size_t want = left < 0 || left > CHUNK ? CHUNK : (size_t)left;
 		if ((r = read_fd(&fd, in, want)) <= 0) {
 			err = r < 0 ? errno : left > 0 ? EBADMSG : 0; /* a pack cut short is damage */
@@ -483,29 +563,35 @@ int tend_store_read(tend_store *st, const char *hex, tend_store_sink sink, void 
 		}
 		if (left > 0)
 			left -= r;
-		ZSTD_inBuffer ib = {in, (size_t)r, 0};
-		while (ib.pos < ib.size && !err) {
-			ZSTD_outBuffer ob = {out, outcap, 0};
-			last = ZSTD_decompressStream(z, &ob, &ib);
-			if (ZSTD_isError(last))
-				err = EBADMSG;
-			else if (ob.pos) {
-				tend_sha256_update(h, out, ob.pos);
-				if (sink(ctx, out, ob.pos) != 0)
-					err = errno ? errno : EIO;
-			}
+		if (first && tend_is_sealed(in, (size_t)r)) {
+			if (!st->key)
+				err = ENOKEY;
+			else if (!(seal = malloc(sizeof *seal)))
+				err = ENOMEM;
+			else
+				seal->have = seal->stage = 0;
 		}
+		first = 0;
+		errno = 0;
+		if (!err && (seal ? tend_unseal_push(seal, st->key, in, (size_t)r, inflate, &f)
+		                  : inflate(&f, in, (size_t)r)) != 0)
+			err = errno ? errno : EBADMSG;
 	}
-	if (!in || !out)
+	if (!err && seal)
+		err = tend_unseal_end(seal, inflate, &f, 1);
+	if (!in || !f.out || !f.z)
 		err = ENOMEM;
 	char got[65];
-	tend_sha256_hex(h, got);
-	if (!err && (last != 0 || strcmp(got, hex) != 0))
+	tend_sha256_hex(f.h, got);
+	if (!err && (f.last != 0 || strcmp(got, hex) != 0))
 		err = EBADMSG;
+	if (seal)
+		sodium_memzero(seal, sizeof *seal);
+	free(seal);
 	free(in);
-	free(out);
-	ZSTD_freeDCtx(z);
-	tend_sha256_free(h);
+	free(f.out);
+	ZSTD_freeDCtx(f.z);
+	tend_sha256_free(f.h);
 	close(fd);
 	return err;
 }
@@ -516,6 +602,8 @@ static int fail_read(lua_State *L, int err, const char *hex)
 		return tend_fail(L, "corrupt", "store: object %.12s is damaged", hex);
 	if (err == ENOENT)
 		return tend_fail(L, "enoent", "store: no object %.12s", hex);
+	if (err == ENOKEY)
+		return tend_fail(L, "locked", "store: object %.12s is encrypted, and the store was opened without its key", hex);
 	return tend_fail_errno(L, err, "store: object %.12s", hex);
 }
 
@@ -640,6 +728,11 @@ static int l_gc(lua_State *L)
 	tend_store *st = luaL_checkudata(L, 1, STORE_CLASS);
 	tend_pack_close(st); /* packed but never synced: garbage for gc */
 	ZSTD_freeCCtx(st->zc);
+	if (st->key)
+		sodium_free(st->key);
+	if (st->seal)
+		sodium_memzero(st->seal, sizeof *st->seal);
+	free(st->seal);
 	free(st->raw);
 	free(st->in);
 	free(st->out);
@@ -663,11 +756,73 @@ static int l_verify(lua_State *L)
 	return 1;
 }
 
-/* open(dir [, level]) -> store | nil, msg, code.  Creates dir/objects and dir/tmp (0700). */
+/* DIR/encryption marks a store whose new objects are sealed, and holds a check value
+ * of its key, so a wrong key is named as such rather than as damage everywhere. */
+static void key_check(const unsigned char *key, char hex[33])
+{
+	static const unsigned char label[] = "tend store key check";
+	unsigned char sum[16];
+	crypto_generichash(sum, sizeof sum, label, sizeof label - 1, key, crypto_secretstream_xchacha20poly1305_KEYBYTES);
+	sodium_bin2hex(hex, 33, sum, sizeof sum);
+}
+
+#define MARKER_HEAD "tend store encryption v1: xchacha20poly1305 secretstream, zstd inside\ncheck "
+
+/* Take the key argument at idx (a vault secret) into st->key: 1, or 0 when it is not
+ * a key's length. */
+static int take_key(lua_State *L, tend_store *st, int idx)
+{
+	size_t n;
+	const unsigned char *bytes = tend_secret_bytes(tend_check_secret(L, idx), &n);
+	if (n != crypto_secretstream_xchacha20poly1305_KEYBYTES)
+		return 0;
+	if (!st->key && !(st->key = sodium_malloc(n)))
+		luaL_error(L, "store: out of guarded memory");
+	memcpy(st->key, bytes, n);
+	return 1;
+}
+
+/* st:encrypt(key) -> true | nil, msg, code: from now on, new objects are sealed with key
+ * (a vault secret). Objects already stored stay as they are, and readable. */
+static int l_encrypt(lua_State *L)
+{
+	tend_store *st = check_store(L);
+	char marker[PATH_MAX], tmp[PATH_MAX], check[33];
+	snprintf(marker, sizeof marker, "%s/encryption", st->dir);
+	if (access(marker, F_OK) == 0)
+		return tend_fail(L, "exists", "store %s is encrypted already", st->dir);
+	if (!take_key(L, st, 2))
+		return tend_fail(L, "badkey", "store %s: a store key is 32 bytes", st->dir);
+	key_check(st->key, check);
+	snprintf(tmp, sizeof tmp, "%s/tmp/encryption-XXXXXX", st->dir);
+	int fd = mkstemp(tmp), err = 0;
+	if (fd < 0)
+		err = errno;
+	else if (tend_write_all(fd, MARKER_HEAD, strlen(MARKER_HEAD)) != 0 || tend_write_all(fd, check, 32) != 0 ||
+	         tend_write_all(fd, "\n", 1) != 0 || fsync(fd) != 0)
+		err = errno;
+	if (fd >= 0 && close(fd) != 0 && !err)
+		err = errno;
+	if (!err && rename(tmp, marker) != 0)
+		err = errno;
+	if (err) {
+		unlink(tmp);
+		sodium_free(st->key);
+		st->key = NULL;
+		return tend_fail_errno(L, err, "store %s: write %s", st->dir, marker);
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* open(dir [, level [, key]]) -> store | nil, msg, code.  Creates dir/objects and
+ * dir/tmp (0700). An encrypted store opens only with its key ("locked" without one,
+ * "badkey" with another); a plain one only without. */
 static int l_open(lua_State *L)
 {
 	const char *dir = luaL_checkstring(L, 1);
 	int level = (int)luaL_optinteger(L, 2, 3);
+	int keyed = !lua_isnoneornil(L, 3);
 	tend_store *st = lua_newuserdatauv(L, sizeof *st, 0);
 	memset(st, 0, sizeof *st);
 	st->pack_fd = -1;
@@ -685,6 +840,26 @@ static int l_open(lua_State *L)
 		if (mkdir(p, 0700) != 0 && errno != EEXIST)
 			return tend_fail_errno(L, errno, "store %s", p);
 	}
+	char marker[PATH_MAX], text[256], check[33];
+	snprintf(marker, sizeof marker, "%s/encryption", dir);
+	FILE *f = fopen(marker, "re");
+	size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+	if (f)
+		fclose(f);
+	else if (errno != ENOENT)
+		return tend_fail_errno(L, errno, "store %s", marker);
+	text[n] = '\0';
+	if (!f && keyed)
+		return tend_fail(L, "einval", "store %s is not encrypted (tend store encrypt)", dir);
+	if (f && !keyed)
+		return tend_fail(L, "locked", "store %s is encrypted: it opens only with its key", dir);
+	if (keyed) {
+		const char *at = strstr(text, "\ncheck ");
+		if (take_key(L, st, 3))
+			key_check(st->key, check);
+		if (!st->key || !at || strncmp(at + 7, check, 32) != 0)
+			return tend_fail(L, "badkey", "store %s: wrong store key (it does not match %s)", dir, marker);
+	}
 	return 1;
 }
 
@@ -696,11 +871,13 @@ static int l_tostring(lua_State *L)
 
 int tend_open_store(lua_State *L)
 {
+	if (sodium_init() < 0)
+		return luaL_error(L, "store: libsodium failed to start");
 	static const luaL_Reg methods[] = {
 		{"put_file", l_put_file}, {"put_string", l_put_string}, {"put_stream", l_put_stream},
 		{"has", l_has}, {"write_to", l_write_to},
 		{"get_file", l_get_file}, {"get_string", l_get_string}, {"verify", l_verify},
-		{"sync", l_sync}, {"written", l_written}, {"locate", l_locate}, {"list", l_list}, {"remove", l_remove},
+		{"sync", l_sync}, {"encrypt", l_encrypt}, {"written", l_written}, {"locate", l_locate}, {"sealed", l_sealed}, {"list", l_list}, {"remove", l_remove},
 		{"prune", l_prune}, {"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};
 	tend_new_class(L, STORE_CLASS, methods);

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sys/types.h>
+#include <sodium.h>
 
 #define TEND_PACK_MAX (1 << 20) /* objects up to this size (uncompressed) are packed */
 
@@ -17,9 +18,23 @@ typedef struct {
 
 struct tend_pack_job;
 
+#define TEND_SEAL_MAGIC "tendenc1"
+#define TEND_SEAL_MAGIC_LEN 8
+#define TEND_SEAL_CHUNK (64 << 10)
+
+/* A secretstream over one object's frame, either way (store_crypt.c). */
+typedef struct {
+	crypto_secretstream_xchacha20poly1305_state state;
+	unsigned char buf[TEND_SEAL_CHUNK + crypto_secretstream_xchacha20poly1305_ABYTES];
+	size_t have;
+	int stage; /* opening: 0 header, 1 chunks, 2 after the final chunk */
+} tend_seal;
+
 typedef struct {
 	char dir[PATH_MAX - 128]; /* room left for /objects/ab/<62 hex> and temp names */
 	int level;                /* zstd level */
+	unsigned char *key;       /* the store key (sodium_malloc'd), or NULL: objects are sealed with it */
+	tend_seal *seal;          /* for large objects, reused */
 	void *zc;                 /* ZSTD_CCtx for large objects, reused */
 	char *raw;                /* TEND_PACK_MAX + 1 bytes: an object's start, before we know its size */
 	char *in, *out;           /* buffers, reused */
@@ -61,10 +76,22 @@ void tend_tail_add(tend_tail *t, const char *p, size_t k);
 int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_result *res,
                    const char **what);
 
-/* Decompress object hex into sink (0, or -1 with errno set), checking its hash.
- * 0, or an errno value: ENOENT no such object, EBADMSG damaged. */
-typedef int (*tend_store_sink)(void *ctx, const char *p, size_t n);
-int tend_store_read(tend_store *st, const char *hex, tend_store_sink sink, void *ctx);
+/* An emit callback takes bytes on: 0, or -1 with errno set. */
+typedef int (*tend_emit)(void *ctx, const char *p, size_t n);
+
+/* Object hex's bytes into sink, checked against its hash. 0, or an errno value:
+ * ENOENT no such object, EBADMSG damaged, ENOKEY sealed and the store has no key. */
+int tend_store_read(tend_store *st, const char *hex, tend_emit sink, void *ctx);
+
+/* store_crypt.c */
+int tend_is_sealed(const char *p, size_t n);
+size_t tend_seal_bound(size_t n);
+int tend_seal_begin(tend_seal *s, const unsigned char *key, tend_emit emit, void *ctx);
+int tend_seal_push(tend_seal *s, const char *p, size_t n, tend_emit emit, void *ctx);
+int tend_seal_end(tend_seal *s, tend_emit emit, void *ctx);
+size_t tend_seal_buffer(tend_seal *s, const unsigned char *key, const char *in, size_t n, char *out);
+int tend_unseal_push(tend_seal *s, const unsigned char *key, const char *p, size_t n, tend_emit emit, void *ctx);
+int tend_unseal_end(tend_seal *s, tend_emit emit, void *ctx, int final);
 
 /* store_pack.c */
 void *tend_pack_index_db(tend_store *st);

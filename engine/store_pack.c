@@ -177,7 +177,8 @@ static void *worker(void *arg)
 	tend_store *st = arg;
 	ZSTD_CCtx *z = ZSTD_createCCtx();
 	size_t cap = ZSTD_compressBound(TEND_PACK_MAX);
-	char *frame = malloc(cap);
+	char *frame = malloc(cap), *sealed = NULL;
+	tend_seal *seal = NULL; /* once the store has a key (it may get one after we start) */
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
 		while (!st->queue && !st->stopping)
@@ -191,17 +192,24 @@ static void *worker(void *arg)
 		st->busy++;
 		pthread_mutex_unlock(&st->mu);
 
-		int err = z && frame ? 0 : ENOMEM;
+		if (st->key && !seal) {
+			seal = malloc(sizeof *seal);
+			sealed = malloc(tend_seal_bound(cap));
+		}
+		int err = z && frame && (!st->key || (sealed && seal)) ? 0 : ENOMEM;
 		size_t n = 0;
+		const char *out = st->key ? sealed : frame;
 		if (!err) {
 			n = ZSTD_compressCCtx(z, frame, cap, j->data, j->len, st->level);
 			if (ZSTD_isError(n))
 				err = EIO;
+			else if (st->key)
+				n = tend_seal_buffer(seal, st->key, frame, n, sealed);
 		}
 
 		pthread_mutex_lock(&st->mu);
 		if (!err && !st->werr)
-			err = pack_append(st, j->hex, frame, n);
+			err = pack_append(st, j->hex, out, n);
 		if (err && !st->werr)
 			st->werr = err;
 		st->queued_bytes -= j->len;
@@ -210,6 +218,10 @@ static void *worker(void *arg)
 		pthread_cond_broadcast(&st->room);
 	}
 	pthread_mutex_unlock(&st->mu);
+	if (seal)
+		sodium_memzero(seal, sizeof *seal);
+	free(seal);
+	free(sealed);
 	free(frame);
 	ZSTD_freeCCtx(z);
 	return NULL;

@@ -4,7 +4,7 @@
  * secret's name as associated data, and stored as base64 text.
  *   vault.new_key()  vault.load_key(path)  vault.derive_key(pass, salt)  vault.new_salt()
  *   key:save(path)  key:seal(plain, ad)  key:open(b64, ad)
- *   vault.secret(str)  vault.read_secret(prompt)  secret:reveal()  secret:format(t, esc)
+ *   vault.secret(str)  vault.random_secret(n)  vault.read_secret(prompt)  secret:reveal()  secret:format(t, esc)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -256,6 +256,15 @@ static int l_new_salt(lua_State *L)
 	return 1;
 }
 
+/* random_secret(n) -> a secret of n random bytes (a key for another primitive) */
+static int l_random_secret(lua_State *L)
+{
+	lua_Integer n = luaL_checkinteger(L, 1);
+	luaL_argcheck(L, n > 0 && n <= 4096, 1, "1 to 4096 bytes");
+	randombytes_buf(new_secret(L, (size_t)n), (size_t)n);
+	return 1;
+}
+
 /* derive_key(passphrase, salt) -> key.  Argon2id; passphrase a string or secret. */
 static int l_derive_key(lua_State *L)
 {
@@ -390,7 +399,7 @@ int tend_open_vault(lua_State *L)
 		{"wipe", secret_wipe}, {"close", secret_wipe}, {"__gc", secret_wipe},
 		{"__close", secret_wipe}, {"__tostring", secret_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {
-		{"new_key", l_new_key}, {"new_salt", l_new_salt}, {"derive_key", l_derive_key},
+		{"new_key", l_new_key}, {"new_salt", l_new_salt}, {"random_secret", l_random_secret}, {"derive_key", l_derive_key},
 		{"load_key", l_load_key}, {"secret", l_secret}, {"read_secret", l_read_secret},
 		{NULL, NULL}};
 	if (sodium_init() < 0)

@@ -39,6 +39,7 @@ Store:
   store verify            read back every stored object and check its hash
   store gc [--dry-run]    remove objects no snapshot needs (never while a backup runs)
   store cat SHA256        an object's bytes on stdout
+  store encrypt           encrypt new objects (key kept in the vault; back the vault key up)
 
 Recipes:
   recipes                 list recipes with their summaries
@@ -343,12 +344,17 @@ function store_cmds.verify(ctx, argv)
   local snapshot = require "tend.snapshot"
   local st, bad = snapshot.store(ctx), {}
   local all = snapshot.objects(ctx)
+  local encrypted = tend.core.fs.stat(ctx.home .. "/store/encryption") ~= nil
+  local plain = encrypted and 0 or nil
   for _, hex in ipairs(all) do
     local ok, msg = st:verify(hex)
     if not ok then bad[#bad + 1] = msg end
+    if ok and encrypted and not st:sealed(hex) then plain = plain + 1 end
   end
-  ctx:result({ objects = #all, damaged = bad }, ("%d objects: %s"):format(#all,
-    #bad == 0 and "all intact" or (#bad .. " damaged\n  " .. table.concat(bad, "\n  "))))
+  ctx:result({ objects = #all, damaged = bad, encrypted = encrypted, unencrypted = plain },
+    ("%d objects: %s%s"):format(#all,
+      #bad == 0 and "all intact" or (#bad .. " damaged\n  " .. table.concat(bad, "\n  ")),
+      (plain or 0) > 0 and ("\n%d objects were stored before encryption and are not encrypted"):format(plain) or ""))
   if #bad > 0 then errors.fail("store: %d damaged objects", #bad) end
 end
 
@@ -374,6 +380,30 @@ function store_cmds.gc(ctx, argv)
   ctx:result({ removed = removed, freed_bytes = freed, packs_removed = packs, dry_run = opts["dry-run"] or false },
     ("%s %d unreferenced objects (%d bytes)%s"):format(opts["dry-run"] and "would remove" or "removed", removed, freed,
       packs > 0 and ("; %d empty packs deleted"):format(packs) or ""))
+end
+
+-- store encrypt: new objects are sealed with a key kept in the vault.
+function store_cmds.encrypt(ctx, argv)
+  local _, pos = getopts(argv, {}, "store encrypt")
+  if #pos > 0 then errors.usage("usage: tend store encrypt") end
+  local Vault = require "tend.vault"
+  local snapshot = require "tend.snapshot"
+  local lock <close> = snapshot.lock_store(ctx, "exclusive")
+  local st = snapshot.store(ctx)
+  if tend.core.fs.stat(ctx.home .. "/store/encryption") then
+    errors.usage("the store is encrypted already")
+  end
+  local vault = ctx:vault()
+  local key = vault:get(Vault.STORE_KEY) -- left by an earlier attempt, never used
+  if not key then
+    vault:set(Vault.STORE_KEY, tend.core.vault.random_secret(32))
+    key = errors.check(vault:get(Vault.STORE_KEY))
+  end
+  errors.check(st:encrypt(key))
+  local before = #st:list()
+  ctx:result({ encrypted = true, unencrypted = before },
+    ("the store is encrypted from now on (key %s in the vault)%s"):format(Vault.STORE_KEY,
+      before > 0 and ("; the %d objects stored before stay unencrypted until gc drops them"):format(before) or ""))
 end
 
 -- store cat HEX: an object's bytes on stdout, for inspection.
@@ -421,7 +451,7 @@ commands.instance = group("instance", instance_cmds,
   "usage: tend instance add|list|show|edit|rm|link ... (tend --help)")
 commands.secret = group("secret", secret_cmds, "usage: tend secret set KEY | list | rm KEY")
 commands.host = group("host", host_cmds, "usage: tend host list | check NAME | trust NAME")
-commands.store = group("store", store_cmds, "usage: tend store verify | gc [--dry-run] | cat SHA256")
+commands.store = group("store", store_cmds, "usage: tend store verify | gc [--dry-run] | cat SHA256 | encrypt")
 commands.exec = commands_exec
 
 function commands.recipes(ctx, argv)

@@ -28,11 +28,14 @@ function Context:catalog()
 end
 
 -- store() -> the object store ($TEND_HOME/store), one handle for the whole run: objects
--- packed by one step are found by the next even before they are indexed.
+-- packed by one step are found by the next even before they are indexed. An encrypted
+-- store is opened with its key from the vault.
 function Context:store()
   if not self._store then
     home.ensure(self.home)
-    self._store = errors.check(core.store.open(self.home .. "/store"))
+    local dir, key = self.home .. "/store", nil
+    if core.fs.stat(dir .. "/encryption") then key = errors.check(self:vault():get(Vault.STORE_KEY)) end
+    self._store = errors.check(core.store.open(dir, nil, key))
   end
   return self._store
 end

@@ -12,6 +12,9 @@ Vault.__index = Vault
 
 local CHECK = "tend vault check"
 
+-- The object store's key (tend store encrypt), kept here like any secret.
+Vault.STORE_KEY = "tend.store.key"
+
 local function key_from_passphrase(catalog)
   local salt_hex = catalog:meta("vault.salt")
   local pass = os.getenv("TEND_VAULT_PASSPHRASE")
@@ -101,6 +104,9 @@ end
 
 function Vault:rm(name)
   check_name(name)
+  if name == Vault.STORE_KEY then
+    errors.usage("%s is the encrypted store's key: without it no backup can be read", name)
+  end
   local n = self.catalog:run("DELETE FROM secrets WHERE name = ?", name)
   if n == 0 then errors.usage("no secret named %s", name) end
 end
