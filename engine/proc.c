@@ -2,6 +2,7 @@
  *   proc.run(argv, {stdin=, fds={[3]=...}, env={K=V}, cwd=, timeout=, output="inherit"})
  *     -> {code=, signal=, stdout=, stderr=} | nil, msg, code
  *   proc.spawn(argv, {env=, cwd=}) -> child;  proc.wait_any({child...}) -> i;  child:result()
+ *   proc.pid()  proc.die_with_parent(ppid)
  *   proc.open(argv, {env=, cwd=, stdin_pipe=}) -> stream: read([max]), write(data),
  *     send_eof(), wait(), stderr(), close()
  * Inputs may be strings or secrets; a secret reaches the child through a pipe, never
@@ -14,6 +15,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -381,6 +383,26 @@ typedef struct {
 	int status;
 } child;
 
+/* pid() -> this process's id */
+static int l_pid(lua_State *L)
+{
+	lua_pushinteger(L, getpid());
+	return 1;
+}
+
+/* die_with_parent(ppid): a helper process dies when the process that started it does
+ * (SIGKILL from the kernel), so it never goes on alone; at once if ppid is gone already. */
+static int l_die_with_parent(lua_State *L)
+{
+	pid_t ppid = (pid_t)luaL_checkinteger(L, 1);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+		return tend_fail_errno(L, errno, "prctl");
+	if (getppid() != ppid)
+		raise(SIGKILL);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* spawn(argv [, {env=, cwd=, stdin_pipe=}]) -> child | nil, msg, code.  stdin is
  * /dev/null (or a pipe we write, with stdin_pipe); stdout and stderr are collected while
  * proc.wait_any waits; child:result() reaps it. */
@@ -692,7 +714,7 @@ int tend_open_proc(lua_State *L)
 		{"stderr", stream_stderr}, {"close", child_gc}, {"__gc", child_gc}, {"__close", child_gc},
 		{NULL, NULL}};
 	static const luaL_Reg funcs[] = {
-		{"run", l_run}, {"spawn", l_spawn}, {"open", l_open}, {"wait_any", l_wait_any},
+		{"run", l_run}, {"spawn", l_spawn}, {"pid", l_pid}, {"die_with_parent", l_die_with_parent}, {"open", l_open}, {"wait_any", l_wait_any},
 		{NULL, NULL}};
 	tend_new_class(L, CHILD_CLASS, child_methods);
 	luaL_newlib(L, funcs);

@@ -11,17 +11,20 @@ local cjson = require "cjson"
 
 local M = {}
 
--- The journal: while a restore has swapped files or touched the database, a file in
--- $TEND_HOME/journal/ says how to put the instance back, so that a restore killed at any
--- point is rolled back by the next run (M.recover).
-local function journal_path(ctx, target) return ("%s/journal/restore-%d.json"):format(ctx.home, target.id) end
-
-local function journal_write(ctx, target, j)
-  errors.check(core.fs.mkdir_p(ctx.home .. "/journal", 448))
-  errors.check(core.fs.write_atomic(journal_path(ctx, target), cjson.encode(j), 384))
+-- The journals: while a restore has a staging tree, has swapped files or touched the
+-- database, a file in $TEND_HOME/journal/ says how to put that half back, so that a
+-- restore killed at any point is rolled back by the next run (M.recover). One journal
+-- per half ("files", "db"): the database half may run in a helper process.
+local function journal_path(ctx, target, half)
+  return ("%s/journal/restore-%d-%s.json"):format(ctx.home, target.id, half)
 end
 
-local function journal_clear(ctx, target) core.fs.remove(journal_path(ctx, target)) end
+local function journal_write(ctx, target, half, j)
+  errors.check(core.fs.mkdir_p(ctx.home .. "/journal", 448))
+  errors.check(core.fs.write_atomic(journal_path(ctx, target, half), cjson.encode(j), 384))
+end
+
+local function journal_clear(ctx, target, half) core.fs.remove(journal_path(ctx, target, half)) end
 
 local function split(path)
   local parent, base = path:match("^(.*)/([^/]+)$")
@@ -107,98 +110,167 @@ function M.load_db(t, st, s, object, ctx)
   return true
 end
 
--- recover(ctx, target): roll back a restore of target that was interrupted (killed,
--- power cut) by what its journal says: the old tree back, the staging tree gone, the
--- database back from the safety dump. Nothing to do without a journal.
-function M.recover(ctx, target, in_process)
-  local text = core.fs.read(journal_path(ctx, target))
-  if not text then return false end
-  local j = cjson.decode(text)
-  if not in_process then
-    ctx:warn("%s: a restore was interrupted (%s); putting the instance back as it was", target.name,
-      os.date("!%Y-%m-%d %H:%M UTC", j.started_at or 0))
+-- recover(ctx, target [, in_process [, half]]): roll back a restore of target that was
+-- interrupted (killed, power cut, or failed) by what its journals say: the old tree
+-- back, the staging tree gone, the database back from the safety dump. half limits it
+-- to one journal. Returns whether there was anything to do.
+function M.recover(ctx, target, in_process, half)
+  local names = {}
+  for _, name in ipairs(core.fs.list(ctx.home .. "/journal") or {}) do
+    local h = name:match("^restore%-" .. target.id .. "%-(%a+)%.json$")
+      or (name == ("restore-%d.json"):format(target.id) and "both") -- written by tend before 0.3
+    if h and (not half or h == half) then names[#names + 1] = name end
   end
+  if #names == 0 then return false end
+  table.sort(names, function(a, b) return a:find("files", 1, true) and not b:find("files", 1, true) end)
   local t, st = target:transport(), snapshot.store(ctx)
-  if j.old and t:stat(j.old) then
-    if t:stat(target.path) then rm_rf(t, target.path) end
-    errors.check(t:rename(j.old, target.path))
+  for i, name in ipairs(names) do
+    local path = ctx.home .. "/journal/" .. name
+    local j = cjson.decode(core.fs.read(path) or "{}")
+    if i == 1 and not in_process then
+      ctx:warn("%s: a restore was interrupted (%s); putting the instance back as it was", target.name,
+        os.date("!%Y-%m-%d %H:%M UTC", j.started_at or 0))
+    end
+    if j.old and t:stat(j.old) then
+      if t:stat(target.path) then rm_rf(t, target.path) end
+      errors.check(t:rename(j.old, target.path))
+    end
+    if j.staging and t:stat(j.staging) then rm_rf(t, j.staging) end
+    if j.safety then
+      local settings = errors.check(target:db_settings(ctx:vault()))
+      local ok, msg = M.load_db(t, st, settings, j.safety)
+      if not ok then errors.fail("%s: rolling back an interrupted restore: %s (journal kept: %s)", target.name, msg, path) end
+    end
+    core.fs.remove(path)
   end
-  if j.staging and t:stat(j.staging) then rm_rf(t, j.staging) end
-  if j.safety then
-    local settings = errors.check(target:db_settings(ctx:vault()))
-    local ok, msg = M.load_db(t, st, settings, j.safety)
-    if not ok then errors.fail("%s: rolling back an interrupted restore: %s (journal kept: %s)", target.name, msg, journal_path(ctx, target)) end
-  end
-  journal_clear(ctx, target)
   return true
+end
+
+local function message(err) return errors.is(err) and err.msg or tostring(err) end
+
+-- restore_db(ctx, target, settings, snap, say) -> summary part: the safety dump into the
+-- store, then the snapshot's dump loaded. The "db" journal stays for the caller to clear.
+local function restore_db(ctx, target, settings, snap, say)
+  local t, st = target:transport(), snapshot.store(ctx)
+  local safety
+  -- An absent SQLite file has nothing to protect; any other database gets a safety dump.
+  if settings.driver ~= "sqlite" or t:stat(settings.path) then
+    say("safety dump of %s", db.describe(settings))
+    safety = errors.check(backup.dump_db(t, settings, st))
+    errors.check(st:sync()) -- a later run must find it, even after a kill
+  end
+  journal_write(ctx, target, "db", { started_at = os.time(), snapshot = snap.id, safety = safety and safety.object })
+  say("loading the snapshot's database")
+  local ok, msg = M.load_db(t, st, settings, snap.db_object, ctx)
+  if not ok then
+    local rok, rerr = pcall(M.recover, ctx, target, true, "db")
+    if not rok then errors.fail("%s; and rolling back failed: %s", msg, message(rerr)) end
+    errors.fail("%s", msg)
+  end
+  return { safety_object = safety and safety.object, db_bytes = snap.db_bytes }
+end
+
+-- The database half of a restore that has both halves runs in a helper process (its own
+-- SSH session), while this one builds the files: a child `tend restore --db-only` that
+-- knows it is a helper by TEND_RESTORE_HELPER_OF, keeps its journal for us to clear, and
+-- dies if we do.
+local HELPER = "TEND_RESTORE_HELPER_OF"
+
+local function start_helper(ctx, inst, snap, target)
+  local argv = { core.exe or "tend", "--home", ctx.home, "--json", "--quiet" }
+  if ctx.yes then argv[#argv + 1] = "--yes" end
+  for _, a in ipairs({ "restore", inst.name, tostring(snap.id), "--db-only" }) do argv[#argv + 1] = a end
+  if target.name ~= inst.name then argv[#argv + 1] = "--to"; argv[#argv + 1] = target.name end
+  return core.proc.spawn(argv, { env = { TEND_LUA_DIR = core.lua_dir or false, [HELPER] = tostring(core.proc.pid()) } })
+end
+
+-- finish_helper(helper) -> summary part | nil, message: its result, as the helper said it.
+local function finish_helper(helper)
+  local r = helper:result()
+  if r.code == 0 then
+    local ok, part = pcall(cjson.decode, r.stdout)
+    if ok and type(part) == "table" then
+      return { safety_object = part.safety_object, db_bytes = math.tointeger(part.db_bytes) }
+    end
+  end
+  local said = r.stderr:match("^tend: restore: ([^\n]+)") or r.stderr:match("^tend: ([^\n]+)")
+  return nil, said or ("the database half ended with %s"):format(r.signal or ("exit " .. tostring(r.code)))
 end
 
 -- run(ctx, inst, snap, opts) -> summary.  opts: files_only, db_only, target (an Instance,
 -- default inst), progress(fmt, ...). Raises on failure, with the target as it was; a
 -- restore killed at any point is rolled back by the next restore or backup (recover).
+-- Order: build the staging tree (while the database half runs beside it), then swap it
+-- in; the old tree is deleted in the background once nothing can fail any more.
 function M.run(ctx, inst, snap, opts)
   opts = opts or {}
   local say = opts.progress or function() end
   local target = opts.target or inst
   local t, st = target:transport(), snapshot.store(ctx)
-  local catalog = ctx:catalog()
   local summary = { snapshot = snap.id, instance = inst.name, target = target.name }
-  M.recover(ctx, target)
+  local helper_of = os.getenv(HELPER)
+  if helper_of then core.proc.die_with_parent(tonumber(helper_of)) else M.recover(ctx, target) end
 
-  -- Read the target's database settings, and dump it, before anything changes.
-  local settings, safety
-  if not opts.files_only and snap.db_object then
-    settings = errors.check(target:db_settings(ctx:vault()))
-    -- An absent SQLite file has nothing to protect; any other database gets a safety dump.
-    if settings.driver ~= "sqlite" or t:stat(settings.path) then
-      say("safety dump of %s", db.describe(settings))
-      safety = errors.check(backup.dump_db(t, settings, st))
-      errors.check(st:sync()) -- a later run must find it, even after a kill
-      summary.safety_object = safety.object
+  local settings = not opts.files_only and snap.db_object and errors.check(target:db_settings(ctx:vault()))
+  if opts.db_only then
+    if settings then
+      local ok, part = pcall(restore_db, ctx, target, settings, snap, say)
+      if not ok then errors.fail(helper_of and "%s" or "%s (the instance is as it was)", message(part)) end
+      for k, v in pairs(part) do summary[k] = v end
+      if not helper_of then journal_clear(ctx, target, "db") end
     end
+    return summary
   end
 
   local parent, base = split(target.path)
   local tag = ("%d-%d"):format(os.time(), math.random(1, 1 << 30))
   local staging = ("%s/.tend-restore-%s-%s"):format(parent, base, tag)
   local old = ("%s/.tend-old-%s-%s"):format(parent, base, tag)
+  local manifest = snapshot.manifest(ctx:catalog(), snap)
+  local bad = snapshot.through_link(manifest)
+  if bad then errors.fail("snapshot %d: unsafe path %s (it lies under a symlink); nothing restored", snap.id, bad) end
 
-  if not opts.db_only then
-    local manifest = snapshot.manifest(catalog, snap)
-    local bad = snapshot.through_link(manifest)
-    if bad then errors.fail("snapshot %d: unsafe path %s (it lies under a symlink); nothing restored", snap.id, bad) end
-    say("building %d entries in %s", #manifest, staging)
-    local update, finish = require("tend.progress").new(ctx, target.name, snap.files, snap.bytes)
-    local files, msg = build(t, st, manifest, staging, update)
-    finish()
-    if not files then rm_rf(t, staging); errors.fail("%s", msg) end
-    t:exec({ "chmod", "--reference", target.path, staging })
-    summary.files = files
-  end
-
-  journal_write(ctx, target, { started_at = os.time(), snapshot = snap.id,
-    staging = not opts.db_only and staging or nil, old = not opts.db_only and old or nil,
-    safety = safety and safety.object or nil })
-  local ok, err = pcall(function()
-    if not opts.db_only then
-      if t:stat(target.path) then errors.check(t:rename(target.path, old)) end
-      errors.check(t:rename(staging, target.path))
-    end
-    if settings then
-      say("loading the snapshot's database")
-      errors.check(M.load_db(t, st, settings, snap.db_object, ctx))
-      summary.db_bytes = snap.db_bytes
-    end
-  end)
-  if not ok then -- a failure we see: roll back now, by the same steps as after a kill
+  local helper = settings and start_helper(ctx, inst, snap, target)
+  -- fail(msg): stop the helper, put back whatever was changed, and raise.
+  local function fail(msg)
     say("restore failed; putting the instance back")
-    local msg = errors.is(err) and err.msg or tostring(err)
+    if helper then helper:close() end
     local rok, rerr = pcall(M.recover, ctx, target, true)
-    if not rok then errors.fail("%s; and rolling back failed: %s", msg, errors.is(rerr) and rerr.msg or tostring(rerr)) end
+    if not rok then errors.fail("%s; and rolling back failed: %s", msg, message(rerr)) end
     errors.fail("%s (the instance is as it was)", msg)
   end
-  if not opts.db_only then rm_rf(t, old) end
-  journal_clear(ctx, target)
+
+  journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging })
+  say("building %d entries in %s", #manifest, staging)
+  local update, finish = require("tend.progress").new(ctx, target.name, snap.files, snap.bytes)
+  local files, msg = build(t, st, manifest, staging, update)
+  finish()
+  if not files then fail(msg) end
+  t:exec({ "chmod", "--reference", target.path, staging })
+  summary.files = files
+
+  if helper then
+    say("waiting for the database")
+    local part, herr = finish_helper(helper)
+    helper = nil
+    if not part then fail(herr) end
+    summary.safety_object, summary.db_bytes = part.safety_object, part.db_bytes
+  elseif settings then -- no helper could start: the database half here
+    local ok, part = pcall(restore_db, ctx, target, settings, snap, say)
+    if not ok then fail(message(part)) end
+    for k, v in pairs(part) do summary[k] = v end
+  end
+
+  journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging, old = old })
+  local ok, err = pcall(function()
+    if t:stat(target.path) then errors.check(t:rename(target.path, old)) end
+    errors.check(t:rename(staging, target.path))
+  end)
+  if not ok then fail(message(err)) end
+  pause(ctx, "restore.swapped")
+  journal_clear(ctx, target, "db")
+  journal_clear(ctx, target, "files")
+  t:exec({ "sh", "-c", 'rm -rf -- "$1" </dev/null >/dev/null 2>&1 &', "sh", old })
   return summary
 end
 

@@ -67,32 +67,45 @@ ok "the half-built staging tree is beside it, not in it" test -z "$(ls -a "$big"
 "$TEND" --quiet restore big >/dev/null 2>&1
 is "$(cat "$big/index.php")" '<?php echo "big";' "a restore after that works"
 
-# 4. A restore killed at its worst moment: files swapped, the database's tables dropped.
-#    The next run (here a backup) puts both back from the journal and the safety dump.
+# 4. A restore killed while its helper loads the database (tables dropped, the new tree
+#    built beside the site), then one killed at the worst moment (files swapped, the
+#    database loaded, nothing cleared yet). Each time the next run (a backup) puts
+#    files and database back from the journals and the safety dump.
 add_wordpress_over_ssh wpk
 "$TEND" --quiet backup wpk >/dev/null 2>&1 || bail "backup of wpk failed"
+wsnap=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT max(id) FROM snapshots")
 wsums() { (cd "$WP_PATH" && find . -type f -exec sha256sum {} + | sort) | sha256sum | cut -c1-16; }
 wrows() { wp_sql "SELECT ID, post_title, post_content FROM wp_posts ORDER BY ID" | sha256sum | cut -c1-16; }
+no_tables() { [ "$(wp_sql "SHOW TABLES" | wc -l)" -eq 0 ]; }
 good_files=$(wsums); good_rows=$(wrows)
 wp_sql "UPDATE wp_posts SET post_title = 'EDITED BEFORE THE KILL' WHERE post_type = 'post'"
 cp -a "$WP_PATH/index.php" "$T/index.php.good"
 echo "// edited before the kill" >> "$WP_PATH/index.php"
 files_before=$(wsums); rows_before=$(wrows); tables_before=$(wp_sql "SHOW TABLES" | wc -l)
-TEND_PAUSE=restore.db-emptied "$TEND" --quiet restore wpk > "$T/out" 2>&1 &
-tend=$!
-wait_for "the restore to reach its pause" 60 test -e "$TEND_HOME/paused-restore.db-emptied"
-wait_for "the client to run the drops it was sent" 20 sh -c "[ \"\$(mariadb --defaults-extra-file='$HARNESS_TMP/wp-client.cnf' -h 127.0.0.1 -P '$MARIADB_PORT' -u '$MARIADB_USER' -N -B '$MARIADB_DB' -e 'SHOW TABLES' | wc -l)\" -eq 0 ]"
-is "$(wp_sql "SHOW TABLES" | wc -l)" 0 "at the pause the files are swapped and the database is empty (the worst moment)"
-kill -KILL "$tend"; wait "$tend" 2>/dev/null
-rm -f "$TEND_HOME/paused-restore.db-emptied"
-sleep 0.5
-ok "a journal is left for the next run" test -n "$(ls "$TEND_HOME/journal" 2>/dev/null)"
-out=$("$TEND" --quiet backup wpk 2>&1); rc=$?
-like "$out" "tend: warning: wpk: a restore was interrupted .*putting the instance back as it was" "the next run says it is rolling the killed restore back"
-is "$rc" 0 "... and then does its own job"
-is "$(wsums)" "$files_before" "the files are as they were before the killed restore"
-is "$(wrows):$(wp_sql "SHOW TABLES" | wc -l)" "$rows_before:$tables_before" "the database rows and tables are as they were"
-is "$(ls "$TEND_HOME/journal" | wc -l):$(ls -a "$(dirname "$WP_PATH")" | grep -c '^\.tend-')" "0:0" "no journal, staging or old tree is left"
+for point in restore.db-emptied restore.swapped; do
+  TEND_PAUSE=$point "$TEND" --quiet restore wpk "$wsnap" > "$T/out" 2>&1 &
+  tend=$!
+  wait_for "the restore to reach $point" 60 test -e "$TEND_HOME/paused-$point"
+  if [ "$point" = restore.db-emptied ]; then
+    wait_for "the client to run the drops it was sent" 20 no_tables
+    is "$(wp_sql "SHOW TABLES" | wc -l)" 0 "at $point the database is empty"
+    ok "the database half runs in a helper process" pgrep -f -- 'restore wpk [0-9]+ --db-only'
+  else
+    is "$(wsums):$(wrows)" "$good_files:$good_rows" "at $point the files and the database are the snapshot's (the worst moment)"
+  fi
+  kill -KILL "$tend"; wait "$tend" 2>/dev/null
+  sleep 0.5
+  ok "$point: the helper died with the restore" sh -c "! pgrep -f -- 'restore wpk [0-9]+ --db-only'"
+  rm -f "$TEND_HOME/paused-$point"
+  ok "$point: a journal is left for the next run" test -n "$(ls "$TEND_HOME/journal" 2>/dev/null)"
+  out=$("$TEND" --quiet backup wpk 2>&1); rc=$?
+  like "$out" "tend: warning: wpk: a restore was interrupted .*putting the instance back as it was" "$point: the next run says it is rolling the killed restore back"
+  is "$rc" 0 "$point: ... and then does its own job"
+  is "$(wsums)" "$files_before" "$point: the files are as they were before the killed restore"
+  is "$(wrows):$(wp_sql "SHOW TABLES" | wc -l)" "$rows_before:$tables_before" "$point: the database rows and tables are as they were"
+  wait_for "the old tree to go" 30 sh -c "! ls -a '$(dirname "$WP_PATH")' | grep -q '^\.tend-'"
+  is "$(ls "$TEND_HOME/journal" | wc -l):$(ls -a "$(dirname "$WP_PATH")" | grep -c '^\.tend-')" "0:0" "$point: no journal, staging or old tree is left"
+done
 # Leave the shared WordPress as we found it.
 "$TEND" --quiet restore wpk 1 >/dev/null 2>&1 || "$TEND" --quiet restore wpk >/dev/null 2>&1
 snap_first=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT min(id) FROM snapshots WHERE instance_id = (SELECT id FROM instances WHERE name = 'wpk')")

@@ -30,6 +30,9 @@ is "$(sums)" "$s0" "every file is byte-identical to the snapshot"
 is "$(rows)" "$r0" "the database rows are identical to the snapshot"
 is "$(tables)" "$tb0" "a table added since is gone"
 like "$(curl -fsS "$WP_URL/")" "$(re_escape "$WP_POST_TITLE")" "the site serves the original post"
+ok "no journal is left" test -z "$(ls "$TEND_HOME/journal" 2>/dev/null)"
+# The old tree is deleted in the background once the restore has succeeded.
+wait_for "the old tree to go" 30 sh -c "! ls -a '$(dirname "$WP_PATH")' | grep -q '^\.tend-'"
 is "$(ls -a "$(dirname "$WP_PATH")" | grep -c '^\.tend-')" 0 "no staging or old tree is left beside the web root"
 
 # --files-only and --db-only touch only their half.
