@@ -12,7 +12,8 @@
  * bytes from the store, verified. Unsafe paths are refused before writing.
  * store_tar also takes a path: an archive file (tar, any compression).
  *   archive.store_stream(stream, store) -> hex, size, added, tail | nil, msg, code
- * stores one compressed stream (a database dump zstd'd on its host) as its plain bytes.
+ * stores one compressed stream (a database dump zstd'd on its host) as its plain bytes
+ * (a zstd stream is kept as the host made it: the object is that frame).
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -30,12 +31,19 @@
 typedef struct {
 	tend_reader in;
 	char buf[BLOCK];
-	int failed; /* the reader failed (not the archive's fault) */
+	size_t held; /* bytes in buf read already (a first look at the stream), given out first */
+	int failed;  /* the reader failed (not the archive's fault) */
 } tar_source;
 
 static la_ssize_t on_read(struct archive *a, void *ctx, const void **buf)
 {
 	tar_source *s = ctx;
+	if (s->held) {
+		*buf = s->buf;
+		la_ssize_t n = (la_ssize_t)s->held;
+		s->held = 0;
+		return n;
+	}
 	ssize_t n = s->in.read(s->in.ctx, s->buf, sizeof s->buf);
 	if (n < 0) {
 		s->failed = 1;
@@ -168,6 +176,7 @@ static int l_store_tar(lua_State *L)
 	if (!path_in)
 		tend_check_reader(L, 1, &src->in);
 	src->failed = 0;
+	src->held = 0;
 	tend_store *st = luaL_checkudata(L, 2, "tend.store");
 	struct archive *a = archive_read_new();
 	archive_read_support_format_tar(a);
@@ -232,6 +241,44 @@ static ssize_t raw_data(void *ctx, char *buf, size_t n)
 	return k;
 }
 
+/* The stream's bytes: those held from the first look, then the rest. */
+static ssize_t held_then_stream(void *ctx, char *buf, size_t n)
+{
+	tar_source *s = ctx;
+	if (s->held) {
+		size_t k = s->held < n ? s->held : n;
+		memcpy(buf, s->buf, k);
+		memmove(s->buf, s->buf + k, s->held - k);
+		s->held -= k;
+		return (ssize_t)k;
+	}
+	ssize_t r = s->in.read(s->in.ctx, buf, n);
+	if (r < 0) {
+		s->failed = 1;
+		errno = EIO;
+	}
+	return r;
+}
+
+static int store_frame(lua_State *L, tar_source *src, tend_store *st)
+{
+	tend_store_result res;
+	tend_tail tail = {{0}, 0};
+	const char *what;
+	int err = tend_store_put_frame(st, held_then_stream, src, &res, &tail, &what);
+	if (err && src->failed)
+		return tend_fail(L, "stream", "read stream: %s", src->in.error(src->in.ctx));
+	if (err == EBADMSG)
+		return tend_fail(L, "archive", "%s", what);
+	if (err)
+		return tend_fail_errno(L, err, "store: %s", what);
+	lua_pushstring(L, res.hex);
+	lua_pushinteger(L, res.size);
+	lua_pushboolean(L, res.added);
+	lua_pushlstring(L, tail.buf, tail.len);
+	return 4;
+}
+
 /* store_stream(stream, store) -> hex, size, added, tail | nil, msg, code: a stream
  * compressed any way libarchive reads (zstd, gzip, xz, or not at all), stored as its
  * plain bytes; tail: the last of them (up to 256), for a caller that checks the end. */
@@ -240,7 +287,19 @@ static int l_store_stream(lua_State *L)
 	tar_source *src = lua_newuserdatauv(L, sizeof *src, 0);
 	tend_check_reader(L, 1, &src->in);
 	src->failed = 0;
+	src->held = 0;
 	tend_store *st = luaL_checkudata(L, 2, "tend.store");
+	/* A zstd stream is stored as it came, not decompressed and compressed again. */
+	while (src->held < 4) {
+		ssize_t k = src->in.read(src->in.ctx, src->buf + src->held, sizeof src->buf - src->held);
+		if (k < 0)
+			return tend_fail(L, "stream", "read stream: %s", src->in.error(src->in.ctx));
+		if (k == 0)
+			break;
+		src->held += (size_t)k;
+	}
+	if (src->held >= 4 && memcmp(src->buf, "\x28\xb5\x2f\xfd", 4) == 0)
+		return store_frame(L, src, st);
 	struct archive *a = archive_read_new();
 	struct archive_entry *e;
 	archive_read_support_filter_all(a);

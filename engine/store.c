@@ -10,7 +10,7 @@
  *     -> hex, size, added | nil, msg, code
  *   st:put_stream(stream) -> the same, and the stream's last bytes (a dump's end)
  *   st:has(hex)  st:get_file(hex, dest [, mode])  st:get_string(hex)  st:verify(hex)
- *   st:write_to(hex, stream)  st:sync()  st:written()  st:list()  st:remove(hex)
+ *   st:write_to(hex, stream)  st:write_frame_to(hex, stream)  st:sync()  st:written()  st:list()  st:remove(hex)
  *   st:prune()  st:locate(hex) -> "file", path | "pack", path, offset, length
  *   st:encrypt(key): new objects are sealed (store_crypt.c); store.open(dir, level, key);
  *   st:sealed(hex) -> whether that object is
@@ -113,33 +113,71 @@ static int frame_out(loose_out *o, const char *p, size_t n)
 	return o->st->key ? tend_seal_push(o->st->seal, p, n, to_fd, o) : to_fd(o, p, n);
 }
 
+/* Seal the temp file's end, close it, and give it its name (res->hex) unless the store
+ * has the object already (then res->added is 0). err: what went wrong before. */
+static int finish_loose(tend_store *st, loose_out *o, const char *tmp, int err, tend_store_result *res)
+{
+	char final[PATH_MAX], dir[PATH_MAX];
+	if (!err && st->key && tend_seal_end(st->seal, to_fd, o) != 0)
+		err = errno;
+	if (close(o->fd) != 0 && !err)
+		err = errno;
+	if (!err) {
+		object_path(st, res->hex, final);
+		snprintf(dir, sizeof dir, "%s/objects/%.2s", st->dir, res->hex);
+		res->added = !object_exists(st, res->hex);
+		if (res->added && mkdir(dir, 0700) != 0 && errno != EEXIST)
+			err = errno;
+		else if (res->added && rename(tmp, final) != 0)
+			err = errno;
+		else if (res->added)
+			st->written += o->stored;
+	}
+	if (err || !res->added)
+		unlink(tmp);
+	return err;
+}
+
+/* A temp file for a loose object, its sealing begun when the store has a key. */
+static int start_loose(tend_store *st, loose_out *o, char tmp[PATH_MAX])
+{
+	if (st->key && !st->seal && !(st->seal = malloc(sizeof *st->seal)))
+		return ENOMEM;
+	snprintf(tmp, PATH_MAX, "%s/tmp/obj-XXXXXX", st->dir);
+	*o = (loose_out){st, mkstemp(tmp), 0};
+	if (o->fd < 0)
+		return errno;
+	if (st->key && tend_seal_begin(st->seal, st->key, to_fd, o) != 0) {
+		int err = errno;
+		close(o->fd);
+		unlink(tmp);
+		return err;
+	}
+	return 0;
+}
+
 /* Compress a large object (its first len bytes already read into st->raw) into a temp
  * file with zstd's own threads, hashing as it goes, then rename it into place. */
 static int put_loose(tend_store *st, tend_store_source src, void *ctx, size_t len, tend_sha256 *h,
                      tend_store_result *res, const char **what)
 {
-	char tmp[PATH_MAX], final[PATH_MAX];
-	int err = 0;
+	char tmp[PATH_MAX];
 	if (!st->zc) {
 		st->zc = ZSTD_createCCtx();
 		st->in = malloc(CHUNK);
 		st->out = malloc(ZSTD_CStreamOutSize());
 	}
-	if (st->key && !st->seal)
-		st->seal = malloc(sizeof *st->seal);
 	ZSTD_CCtx *z = st->zc;
-	if (!z || !st->in || !st->out || (st->key && !st->seal))
+	if (!z || !st->in || !st->out)
 		return ENOMEM;
 	ZSTD_CCtx_reset(z, ZSTD_reset_session_only);
 	ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, st->level);
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	ZSTD_CCtx_setParameter(z, ZSTD_c_nbWorkers, cores > 1 ? (int)cores : 0); /* ignored without zstd MT */
-	snprintf(tmp, sizeof tmp, "%s/tmp/obj-XXXXXX", st->dir);
-	loose_out o = {st, mkstemp(tmp), 0};
-	if (o.fd < 0)
-		return errno;
-	if (st->key && tend_seal_begin(st->seal, st->key, to_fd, &o) != 0)
-		err = errno;
+	loose_out o;
+	int err = start_loose(st, &o, tmp);
+	if (err)
+		return err;
 	const char *chunk = st->raw;
 	size_t n = len;
 	for (int done = 0; !done && !err;) {
@@ -172,26 +210,8 @@ static int put_loose(tend_store *st, tend_store_source src, void *ctx, size_t le
 		} while (done ? left != 0 : ib.pos < ib.size);
 		chunk = NULL;
 	}
-	if (!err && st->key && tend_seal_end(st->seal, to_fd, &o) != 0)
-		err = errno;
 	tend_sha256_hex(h, res->hex);
-	if (close(o.fd) != 0 && !err)
-		err = errno;
-	if (!err) {
-		object_path(st, res->hex, final);
-		char dir[PATH_MAX];
-		snprintf(dir, sizeof dir, "%s/objects/%.2s", st->dir, res->hex);
-		res->added = !object_exists(st, res->hex);
-		if (res->added && mkdir(dir, 0700) != 0 && errno != EEXIST)
-			err = errno;
-		else if (res->added && rename(tmp, final) != 0)
-			err = errno;
-		else if (res->added)
-			st->written += o.stored;
-	}
-	if (err || !res->added)
-		unlink(tmp);
-	return err;
+	return finish_loose(st, &o, tmp, err, res);
 }
 
 /* Store what src yields. Its first TEND_PACK_MAX + 1 bytes are read and hashed before
@@ -228,6 +248,62 @@ int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_
 		err = res->added ? tend_pack_queue(st, res->hex, st->raw, len) : 0;
 	}
 	tend_sha256_free(h);
+	return err;
+}
+
+/* Store a zstd frame (or frames) that src yields, as it is: a dump compressed on its
+ * host is kept without compressing it again. It is decompressed on the way only to be
+ * hashed (the name is the plain bytes' SHA-256) and measured; tail gets its last plain
+ * bytes. Always a loose object. 0, or an errno value (EBADMSG: not a whole frame). */
+int tend_store_put_frame(tend_store *st, tend_store_source src, void *ctx, tend_store_result *res,
+                         tend_tail *tail, const char **what)
+{
+	*what = "write object";
+	if (!st->in && !(st->in = malloc(CHUNK)))
+		return ENOMEM;
+	size_t outcap = ZSTD_DStreamOutSize();
+	char *out = malloc(outcap), tmp[PATH_MAX];
+	ZSTD_DCtx *z = ZSTD_createDCtx();
+	tend_sha256 *h = tend_sha256_new();
+	loose_out o;
+	int err = out && z && h ? start_loose(st, &o, tmp) : ENOMEM, started = !err;
+	size_t last = 1;
+	res->size = 0;
+	res->added = 0;
+	for (ssize_t r; !err && (r = src(ctx, st->in, CHUNK)) != 0;) {
+		if (r < 0) {
+			err = errno ? errno : EIO;
+			*what = "read source";
+			break;
+		}
+		if (frame_out(&o, st->in, (size_t)r) != 0) {
+			err = errno;
+			break;
+		}
+		ZSTD_inBuffer ib = {st->in, (size_t)r, 0};
+		while (ib.pos < ib.size && !err) {
+			ZSTD_outBuffer ob = {out, outcap, 0};
+			last = ZSTD_decompressStream(z, &ob, &ib);
+			if (ZSTD_isError(last)) {
+				err = EBADMSG;
+				*what = "read source: not a zstd frame";
+			}
+			tend_sha256_update(h, out, ob.pos);
+			tend_tail_add(tail, out, ob.pos);
+			res->size += (long long)ob.pos;
+		}
+	}
+	if (!err && last != 0) {
+		err = EBADMSG;
+		*what = "read source: the zstd frame is cut short";
+	}
+	if (h)
+		tend_sha256_hex(h, res->hex);
+	if (started)
+		err = finish_loose(st, &o, tmp, err, res);
+	tend_sha256_free(h);
+	ZSTD_freeDCtx(z);
+	free(out);
 	return err;
 }
 
@@ -510,13 +586,18 @@ typedef struct {
 	tend_sha256 *h;
 	char *out;
 	size_t outcap, last;
-	tend_emit sink;
-	void *ctx;
+	tend_emit sink, frame; /* the plain bytes go to sink; the frame, as it is, to frame */
+	void *ctx, *frame_ctx;
 } inflating;
 
 static int inflate(void *ctx, const char *p, size_t n)
 {
 	inflating *f = ctx;
+	if (f->frame && f->frame(f->frame_ctx, p, n) != 0) {
+		if (!errno)
+			errno = EIO;
+		return -1;
+	}
 	ZSTD_inBuffer ib = {p, n, 0};
 	while (ib.pos < ib.size) {
 		ZSTD_outBuffer ob = {f->out, f->outcap, 0};
@@ -535,7 +616,7 @@ static int inflate(void *ctx, const char *p, size_t n)
 	return 0;
 }
 
-int tend_store_read(tend_store *st, const char *hex, tend_emit sink, void *ctx)
+static int read_object(tend_store *st, const char *hex, tend_emit sink, void *ctx, tend_emit frame, void *frame_ctx)
 {
 	char path[PATH_MAX];
 	long long off, len;
@@ -548,7 +629,7 @@ int tend_store_read(tend_store *st, const char *hex, tend_emit sink, void *ctx)
 		close(fd);
 		return errno;
 	}
-	inflating f = {ZSTD_createDCtx(), tend_sha256_new(), NULL, ZSTD_DStreamOutSize(), 1, sink, ctx};
+	inflating f = {ZSTD_createDCtx(), tend_sha256_new(), NULL, ZSTD_DStreamOutSize(), 1, sink, frame, ctx, frame_ctx};
 	f.out = malloc(f.outcap);
 	char *in = malloc(CHUNK);
 	tend_seal *seal = NULL;
@@ -594,6 +675,11 @@ int tend_store_read(tend_store *st, const char *hex, tend_emit sink, void *ctx)
 	tend_sha256_free(f.h);
 	close(fd);
 	return err;
+}
+
+int tend_store_read(tend_store *st, const char *hex, tend_emit sink, void *ctx)
+{
+	return read_object(st, hex, sink, ctx, NULL, NULL);
 }
 
 static int fail_read(lua_State *L, int err, const char *hex)
@@ -683,6 +769,25 @@ static int l_write_to(lua_State *L)
 	tend_writer w;
 	tend_check_writer(L, 3, &w);
 	int err = tend_store_read(st, hex, sink_writer, &w);
+	if (err == EPIPE)
+		return tend_fail(L, "stream", "store: object %.12s: %s", hex, w.error(w.ctx));
+	if (err)
+		return fail_read(L, err, hex);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* st:write_frame_to(hex, stream) -> true | nil, msg, code.  The object's zstd frame, as
+ * stored (opened first if sealed), into a stream, for `zstd -dc` at the other end:
+ * fewer bytes cross the wire. Still verified here, so a damaged object fails the call
+ * (after its bytes went out: the receiving end must be undone by the caller). */
+static int l_write_frame_to(lua_State *L)
+{
+	tend_store *st = check_store(L);
+	const char *hex = check_hex(L, 2);
+	tend_writer w;
+	tend_check_writer(L, 3, &w);
+	int err = read_object(st, hex, sink_none, NULL, sink_writer, &w);
 	if (err == EPIPE)
 		return tend_fail(L, "stream", "store: object %.12s: %s", hex, w.error(w.ctx));
 	if (err)
@@ -875,7 +980,7 @@ int tend_open_store(lua_State *L)
 		return luaL_error(L, "store: libsodium failed to start");
 	static const luaL_Reg methods[] = {
 		{"put_file", l_put_file}, {"put_string", l_put_string}, {"put_stream", l_put_stream},
-		{"has", l_has}, {"write_to", l_write_to},
+		{"has", l_has}, {"write_to", l_write_to}, {"write_frame_to", l_write_frame_to},
 		{"get_file", l_get_file}, {"get_string", l_get_string}, {"verify", l_verify},
 		{"sync", l_sync}, {"encrypt", l_encrypt}, {"written", l_written}, {"locate", l_locate}, {"sealed", l_sealed}, {"list", l_list}, {"remove", l_remove},
 		{"prune", l_prune}, {"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}};

@@ -76,6 +76,9 @@ void tend_tail_add(tend_tail *t, const char *p, size_t k);
 int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_result *res,
                    const char **what);
 
+int tend_store_put_frame(tend_store *st, tend_store_source src, void *ctx, tend_store_result *res,
+                         tend_tail *tail, const char **what);
+
 /* An emit callback takes bytes on: 0, or -1 with errno set. */
 typedef int (*tend_emit)(void *ctx, const char *p, size_t n);
 

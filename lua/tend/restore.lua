@@ -48,8 +48,14 @@ local function build(t, st, manifest, dir, progress)
   return files
 end
 
--- run_sql(t, s, sql): through the host's client, password in a 0600 option file.
-local function client_run(t, s, argv_tail, feed)
+-- On the host: zstd -dc | "$@", exiting with the first failure of the two.
+local UNZSTD = 'exec 4>&1; z=$( { { zstd -dcq 3>&- 4>&-; echo $? >&3; } | "$@" 3>&- >&4 4>&-; } 3>&1 ); c=$?; '
+  .. '[ "$c" -ne 0 ] && exit "$c"; exit "${z:-1}"'
+
+-- client_run(t, s, argv_tail, feed [, unzstd]) -> stdout | nil, msg, code: the host's
+-- client, password in a 0600 option file; feed(stream) writes its input, through the
+-- host's zstd -dc when unzstd.
+local function client_run(t, s, argv_tail, feed, unzstd)
   local client = t:which({ "mariadb", "mysql" })
   if not client then return nil, ("no mariadb or mysql client on %s"):format(tostring(t)), "enoent" end
   return t:with_temp(function(optfile)
@@ -58,6 +64,7 @@ local function client_run(t, s, argv_tail, feed)
     local argv = { client, "--defaults-extra-file=" .. optfile, "--batch", "--skip-column-names" }
     for _, a in ipairs(argv_tail) do argv[#argv + 1] = a end
     argv[#argv + 1] = s.name
+    if unzstd then argv = { "sh", "-c", UNZSTD, "sh", table.unpack(argv) } end
     local stream
     stream, msg, code = t:open(argv, { stdin_pipe = true })
     if not stream then return nil, msg, code end
@@ -97,17 +104,20 @@ function M.load_db(t, st, s, object, ctx)
   if not tables then return nil, msg, code end
   local drops = { "SET FOREIGN_KEY_CHECKS = 0;" }
   for name in tables:gmatch("([^\n]+)") do drops[#drops + 1] = ("DROP TABLE `%s`;"):format(name:gsub("`", "``")) end
-  local ok
-  ok, msg, code = client_run(t, s, {}, function(stream)
-    local w, wmsg, wcode = stream:write(table.concat(drops, "\n") .. "\n")
+  drops = table.concat(drops, "\n") .. "\n"
+  if t:which({ "zstd" }) then -- the dump crosses compressed, as stored
+    local ok
+    ok, msg, code = client_run(t, s, {}, function(stream) return stream:write(drops) end)
+    if not ok then return nil, msg, code end
+    if ctx then pause(ctx, "restore.db-emptied") end
+    return client_run(t, s, {}, function(stream) return st:write_frame_to(object, stream) end, true)
+  end
+  return client_run(t, s, {}, function(stream)
+    local w, wmsg, wcode = stream:write(drops)
     if not w then return nil, wmsg, wcode end
     if ctx then pause(ctx, "restore.db-emptied") end
-    w, wmsg, wcode = st:write_to(object, stream)
-    if not w then return nil, wmsg, wcode end
-    return true
+    return st:write_to(object, stream)
   end)
-  if not ok then return nil, msg, code end
-  return true
 end
 
 -- recover(ctx, target [, in_process [, half]]): roll back a restore of target that was
@@ -148,26 +158,38 @@ end
 
 local function message(err) return errors.is(err) and err.msg or tostring(err) end
 
--- restore_db(ctx, target, settings, snap, say) -> summary part: the safety dump into the
--- store, then the snapshot's dump loaded. The "db" journal stays for the caller to clear.
-local function restore_db(ctx, target, settings, snap, say)
+-- safety_dump(ctx, target, settings, snap, say) -> object | nil: the database as it is
+-- now, into the store, and the "db" journal that names it (kept for the caller to clear).
+local function safety_dump(ctx, target, settings, snap, say)
   local t, st = target:transport(), snapshot.store(ctx)
   local safety
   -- An absent SQLite file has nothing to protect; any other database gets a safety dump.
   if settings.driver ~= "sqlite" or t:stat(settings.path) then
     say("safety dump of %s", db.describe(settings))
-    safety = errors.check(backup.dump_db(t, settings, st))
+    safety = errors.check(backup.dump_db(t, settings, st)).object
     errors.check(st:sync()) -- a later run must find it, even after a kill
   end
-  journal_write(ctx, target, "db", { started_at = os.time(), snapshot = snap.id, safety = safety and safety.object })
+  journal_write(ctx, target, "db", { started_at = os.time(), snapshot = snap.id, safety = safety })
+  return safety
+end
+
+-- load_snapshot_db(ctx, target, settings, snap, say): the snapshot's dump loaded; on
+-- failure the database goes back to its safety dump, and this raises.
+local function load_snapshot_db(ctx, target, settings, snap, say)
   say("loading the snapshot's database")
-  local ok, msg = M.load_db(t, st, settings, snap.db_object, ctx)
+  local ok, msg = M.load_db(target:transport(), snapshot.store(ctx), settings, snap.db_object, ctx)
   if not ok then
     local rok, rerr = pcall(M.recover, ctx, target, true, "db")
     if not rok then errors.fail("%s; and rolling back failed: %s", msg, message(rerr)) end
     errors.fail("%s", msg)
   end
-  return { safety_object = safety and safety.object, db_bytes = snap.db_bytes }
+end
+
+-- restore_db(...) -> summary part: both steps, for --db-only and for the helper.
+local function restore_db(ctx, target, settings, snap, say)
+  local safety = safety_dump(ctx, target, settings, snap, say)
+  load_snapshot_db(ctx, target, settings, snap, say)
+  return { safety_object = safety, db_bytes = snap.db_bytes }
 end
 
 -- The database half of a restore that has both halves runs in a helper process (its own
@@ -230,7 +252,9 @@ function M.run(ctx, inst, snap, opts)
   local bad = snapshot.through_link(manifest)
   if bad then errors.fail("snapshot %d: unsafe path %s (it lies under a symlink); nothing restored", snap.id, bad) end
 
-  local helper = settings and start_helper(ctx, inst, snap, target)
+  -- A SQLite file may live in the web root: it is loaded after the swap, into the new tree.
+  local sqlite = settings and settings.driver == "sqlite"
+  local helper = settings and not sqlite and start_helper(ctx, inst, snap, target)
   -- fail(msg): stop the helper, put back whatever was changed, and raise.
   local function fail(msg)
     say("restore failed; putting the instance back")
@@ -240,6 +264,7 @@ function M.run(ctx, inst, snap, opts)
     errors.fail("%s (the instance is as it was)", msg)
   end
 
+  if sqlite then summary.safety_object = safety_dump(ctx, target, settings, snap, say) end
   journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging })
   say("building %d entries in %s", #manifest, staging)
   local update, finish = require("tend.progress").new(ctx, target.name, snap.files, snap.bytes)
@@ -255,7 +280,7 @@ function M.run(ctx, inst, snap, opts)
     helper = nil
     if not part then fail(herr) end
     summary.safety_object, summary.db_bytes = part.safety_object, part.db_bytes
-  elseif settings then -- no helper could start: the database half here
+  elseif settings and not sqlite then -- no helper could start: the database half here
     local ok, part = pcall(restore_db, ctx, target, settings, snap, say)
     if not ok then fail(message(part)) end
     for k, v in pairs(part) do summary[k] = v end
@@ -267,6 +292,11 @@ function M.run(ctx, inst, snap, opts)
     errors.check(t:rename(staging, target.path))
   end)
   if not ok then fail(message(err)) end
+  if sqlite then
+    local lok, lerr = pcall(load_snapshot_db, ctx, target, settings, snap, say)
+    if not lok then fail(message(lerr)) end
+    summary.db_bytes = snap.db_bytes
+  end
   pause(ctx, "restore.swapped")
   journal_clear(ctx, target, "db")
   journal_clear(ctx, target, "files")

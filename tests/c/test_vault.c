@@ -24,7 +24,7 @@ static void test_wrong_key_and_tamper(void **state)
 	       "local box = k:seal('value', 'name')\n"
 	       "local r1, m1, c1 = other:open(box, 'name')\n"
 	       "local r2, m2, c2 = k:open(box, 'other-name')\n"
-	       "local flipped = (box:sub(1, 10) == 'AAAAAAAAAA' and 'B' or 'A') .. box:sub(2)\n"
+	       "local flipped = (box:sub(1, 1) == 'A' and 'B' or 'A') .. box:sub(2)\n"
 	       "local r3, m3, c3 = k:open(flipped, 'name')\n"
 	       "local r4, m4, c4 = k:open('!!', 'name')\n"
 	       "return table.concat({tostring(r1), c1, tostring(r2), c2, tostring(r3), c3, c4, m1}, ' ')",

@@ -82,9 +82,26 @@ end
 t.ok(stored("zstd -q -c " .. T .. "/dump.sql"), "store_stream: zstd in, plain bytes stored, its tail returned")
 t.ok(stored("gzip -c " .. T .. "/dump.sql"), "store_stream: gzip too")
 t.ok(stored("cat " .. T .. "/dump.sql"), "store_stream: and no compression at all")
+
+-- A zstd stream is kept as the host made it; it goes back out as that frame.
+os.execute("zstd -q -1 -c " .. T .. "/dump.sql > " .. T .. "/dump.zst")
+local c = assert(s:open("cat " .. T .. "/dump.zst"))
+local zhex = core.archive.store_stream(c, st)
+c:wait()
+local kind, path = st:locate(zhex)
+t.is(kind == "file" and core.fs.read(path), core.fs.read(T .. "/dump.zst"), "store_stream: the zstd frame is the object, byte for byte")
+local sink = assert(core.proc.open({ "sh", "-c", "zstd -dcq > " .. T .. "/back.sql" }, { stdin_pipe = true }))
+t.ok(st:write_frame_to(zhex, sink), "write_frame_to sends the frame")
+sink:send_eof()
+t.is(sink:wait() == 0 and core.fs.read(T .. "/back.sql"), text, "... which zstd -d turns back into the dump")
+local cutz = assert(s:open("head -c " .. #core.fs.read(T .. "/dump.zst") // 2 .. " " .. T .. "/dump.zst"))
+local r3, msg3, code3 = core.archive.store_stream(cutz, st)
+cutz:close()
+t.is(tostring(r3) .. " " .. tostring(code3), "nil archive", "a zstd stream cut short is refused")
+t.like(msg3, "cut short", "... saying so")
 t.done()
 LUA
-TAP_N=14 # the Lua part above printed tests 1..14
+TAP_N=19 # the Lua part above printed tests 1..19
 
 # The same through tend's transports: local and SSH streams give the same manifest.
 fresh_home
