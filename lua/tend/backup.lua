@@ -5,6 +5,7 @@ local core = require "tend.core"
 local errors = require "tend.errors"
 local snapshot = require "tend.snapshot"
 local db = require "tend.db"
+local cjson = require "cjson"
 
 local M = {}
 
@@ -206,6 +207,37 @@ function M.dump_db(t, s, st)
   end)
 end
 
+-- The database is dumped by a helper `tend helper dump-db NAME PID` (its own SSH
+-- connection, its own core) while the files are fetched here; it dies with us, and
+-- says {object, bytes, stored} as JSON.
+function M.dump_helper(ctx, inst, parent_pid)
+  core.proc.die_with_parent(parent_pid)
+  local st = snapshot.store(ctx)
+  local lock <close> = snapshot.lock_store(ctx, "shared")
+  local settings = errors.check(inst:db_settings(ctx:vault()))
+  local written = st:written()
+  local dbinfo = errors.check(M.dump_db(inst:transport(), settings, st))
+  errors.check(st:sync())
+  dbinfo.stored = st:written() - written
+  require("tend.pause")(ctx, "backup.db-dumped")
+  return dbinfo
+end
+
+local function start_dump_helper(ctx, inst)
+  return core.proc.spawn({ core.exe or "tend", "--home", ctx.home, "--json", "--quiet", "helper", "dump-db",
+    inst.name, tostring(core.proc.pid()) }, { env = { TEND_LUA_DIR = core.lua_dir or false } })
+end
+
+-- finish_dump_helper(helper) -> {object, bytes, stored} | nil, message
+local function finish_dump_helper(helper)
+  local r = helper:result()
+  local ok, info = pcall(cjson.decode, r.code == 0 and r.stdout or "")
+  if ok and type(info) == "table" and info.object then
+    return { object = info.object, bytes = math.tointeger(info.bytes), stored = math.tointeger(info.stored) }
+  end
+  return nil, r.stderr:match("^tend: ([^\n]+)") or ("the database dump ended with %s"):format(r.signal or ("exit " .. tostring(r.code)))
+end
+
 -- run(ctx, inst, opts) -> snapshot id, summary.  opts: rehash (hash every file again),
 -- progress(fmt, ...). Raises on failure; nothing is recorded then.
 function M.run(ctx, inst, opts)
@@ -217,6 +249,11 @@ function M.run(ctx, inst, opts)
   local lock <close> = snapshot.lock_store(ctx, "shared")
   local adapter, version = inst:detect()
   if not adapter then errors.fail("%s", version) end
+
+  local settings, why = inst:db_settings(ctx:vault())
+  if not settings and inst.app ~= "generic" then errors.fail("%s", why) end
+  local helper <close> = settings and start_dump_helper(ctx, inst) or nil -- stopped if we fail
+  if helper then say("dumping database %s (beside the files)", db.describe(settings)) end
 
   say("listing %s", inst.path)
   local exclude = M.exclusions(inst, opts.exclude)
@@ -237,9 +274,12 @@ function M.run(ctx, inst, opts)
       not opts.rehash and snapshot.files(catalog, prev) or {}, digest, say)
   end
 
-  local dbinfo, settings, why = nil, inst:db_settings(ctx:vault())
-  if not settings and inst.app ~= "generic" then errors.fail("%s", why) end
-  if settings then
+  local dbinfo, dbmsg
+  if helper then
+    say("waiting for the database dump")
+    dbinfo, dbmsg = finish_dump_helper(helper)
+    if not dbinfo then errors.fail("%s", dbmsg) end
+  elseif settings then -- no helper could start: the dump here
     say("dumping database %s", db.describe(settings))
     dbinfo = errors.check(M.dump_db(t, settings, st))
   end
@@ -249,7 +289,7 @@ function M.run(ctx, inst, opts)
     db_driver = settings and settings.driver, db_object = dbinfo and dbinfo.object,
     db_bytes = dbinfo and dbinfo.bytes, consistent = true, manifest_id = not manifest and prev.manifest_id or nil }
   errors.check(st:sync()) -- every object on disk before the snapshot that needs them
-  snap.stored_bytes = st:written() - written
+  snap.stored_bytes = st:written() - written + (dbinfo and dbinfo.stored or 0)
   local id = snapshot.record(catalog, snap, manifest, digest)
   snap.id = id
   return id, snap

@@ -454,6 +454,15 @@ commands.host = group("host", host_cmds, "usage: tend host list | check NAME | t
 commands.store = group("store", store_cmds, "usage: tend store verify | gc [--dry-run] | cat SHA256 | encrypt")
 commands.exec = commands_exec
 
+-- helper: work a tend process hands to a child of its own (not for people; not listed).
+--   helper dump-db NAME PARENT_PID   the instance's database into the store (backup)
+function commands.helper(ctx, argv)
+  if argv[1] ~= "dump-db" or not argv[2] or not tonumber(argv[3]) then
+    errors.usage("usage: tend helper dump-db NAME PARENT_PID (tend runs this itself)")
+  end
+  ctx:result(require("tend.backup").dump_helper(ctx, ctx:instance(argv[2]), tonumber(argv[3])))
+end
+
 function commands.recipes(ctx, argv)
   if #argv > 0 then errors.usage("usage: tend recipes") end
   local list = recipe.all()

@@ -63,7 +63,6 @@ echo tampered >> "$WP_PATH/index.php"; rm "$WP_PATH/wp-links-opml.php"
 "$TEND" restore wp 1 >/dev/null 2>&1; rc=$?
 is "$rc" 0 "restore from the encrypted store exits 0"
 is "$(sums)" "$s0" "every file is byte-identical to the snapshot"
-like "$(curl -fsS "$WP_URL/")" "$(re_escape "$WP_POST_TITLE")" "the site serves its post"
 
 # Damage in a sealed object is found.
 some=$(q "SELECT sha256 FROM snapshot_files WHERE snapshot_id = 1 AND path = 'index.php'")
@@ -95,4 +94,5 @@ like "$("$TEND" --json store verify 2>&1)" '"unencrypted":[1-9][0-9]*' "verify c
 rm "$WP_PATH/added-later.txt"; echo tampered >> "$WP_PATH/index.php"
 "$TEND" restore wp 1 --files-only >/dev/null 2>&1; rc=$?
 is "$rc:$(sums)" "0:$s0" "a snapshot from before encryption restores byte-identical"
+rm -f "$WP_PATH/canary.bin" # the shared site as we found it
 done_testing

@@ -106,6 +106,19 @@ for point in restore.db-emptied restore.swapped; do
   wait_for "the old tree to go" 30 sh -c "! ls -a '$(dirname "$WP_PATH")' | grep -q '^\.tend-'"
   is "$(ls "$TEND_HOME/journal" | wc -l):$(ls -a "$(dirname "$WP_PATH")" | grep -c '^\.tend-')" "0:0" "$point: no journal, staging or old tree is left"
 done
+# 5. A backup killed while its helper dumps the database: the helper dies with it, and
+#    no snapshot is recorded.
+snaps=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots")
+TEND_PAUSE=backup.db-dumped "$TEND" --quiet backup wpk > "$T/out" 2>&1 &
+tend=$!
+wait_for "the dump helper to reach its pause" 60 test -e "$TEND_HOME/paused-backup.db-dumped"
+ok "the database is dumped by a helper process" pgrep -f -- 'helper dump-db [w]pk'
+kill -KILL "$tend"; wait "$tend" 2>/dev/null
+sleep 0.5
+ok "the helper died with the backup" sh -c "! pgrep -f -- 'helper dump-db [w]pk'"
+rm -f "$TEND_HOME/paused-backup.db-dumped"
+is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots")" "$snaps" "no snapshot is recorded"
+
 # Leave the shared WordPress as we found it.
 "$TEND" --quiet restore wpk 1 >/dev/null 2>&1 || "$TEND" --quiet restore wpk >/dev/null 2>&1
 snap_first=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT min(id) FROM snapshots WHERE instance_id = (SELECT id FROM instances WHERE name = 'wpk')")
