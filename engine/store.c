@@ -760,15 +760,16 @@ static int sink_writer(void *ctx, const char *p, size_t n)
 	return 0;
 }
 
-/* st:write_to(hex, stream) -> true | nil, msg, code.  The object's bytes into a stream
- * (an ssh channel, or proc.open with stdin_pipe), verified; no end-of-file is sent. */
-static int l_write_to(lua_State *L)
+/* The object's plain bytes (frame = 0), or its zstd frame as stored (frame = 1, opened
+ * first if sealed), into the stream at index 3; verified either way, no end-of-file. */
+static int write_stream(lua_State *L, int frame)
 {
 	tend_store *st = check_store(L);
 	const char *hex = check_hex(L, 2);
 	tend_writer w;
 	tend_check_writer(L, 3, &w);
-	int err = tend_store_read(st, hex, sink_writer, &w);
+	int err = frame ? read_object(st, hex, sink_none, NULL, sink_writer, &w)
+	                : read_object(st, hex, sink_writer, &w, NULL, NULL);
 	if (err == EPIPE)
 		return tend_fail(L, "stream", "store: object %.12s: %s", hex, w.error(w.ctx));
 	if (err)
@@ -777,24 +778,14 @@ static int l_write_to(lua_State *L)
 	return 1;
 }
 
-/* st:write_frame_to(hex, stream) -> true | nil, msg, code.  The object's zstd frame, as
- * stored (opened first if sealed), into a stream, for `zstd -dc` at the other end:
- * fewer bytes cross the wire. Still verified here, so a damaged object fails the call
- * (after its bytes went out: the receiving end must be undone by the caller). */
-static int l_write_frame_to(lua_State *L)
-{
-	tend_store *st = check_store(L);
-	const char *hex = check_hex(L, 2);
-	tend_writer w;
-	tend_check_writer(L, 3, &w);
-	int err = read_object(st, hex, sink_none, NULL, sink_writer, &w);
-	if (err == EPIPE)
-		return tend_fail(L, "stream", "store: object %.12s: %s", hex, w.error(w.ctx));
-	if (err)
-		return fail_read(L, err, hex);
-	lua_pushboolean(L, 1);
-	return 1;
-}
+/* st:write_to(hex, stream) -> true | nil, msg, code.  The object's bytes into a stream
+ * (an ssh channel, or proc.open with stdin_pipe). */
+static int l_write_to(lua_State *L) { return write_stream(L, 0); }
+
+/* st:write_frame_to(hex, stream) -> true | nil, msg, code.  The object's zstd frame, for
+ * `zstd -dc` at the other end: fewer bytes cross the wire. A damaged object fails the
+ * call after its bytes went out: the receiving end must be undone by the caller. */
+static int l_write_frame_to(lua_State *L) { return write_stream(L, 1); }
 
 /* st:sync() -> true | nil, msg, code: everything written to the store is on disk, and
  * the objects packed since the last sync are in the index (in that order: an index row
