@@ -1,6 +1,7 @@
 /* hash.c: SHA-256 through OpenSSL's EVP (it uses the CPU's SHA instructions).
  *   hash.sha256(data) -> hex     hash.file(path) -> hex, size | nil, msg, code
  *   h = hash.new(); h:update(data); h:hex()
+ *   hash.tree(root [, {cache=, jobs=}]) (hash_tree.c)
  * tend_sha256_* are shared with store.c, which hashes while it compresses.
  */
 #include <errno.h>
@@ -50,33 +51,42 @@ static int l_sha256(lua_State *L)
 	return 1;
 }
 
-/* file(path) -> hex, size | nil, msg, code */
-static int l_file(lua_State *L)
+/* The SHA-256 of a file's bytes (opened relative to dirfd: AT_FDCWD or a tree's root;
+ * a symlink only when follow), and its size. 0, or an errno value. buf: 1 << 17 bytes. */
+int tend_sha256_file(int dirfd, const char *path, int follow, char *buf, char hex[65], long long *size)
 {
-	const char *path = luaL_checkstring(L, 1);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
 	if (fd < 0)
-		return tend_fail_errno(L, errno, "%s", path);
+		return errno;
 	tend_sha256 *h = tend_sha256_new();
-	char *buf = malloc(1 << 17);
-	lua_Integer size = 0;
 	ssize_t r = 0;
-	while (buf && (r = read(fd, buf, 1 << 17)) != 0) {
+	*size = 0;
+	while (h && (r = read(fd, buf, 1 << 17)) != 0) {
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			break;
 		tend_sha256_update(h, buf, (size_t)r);
-		size += r;
+		*size += r;
 	}
-	int err = r < 0 ? errno : 0;
-	free(buf);
+	int err = !h ? ENOMEM : r < 0 ? errno : 0;
 	close(fd);
-	char hex[65];
-	tend_sha256_hex(h, hex);
+	if (h)
+		tend_sha256_hex(h, hex);
 	tend_sha256_free(h);
+	return err;
+}
+
+/* file(path) -> hex, size | nil, msg, code */
+static int l_file(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	char *buf = malloc(1 << 17), hex[65];
+	long long size = 0;
+	int err = buf ? tend_sha256_file(AT_FDCWD, path, 1, buf, hex, &size) : ENOMEM;
+	free(buf);
 	if (err)
-		return tend_fail_errno(L, err, "read %s", path);
+		return tend_fail_errno(L, err, "%s", path);
 	lua_pushstring(L, hex);
 	lua_pushinteger(L, size);
 	return 2;
@@ -142,7 +152,7 @@ int tend_open_hash(lua_State *L)
 	static const luaL_Reg methods[] = {
 		{"update", h_update}, {"hex", h_hex}, {"__gc", h_gc}, {"__close", h_gc}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {
-		{"sha256", l_sha256}, {"file", l_file}, {"new", l_new}, {NULL, NULL}};
+		{"sha256", l_sha256}, {"file", l_file}, {"new", l_new}, {"tree", tend_hash_tree}, {NULL, NULL}};
 	tend_new_class(L, HASHER_CLASS, methods);
 	luaL_newlib(L, funcs);
 	return 1;

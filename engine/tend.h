@@ -51,6 +51,8 @@ tend_sha256 *tend_sha256_new(void);
 void tend_sha256_update(tend_sha256 *h, const void *p, size_t n);
 void tend_sha256_hex(tend_sha256 *h, char hex[65]);
 void tend_sha256_free(tend_sha256 *h);
+int tend_sha256_file(int dirfd, const char *path, int follow, char *buf, char hex[65], long long *size);
+int tend_hash_tree(lua_State *L); /* hash_tree.c: core.hash.tree */
 
 /* Failure of the outside world: push nil, "what: why", code; return 3 (style habit 3). */
 int tend_fail(lua_State *L, const char *code, const char *fmt, ...)
