@@ -155,6 +155,33 @@ function M.collect(ctx, inst, t, st, listing, before, digest, say)
   return manifest, files, bytes, sent, digest
 end
 
+-- collect_all(ctx, inst, t, st, exclude) -> manifest, files, bytes, sent: the whole tree
+-- in one tar stream, for a host whose find cannot list it (no -printf: BSD, busybox).
+-- Every file crosses; the store still keeps each once.
+function M.collect_all(ctx, inst, t, st, exclude)
+  local argv = { "tar", "-cf", "-" }
+  for _, q in ipairs(exclude) do argv[#argv + 1] = "--exclude=" .. q end
+  argv[#argv + 1] = "."
+  local stream = errors.check(t:open(argv, { cwd = inst.path }))
+  local entries, msg, code = core.archive.store_tar(stream, st)
+  local status = stream:wait()
+  errors.check(entries, msg, code)
+  if status ~= 0 then
+    errors.fail("tar on the host failed: %s", stream:stderr():match("[^\n]+") or ("exit " .. status))
+  end
+  local manifest, sent = {}, 0
+  for _, e in ipairs(entries) do
+    if e.path ~= "." then
+      local file = e.type == "file"
+      manifest[#manifest + 1] = { path = e.path, type = e.type, mode = e.mode, size = file and e.size or 0,
+        mtime = e.mtime, sha256 = e.sha256, link = e.link }
+      if file then sent = sent + e.size end
+    end
+  end
+  local files, bytes = snapshot.tally(manifest)
+  return manifest, files, bytes, sent
+end
+
 -- squeezed(t, argv) -> argv that runs argv on the host with its output compressed by
 -- the host's zstd (or gzip) when it has one, keeping argv's exit status: fewer bytes
 -- cross the wire, and archive.store_stream stores them decompressed.
@@ -257,16 +284,20 @@ function M.run(ctx, inst, opts)
 
   say("listing %s", inst.path)
   local exclude = M.exclusions(inst, opts.exclude)
-  local raw = errors.check(M.listing(t, inst.path, exclude))
+  local raw, lmsg, lcode = M.listing(t, inst.path, exclude)
+  if not raw and not lmsg:find("printf", 1, true) then errors.check(raw, lmsg, lcode) end
   -- The same listing (paths, types, modes, sizes, mtimes) under the same exclusions is
   -- the same tree: the previous manifest serves again, and not a byte is read.
-  local digest = core.hash.sha256(table.concat(exclude, "\0") .. "\0\0" .. raw)
+  local digest = raw and core.hash.sha256(table.concat(exclude, "\0") .. "\0\0" .. raw)
   local prev = snapshot.latest(catalog, inst)
   local prev_listing = prev and prev.manifest_id
     and catalog:first("SELECT listing FROM manifests WHERE id = ?", prev.manifest_id).listing
   local written = st:written()
   local manifest, sent, files, bytes = nil, 0, 0, 0
-  if prev_listing == digest and not opts.rehash then
+  if not raw then
+    say("%s: the host's find cannot list the tree; reading all of it", lmsg)
+    manifest, files, bytes, sent = M.collect_all(ctx, inst, t, st, exclude)
+  elseif prev_listing == digest and not opts.rehash then
     say("no file changed since snapshot %d", prev.id)
     files, bytes = prev.files, prev.bytes
   else

@@ -98,4 +98,22 @@ is "$(paths "path = 'wp-content/themes'")" 1 "--exclude '' clears the list"
 err=$("$TEND" backup wp --exclude '../etc' 2>&1); rc=$?
 like "$rc:$err" "^2:tend: .*bad exclude pattern" "a pattern that climbs out of the web root is refused"
 
+# A host whose find has no -printf (BSD, busybox): the whole tree comes through tar, and
+# the manifest is the same as the listing's.
+mkdir -p "$(harness_tmp)/bsdfind"
+cat > "$(harness_tmp)/bsdfind/find" <<'SH'
+#!/bin/sh
+for a in "$@"; do [ "$a" = -printf ] && { echo "find: -printf: unknown primary or operator" >&2; exit 1; }; done
+exec /usr/bin/find "$@"
+SH
+chmod +x "$(harness_tmp)/bsdfind/find"
+"$TEND" instance add here --app wordpress --path "$WP_PATH" >/dev/null 2>&1
+"$TEND" --quiet backup here >/dev/null 2>&1
+listed=$(last)
+out=$(PATH="$(harness_tmp)/bsdfind:$PATH" "$TEND" backup here 2>&1); rc=$?
+like "$rc:$out" "^0:.*unknown primary or operator: the host's find cannot list the tree; reading all of it" \
+  "without find -printf, a backup reads the whole tree instead, and says so"
+rows() { sqlite3 "$TEND_HOME/catalog.db" "SELECT path, type, mode, size, sha256, link FROM snapshot_files WHERE snapshot_id = $1 ORDER BY path" | sha256sum; }
+is "$(rows "$(last)")" "$(rows "$listed")" "... with the same manifest (path, type, mode, size, sha256, link)"
+
 done_testing
