@@ -167,6 +167,17 @@ static sqlite3 *cache_open(const char *path)
 	return db;
 }
 
+/* Bind a file's key (path, size, inode, mtime, ctime) to q's first five parameters,
+ * in the order of the hashes table. */
+static void bind_key(sqlite3_stmt *q, const tree_entry *e)
+{
+	sqlite3_bind_text(q, 1, e->path, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, e->size);
+	sqlite3_bind_int64(q, 3, e->ino);
+	sqlite3_bind_int64(q, 4, e->mtime_ns);
+	sqlite3_bind_int64(q, 5, e->ctime_ns);
+}
+
 /* Mark each file to hash, or fill its hash from the cache. */
 static void cache_look(tree *t, sqlite3 *db)
 {
@@ -181,11 +192,7 @@ static void cache_look(tree *t, sqlite3 *db)
 		e->need = 1;
 		if (!q)
 			continue;
-		sqlite3_bind_text(q, 1, e->path, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 2, e->size);
-		sqlite3_bind_int64(q, 3, e->ino);
-		sqlite3_bind_int64(q, 4, e->mtime_ns);
-		sqlite3_bind_int64(q, 5, e->ctime_ns);
+		bind_key(q, e);
 		if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_bytes(q, 0) == 64) {
 			memcpy(e->hex, sqlite3_column_text(q, 0), 65);
 			e->need = 0;
@@ -205,11 +212,7 @@ static int cache_store(tree *t, sqlite3 *db, long long since_ns)
 		tree_entry *e = &t->e[i];
 		if (e->type != 'f' || e->err || e->mtime_ns >= since_ns || e->ctime_ns >= since_ns)
 			continue;
-		sqlite3_bind_text(q, 1, e->path, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 2, e->size);
-		sqlite3_bind_int64(q, 3, e->ino);
-		sqlite3_bind_int64(q, 4, e->mtime_ns);
-		sqlite3_bind_int64(q, 5, e->ctime_ns);
+		bind_key(q, e);
 		sqlite3_bind_text(q, 6, e->hex, 64, SQLITE_STATIC);
 		ok = sqlite3_step(q) == SQLITE_DONE;
 		sqlite3_reset(q);
