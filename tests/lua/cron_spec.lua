@@ -1,0 +1,52 @@
+-- cron: parsing (errors name the field) and the next run time.
+local cron = require "tend.cron"
+
+local function at(y, mo, d, h, mi) return os.time({ year = y, month = mo, day = d, hour = h, min = mi, sec = 0 }) end
+local function next_of(expr, after)
+  local s = assert(cron.parse(expr))
+  return os.date("%Y-%m-%d %H:%M %a", cron.next(s, after))
+end
+
+describe("cron.parse", function()
+  it("names the bad field", function()
+    local s, msg = cron.parse("61 * * * *")
+    assert.is_nil(s)
+    assert.matches('"61 %* %* %* %*": minute: 61 is out of range 0%-59', msg)
+    assert.matches("hour: 24 is out of range", select(2, cron.parse("0 24 * * *")))
+    assert.matches("day of month: 0 is out of range 1%-31", select(2, cron.parse("0 0 0 * *")))
+    assert.matches("month: \"foo\" is not a number", select(2, cron.parse("0 0 1 foo *")))
+    assert.matches("day of week: 8 is out of range 0%-7", select(2, cron.parse("0 0 * * 8")))
+    assert.matches("needs 5 fields", select(2, cron.parse("* * *")))
+    assert.matches("range 5%-1 goes backwards", select(2, cron.parse("5-1 * * * *")))
+    assert.matches("unknown shortcut", select(2, cron.parse("@sometimes")))
+    assert.matches("minute: \"\" is not valid", select(2, cron.parse("1,,2 * * * *")))
+  end)
+  it("reads lists, ranges, steps, names and shortcuts", function()
+    local s = assert(cron.parse("*/15 9-17/4 * jan-mar mon,fri"))
+    assert.are.same({ [0] = true, [15] = true, [30] = true, [45] = true }, s.minute)
+    assert.are.same({ [9] = true, [13] = true, [17] = true }, s.hour)
+    assert.are.same({ [1] = true, [2] = true, [3] = true }, s.month)
+    assert.are.same({ [1] = true, [5] = true }, s.dow)
+    assert.truthy(cron.parse("@daily"))
+    assert.truthy(cron.parse("0 0 * * 7").dow[0], "7 is Sunday too")
+  end)
+end)
+
+describe("cron.next", function()
+  local fri = at(2026, 11, 20, 12, 0) -- a Friday, noon
+  it("finds the next minute, hour and day", function()
+    assert.are.equal("2026-11-20 12:01 Fri", next_of("* * * * *", fri))
+    assert.are.equal("2026-11-20 12:30 Fri", next_of("30 * * * *", fri))
+    assert.are.equal("2026-11-21 00:00 Sat", next_of("@daily", fri))
+    assert.are.equal("2026-11-23 03:15 Mon", next_of("15 3 * * mon", fri))
+    assert.are.equal("2026-12-01 00:00 Tue", next_of("@monthly", fri))
+    assert.are.equal("2027-01-01 00:00 Fri", next_of("@yearly", fri))
+  end)
+  it("follows cron when both day fields are set: either matches", function()
+    -- the 1st of the month or any Sunday
+    assert.are.equal("2026-11-22 00:00 Sun", next_of("0 0 1 * sun", fri))
+  end)
+  it("gives nil for a date that never comes", function()
+    assert.is_nil(cron.next(assert(cron.parse("0 0 31 2 *")), fri))
+  end)
+end)
