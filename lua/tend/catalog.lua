@@ -111,6 +111,32 @@ local migrations = {
   END;
   ALTER TABLE instances ADD COLUMN exclude TEXT;
   ]],
+  [[
+  CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    cron TEXT NOT NULL,
+    argv TEXT NOT NULL,               -- JSON: the recipe and its arguments
+    mail_to TEXT,                     -- addresses, comma-separated
+    mail_on_success INTEGER NOT NULL DEFAULT 0,
+    webhook TEXT,
+    timeout INTEGER NOT NULL,         -- seconds
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job TEXT NOT NULL,                -- by name: the history outlives the job
+    instance TEXT,                    -- the instances the run was about, comma-separated
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('running', 'ok', 'failed')),
+    exit_code INTEGER,
+    error TEXT,                       -- the one-line cause
+    log TEXT,
+    alert TEXT                        -- what became of the alert: sent to ..., or why not
+  );
+  CREATE INDEX runs_by_job ON runs(job, id);
+  ]],
 }
 
 local Catalog = {}

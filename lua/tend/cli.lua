@@ -41,7 +41,13 @@ Store:
   store cat SHA256        an object's bytes on stdout
   store encrypt           encrypt new objects (key kept in the vault; back the vault key up)
 
-Alerts:
+Schedule and alerts:
+  schedule add JOB --cron "EXPR" [--mail-to ADDR ...] [--mail-on-success] [--timeout 6h] -- RECIPE ARGS ...
+  schedule list | rm JOB  the jobs: cron, last run, status, next run
+  schedule sync           write the jobs into your crontab (a managed block; other lines kept)
+  schedule run JOB        what cron calls: locks, preflight, the recipe, the record, the alert
+  log [JOB|NAME] [--failed] | log show RUN
+                          run history; one run's whole log
   mail config [--url smtp://HOST:PORT] [--from ADDR] [--user NAME] [--tls try|require|none]
                           where alert e-mails go out (password: tend secret set tend.mail.password)
   mail test ADDR          send a test message
@@ -463,6 +469,105 @@ function mail_cmds.test(ctx, argv)
   ctx:result({ sent = true, to = pos[1] }, "sent a test message to " .. pos[1])
 end
 
+local schedule_cmds = {}
+
+local SCHEDULE_ADD = "usage: tend schedule add JOB --cron \"EXPR\" [--mail-to ADDR ...] [--mail-on-success]\n"
+  .. "                         [--webhook URL] [--timeout 6h] -- RECIPE ARGS ..."
+
+function schedule_cmds.add(ctx, argv)
+  local opts, pos = getopts(argv, { cron = "value", ["mail-to"] = "list", ["mail-on-success"] = "bool",
+    webhook = "value", timeout = "value" }, "schedule add")
+  local name = table.remove(pos, 1)
+  if not name or not opts.cron then errors.usage("%s", SCHEDULE_ADD) end
+  if #pos == 0 then errors.usage("schedule add: say what to run after --, e.g. -- backup blog\n%s", SCHEDULE_ADD) end
+  if not require("tend.recipe").find(pos[1]) and not M.commands[pos[1]] then
+    errors.usage("schedule add: %s is neither a recipe nor a tend command (tend recipes)", pos[1])
+  end
+  local timeout
+  if opts.timeout then timeout = errors.check(duration.parse(opts.timeout)) end
+  if opts.webhook and not opts.webhook:match("^https?://") then errors.usage("schedule add: --webhook must be an http(s) URL") end
+  local schedule = require "tend.schedule"
+  schedule.add(ctx, { name = name, cron = opts.cron, argv = pos, mail_to = opts["mail-to"],
+    mail_on_success = opts["mail-on-success"], webhook = opts.webhook, timeout = timeout })
+  ctx:info("added job %s (%s); tend schedule sync puts it in the crontab", name, opts.cron)
+end
+
+local function when(t) return t and os.date("%Y-%m-%d %H:%M", t) or "-" end
+
+function schedule_cmds.list(ctx, argv)
+  local _, pos = getopts(argv, {}, "schedule list")
+  if #pos > 0 then errors.usage("usage: tend schedule list") end
+  local jobs = require("tend.schedule").list(ctx)
+  local rows = {}
+  for i, job in ipairs(jobs) do
+    rows[i] = { job = job.name, cron = job.cron, command = require("tend.shell").join(job.argv),
+      last_run = job.last and when(job.last.started_at) or "never", status = job.last and job.last.status or "-",
+      next_run = when(job.next_at), mail_to = job.mail_to }
+  end
+  ctx:result(rows, #rows == 0 and "no jobs yet (tend schedule add)"
+    or output.table_text(rows, { "job", "cron", "last_run", "status", "next_run", "command" }))
+end
+
+function schedule_cmds.rm(ctx, argv)
+  local _, pos = getopts(argv, {}, "schedule rm")
+  if #pos ~= 1 then errors.usage("usage: tend schedule rm JOB") end
+  require("tend.schedule").rm(ctx, pos[1])
+  ctx:info("removed job %s; tend schedule sync takes it out of the crontab", pos[1])
+end
+
+function schedule_cmds.sync(ctx, argv)
+  local _, pos = getopts(argv, {}, "schedule sync")
+  if #pos > 0 then errors.usage("usage: tend schedule sync") end
+  local changed = require("tend.schedule").sync(ctx)
+  ctx:result({ changed = changed }, changed and "crontab updated" or "crontab already up to date")
+end
+
+function schedule_cmds.run(ctx, argv)
+  local _, pos = getopts(argv, {}, "schedule run")
+  if #pos ~= 1 then errors.usage("usage: tend schedule run JOB") end
+  local code, run = require("tend.schedule").run(ctx, pos[1])
+  ctx:result({ run = run.id, status = run.status, error = run.error, alert = run.alert })
+  return code
+end
+
+-- log [JOB|NAME] [--failed] | log show RUN
+local function commands_log(ctx, argv)
+  local catalog = ctx:catalog()
+  if argv[1] == "show" then
+    local id = tonumber(argv[2])
+    if not id or argv[3] then errors.usage("usage: tend log show RUN") end
+    local r = catalog:first("SELECT * FROM runs WHERE id = ?", id)
+    if not r then errors.usage("no run %d (tend log)", id) end
+    local lines = {
+      ("run %d of job %s%s: %s%s"):format(r.id, r.job, r.instance ~= "" and (" (" .. r.instance .. ")") or "", r.status,
+        r.exit_code and (" (exit " .. r.exit_code .. ")") or ""),
+      ("started %s, took %ss"):format(when(r.started_at), r.finished_at and (r.finished_at - r.started_at) or "?") }
+    if r.error then lines[#lines + 1] = "error: " .. r.error end
+    if r.alert then lines[#lines + 1] = "alert: " .. r.alert end
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = r.log or ""
+    ctx:result(r, table.concat(lines, "\n"))
+    return
+  end
+  local opts, pos = getopts(argv, { failed = "bool" }, "log")
+  if #pos > 1 then errors.usage("usage: tend log [JOB|INSTANCE] [--failed] | log show RUN") end
+  local where, args = {}, {}
+  if pos[1] then
+    where[#where + 1] = "(job = ? OR ',' || instance || ',' LIKE '%,' || ? || ',%')"
+    args[#args + 1], args[#args + 2] = pos[1], pos[1]
+  end
+  if opts.failed then where[#where + 1] = "status = 'failed'" end
+  local sql = "SELECT id, job, instance, started_at, finished_at, status, error FROM runs"
+    .. (#where > 0 and (" WHERE " .. table.concat(where, " AND ")) or "") .. " ORDER BY id DESC LIMIT 50"
+  local rows = catalog:query(sql, table.unpack(args))
+  local text = {}
+  for i, r in ipairs(rows) do
+    text[i] = { run = r.id, job = r.job, instance = r.instance ~= "" and r.instance or "-", started = when(r.started_at),
+      status = r.status, error = r.error or "" }
+  end
+  ctx:result(rows, #rows == 0 and "no runs yet" or output.table_text(text, { "run", "job", "instance", "started", "status", "error" }))
+end
+
 local function group(name, cmds, usage)
   return function(ctx, argv)
     local sub = argv[1]
@@ -495,12 +600,15 @@ local function run_recipe(ctx, r, argv)
 end
 
 local commands = {}
+M.commands = commands -- schedule add checks a command's name against these
 
 commands.instance = group("instance", instance_cmds,
   "usage: tend instance add|list|show|edit|rm|link ... (tend --help)")
 commands.secret = group("secret", secret_cmds, "usage: tend secret set KEY | list | rm KEY")
 commands.host = group("host", host_cmds, "usage: tend host list | check NAME | trust NAME")
 commands.store = group("store", store_cmds, "usage: tend store verify | gc [--dry-run] | cat SHA256 | encrypt")
+commands.schedule = group("schedule", schedule_cmds, "usage: tend schedule add JOB --cron EXPR -- RECIPE ARGS | list | rm JOB | sync | run JOB")
+commands.log = commands_log
 commands.mail = group("mail", mail_cmds, "usage: tend mail config [--url URL] [--from ADDR] [--user NAME] [--tls MODE] | test ADDR")
 commands.exec = commands_exec
 

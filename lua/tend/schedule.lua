@@ -1,0 +1,260 @@
+-- schedule: jobs kept in the catalog, written into the user's crontab as one managed
+-- block (`sync`), and run by cron through `tend schedule run JOB`. A run takes a lock per
+-- job and per instance, checks what it needs first (disk, SSH, database), runs the
+-- recipe as a child `tend` under a time limit, records itself (status, error, log), and
+-- mails an alert when it fails.
+local core = require "tend.core"
+local errors = require "tend.errors"
+local cron = require "tend.cron"
+local lock = require "tend.lock"
+local shell = require "tend.shell"
+local notify = require "tend.notify"
+local instance = require "tend.instance"
+local cjson = require "cjson"
+
+local M = {}
+
+M.BEGIN = "# BEGIN tend: jobs of `tend schedule` (written by `tend schedule sync`; change them there)"
+M.END = "# END tend"
+M.DEFAULT_TIMEOUT = 6 * 3600
+local TAIL_LINES = 40
+
+local function check_name(name)
+  if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 100 then
+    errors.usage("bad job name %q: use letters, digits and . _ -", tostring(name))
+  end
+end
+
+local function decode(row)
+  row.argv = cjson.decode(row.argv)
+  row.mail_to = row.mail_to and row.mail_to ~= "" and row.mail_to or nil
+  row.mail_on_success = row.mail_on_success == 1
+  return row
+end
+
+function M.get(catalog, name)
+  local row = catalog:first("SELECT * FROM jobs WHERE name = ?", name)
+  return row and decode(row)
+end
+
+function M.must_get(catalog, name)
+  local job = M.get(catalog, name)
+  if not job then errors.usage("no job named %s (tend schedule list)", name) end
+  return job
+end
+
+-- add(ctx, job): job = {name, cron, argv, mail_to = {addr...}, mail_on_success, webhook, timeout}
+function M.add(ctx, job)
+  check_name(job.name)
+  local ok, why = cron.parse(job.cron)
+  if not ok then errors.usage("%s", why) end
+  if #job.argv == 0 then errors.usage("schedule add: say what to run after --, e.g. -- backup blog") end
+  for _, a in ipairs(job.mail_to or {}) do notify.check_address(a) end
+  local catalog = ctx:catalog()
+  if M.get(catalog, job.name) then errors.usage("a job named %s exists (tend schedule rm %s first)", job.name, job.name) end
+  catalog:run("INSERT INTO jobs(name, cron, argv, mail_to, mail_on_success, webhook, timeout, created_at) "
+    .. "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", job.name, job.cron, cjson.encode(job.argv),
+    table.concat(job.mail_to or {}, ","), job.mail_on_success and 1 or 0, job.webhook,
+    job.timeout or M.DEFAULT_TIMEOUT, os.time())
+end
+
+function M.rm(ctx, name)
+  local n = ctx:catalog():run("DELETE FROM jobs WHERE name = ?", name)
+  if n == 0 then errors.usage("no job named %s (tend schedule list)", name) end
+end
+
+-- list(ctx, now) -> jobs, each with last = {id, status, started_at, error} and next_at
+function M.list(ctx, now)
+  local catalog = ctx:catalog()
+  local jobs = catalog:query("SELECT * FROM jobs ORDER BY name")
+  for _, job in ipairs(jobs) do
+    decode(job)
+    job.last = catalog:first("SELECT id, status, started_at, finished_at, error FROM runs WHERE job = ? "
+      .. "ORDER BY id DESC LIMIT 1", job.name)
+    job.next_at = cron.next(assert(cron.parse(job.cron)), now or os.time())
+  end
+  return jobs
+end
+
+-- The crontab line of a job: cron's shell runs tend with this TEND_HOME. "%" is a line
+-- break to cron, so it is escaped.
+local function cron_line(ctx, job)
+  local argv = { core.exe or "tend", "--home", ctx.home, "schedule", "run", job.name }
+  local env = core.lua_dir and ("TEND_LUA_DIR=" .. shell.quote(core.lua_dir) .. " ") or ""
+  local text = cron.SHORTCUTS[job.cron:lower()] and job.cron:lower() or job.cron
+  return (text .. " " .. env .. shell.join(argv) .. " >/dev/null 2>&1"):gsub("%%", "\\%%")
+end
+
+-- merged(current, ctx) -> the crontab text with our block replaced by the jobs' lines
+-- (or removed, when there are none); every other line kept as it was.
+function M.merged(current, ctx)
+  local out, inside = {}, false
+  for line in (current .. (current:sub(-1) == "\n" and "" or "\n")):gmatch("([^\n]*)\n") do
+    if line == M.BEGIN then
+      inside = true
+    elseif inside and line == M.END then
+      inside = false
+    elseif not inside then
+      out[#out + 1] = line
+    end
+  end
+  while #out > 0 and out[#out] == "" do out[#out] = nil end
+  local jobs = ctx:catalog():query("SELECT * FROM jobs ORDER BY name")
+  if #jobs > 0 then
+    if #out > 0 then out[#out + 1] = "" end
+    out[#out + 1] = M.BEGIN
+    for _, job in ipairs(jobs) do out[#out + 1] = cron_line(ctx, decode(job)) end
+    out[#out + 1] = M.END
+  end
+  return #out > 0 and table.concat(out, "\n") .. "\n" or ""
+end
+
+-- sync(ctx) -> changed, text: the user's crontab with our block up to date.
+function M.sync(ctx)
+  local r, msg, code = core.proc.run({ "crontab", "-l" }, { timeout = 30 })
+  if not r then
+    if code == "enoent" then errors.fail("no crontab command here (Debian: apt install cron)") end
+    errors.fail("crontab -l: %s", msg)
+  end
+  -- exit 1 with "no crontab for USER" is an empty crontab
+  if r.code ~= 0 and not r.stderr:find("no crontab", 1, true) then
+    errors.fail("crontab -l: %s", r.stderr:match("[^\n]+") or ("exit " .. r.code))
+  end
+  local current = r.code == 0 and r.stdout or ""
+  local text = M.merged(current, ctx)
+  if text == current then return false, text end
+  local w = errors.check(core.proc.run({ "crontab", "-" }, { stdin = text, timeout = 30 }))
+  if w.code ~= 0 then errors.fail("crontab -: %s", w.stderr:match("[^\n]+") or ("exit " .. w.code)) end
+  return true, text
+end
+
+-- The instances a job is about: the words of its command that name one (all of them
+-- for --all).
+local function instances_of(ctx, argv)
+  local catalog, out = ctx:catalog(), {}
+  for _, word in ipairs(argv) do
+    if word == "--all" then return instance.list(catalog) end
+  end
+  for i, word in ipairs(argv) do
+    local inst = i > 1 and instance.get(catalog, word)
+    if inst then out[#out + 1] = inst end
+  end
+  return out
+end
+
+local function mb(n) return ("%.0f MB"):format(n / 1e6) end
+
+-- preflight(ctx, insts) -> nil | the one-line reason the run cannot go ahead.
+local function preflight(ctx, insts)
+  local catalog, need = ctx:catalog(), 64e6
+  for _, inst in ipairs(insts) do
+    local row = catalog:first("SELECT max(stored_bytes) AS most FROM snapshots WHERE instance_id = ?", inst.id)
+    need = math.max(need, (row and row.most or 0) * 2)
+  end
+  local free = core.fs.free_space(ctx.home)
+  if free and free < need then
+    return ("disk full: %s free for %s, and a run here has needed up to %s"):format(mb(free), ctx.home, mb(need))
+  end
+  for _, inst in ipairs(insts) do
+    inst.ctx = ctx
+    local ok, err = pcall(function()
+      local t = inst:transport()
+      errors.check(t:exec({ "true" }, { timeout = 60 }))
+      local settings = inst:db_settings(ctx:vault())
+      if settings then errors.check(require("tend.db").ping(t, settings)) end
+    end)
+    if not ok then return ("%s: %s"):format(inst.name, errors.is(err) and err.msg or tostring(err)) end
+  end
+end
+
+-- The last lines of a log.
+local function tail(text, n)
+  local lines = {}
+  for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
+  return table.concat(lines, "\n", math.max(1, #lines - n + 1))
+end
+
+local function alert(ctx, job, run)
+  local to = {}
+  for a in (job.mail_to or ""):gmatch("[^,]+") do to[#to + 1] = a end
+  local failed = run.status == "failed"
+  if #to == 0 or not (failed or job.mail_on_success) then return nil end
+  local subject = ("tend: job %s %s%s"):format(job.name, failed and "FAILED" or "succeeded",
+    run.instance and run.instance ~= "" and (" (" .. run.instance .. ")") or "")
+  local body = table.concat({
+    ("Job:       %s"):format(job.name),
+    ("Instance:  %s"):format(run.instance ~= "" and run.instance or "-"),
+    ("Command:   tend %s"):format(shell.join(job.argv)),
+    ("Started:   %s"):format(os.date("!%Y-%m-%d %H:%M:%S UTC", run.started_at)),
+    ("Took:      %ds"):format(run.finished_at - run.started_at),
+    ("Status:    %s%s"):format(run.status, run.exit_code and (" (exit " .. run.exit_code .. ")") or ""),
+    failed and ("Cause:     %s"):format(run.error or "?") or nil,
+    "",
+    ("Run %d; the whole log: tend log show %d"):format(run.id, run.id),
+    "",
+    "Last lines of the log:",
+    tail(run.log or "", TAIL_LINES),
+  }, "\n")
+  local ok, msg = notify.send(ctx, to, subject, body)
+  return ok and ("mailed to " .. table.concat(to, ", ")) or ("the alert mail failed: " .. msg)
+end
+
+-- run(ctx, name) -> exit code: what cron calls. The job's exit code; 4 when it is
+-- running already.
+function M.run(ctx, name)
+  local catalog = ctx:catalog()
+  local job = M.must_get(catalog, name)
+  local job_lock <close>, dead = lock.take(ctx, "job", name)
+  if dead then -- the run that held it was killed: its record says so now
+    catalog:run("UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE job = ? AND status = 'running'",
+      os.time(), ("killed: pid %s ended without finishing"):format(tostring(dead.pid)), name)
+  end
+  local insts = instances_of(ctx, job.argv)
+  local names, inst_locks = {}, {}
+  for i, inst in ipairs(insts) do
+    names[i] = inst.name
+    inst_locks[i] = lock.take(ctx, "instance", inst.name)
+  end
+  local run = { job = name, instance = table.concat(names, ","), started_at = os.time(), status = "running" }
+  local _
+  _, run.id = catalog:run("INSERT INTO runs(job, instance, started_at, status) VALUES (?, ?, ?, 'running')",
+    run.job, run.instance, run.started_at)
+
+  local ok, err = pcall(function()
+    local cause = preflight(ctx, insts)
+    if cause then
+      run.status, run.exit_code, run.error, run.log = "failed", 1, cause, "preflight: " .. cause .. "\n"
+      return
+    end
+    local r, msg = core.proc.run({ core.exe or "tend", "--home", ctx.home, table.unpack(job.argv) },
+      { timeout = job.timeout, env = { TEND_LUA_DIR = core.lua_dir or false } })
+    if not r then
+      run.status, run.exit_code, run.error, run.log = "failed", 1, msg, msg .. "\n"
+      return
+    end
+    run.log = r.stderr .. (r.stdout ~= "" and ("\n" .. r.stdout) or "")
+    run.exit_code = r.code or 1
+    run.status = r.code == 0 and "ok" or "failed"
+    if run.status == "failed" then
+      local last
+      for line in r.stderr:gmatch("[^\n]+") do
+        if line:match("^tend: ") and not line:match("^tend: warning: ") then last = line end
+      end
+      run.error = last and last:gsub("^tend: ", "") or ("exit " .. tostring(r.code or r.signal))
+    end
+  end)
+  if not ok then -- tend's own failure around the job: recorded and alerted all the same
+    local msg = errors.is(err) and err.msg or tostring(err)
+    run.status, run.exit_code, run.error, run.log = "failed", 1, msg, (run.log or "") .. msg .. "\n"
+  end
+  run.finished_at = os.time()
+  run.alert = alert(ctx, job, run)
+  catalog:run("UPDATE runs SET finished_at = ?, status = ?, exit_code = ?, error = ?, log = ?, alert = ? WHERE id = ?",
+    run.finished_at, run.status, run.exit_code, run.error, run.log, run.alert, run.id)
+  for _, l in ipairs(inst_locks) do l:release() end
+  if run.alert and run.alert:match("^the alert mail failed") then ctx:warn("%s: %s", name, run.alert) end
+  if run.status == "failed" then io.stderr:write(("tend: job %s failed: %s\n"):format(name, run.error)) end
+  return run.status == "ok" and 0 or (run.exit_code ~= 0 and run.exit_code or 1), run
+end
+
+return M
