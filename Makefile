@@ -1,7 +1,7 @@
 # tend: C engine + embedded Lua. `make`, `make test`, `make check-asan`, `make bench`,
 # `make demo`, `make install PREFIX=/usr/local`.
 PREFIX  ?= /usr/local
-PKGS    := lua5.4 libssh2 libcurl libarchive sqlite3 libsodium libcrypto libzstd
+PKGS    := lua5.4 libssh2 libcurl libarchive sqlite3 libsodium libcrypto libzstd libedit
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -10,7 +10,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -Wall -Wextra -Werror -Iengine -Ibuil
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-PRIMS   := util catalog vault fs proc ssh ssh_exec ssh_channel sftp hash hash_tree store store_pack store_crypt archive mail core
+PRIMS   := util catalog vault fs proc ssh ssh_exec ssh_channel sftp hash hash_tree store store_pack store_crypt archive mail lineedit core
 OBJS    := $(PRIMS:%=build/%.o) build/embedded.o
 PIC     := $(PRIMS:%=build/pic/%.o) build/pic/embedded.o
 ASAN    := $(PRIMS:%=build/asan/%.o) build/asan/embedded.o

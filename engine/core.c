@@ -42,7 +42,8 @@ int luaopen_tend_core(lua_State *L)
 		{"catalog", tend_open_catalog}, {"vault", tend_open_vault},
 		{"fs", tend_open_fs}, {"proc", tend_open_proc}, {"ssh", tend_open_ssh},
 		{"hash", tend_open_hash}, {"store", tend_open_store},
-		{"archive", tend_open_archive}, {"mail", tend_open_mail}, {NULL, NULL}};
+		{"archive", tend_open_archive}, {"mail", tend_open_mail},
+		{"lineedit", tend_open_lineedit}, {NULL, NULL}};
 	lua_newtable(L);
 	for (int i = 0; rooms[i].name; i++) {
 		rooms[i].open(L);

@@ -34,6 +34,7 @@ void tend_check_reader(lua_State *L, int idx, tend_reader *r);
 int tend_proc_reader(lua_State *L, int idx, tend_reader *r);
 int tend_open_archive(lua_State *L);
 int tend_open_mail(lua_State *L);
+int tend_open_lineedit(lua_State *L);
 
 /* A byte stream C can push into (an SSH channel's stdin, a local pipe):
  * write returns 0 or -1; finish sends end-of-file; error() says why. */

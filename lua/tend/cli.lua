@@ -52,6 +52,11 @@ Schedule and alerts:
                           where alert e-mails go out (password: tend secret set tend.mail.password)
   mail test ADDR          send a test message
 
+REPL:
+  repl                    Lua with the engine and your instances by name: prod:exec("uptime"),
+                          prod:backup(), prod:snapshots(); Tab completes, history kept
+  repl -e EXPR            evaluate one expression or statement, print its values, exit
+
 Recipes:
   recipes                 list recipes with their summaries
   help RECIPE             parameters of one recipe
@@ -611,6 +616,13 @@ commands.schedule = group("schedule", schedule_cmds, "usage: tend schedule add J
 commands.log = commands_log
 commands.mail = group("mail", mail_cmds, "usage: tend mail config [--url URL] [--from ADDR] [--user NAME] [--tls MODE] | test ADDR")
 commands.exec = commands_exec
+
+-- repl [-e EXPR]
+function commands.repl(ctx, argv)
+  local opts, pos = getopts(argv, { e = "value" }, "repl")
+  if #pos > 0 then errors.usage("usage: tend repl [-e EXPR]") end
+  return require("tend.repl").run(ctx, { expr = opts.e })
+end
 
 -- helper: work a tend process hands to a child of its own (not for people; not listed).
 --   helper dump-db NAME PARENT_PID   the instance's database into the store (backup)

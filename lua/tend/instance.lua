@@ -195,7 +195,9 @@ function Instance:transport()
   return self._t
 end
 
+-- exec(argv | "shell command" [, opts]) -> {code, stdout, stderr} | nil, msg: in the web root.
 function Instance:exec(argv, opts)
+  if type(argv) == "string" then argv = { "sh", "-c", argv } end
   opts = opts or {}
   opts.cwd = opts.cwd or self.path
   return self:transport():exec(argv, opts)

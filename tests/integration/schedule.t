@@ -45,7 +45,7 @@ is "$(printf '%s\n' "$ct" | grep -c 'schedule run')" 1 "rm + sync removes that j
 like "$ct" "echo unrelated" "... and only that"
 
 # One run at a time; a lock left by a killed run is taken over.
-"$TEND" schedule add slow --cron "* * * * *" -- exec wp -- sleep 3 >/dev/null
+"$TEND" schedule add slow --cron "* * * * *" -- exec wp -- sleep 3 >/dev/null 2>&1
 "$TEND" schedule run slow > "$T/slow.out" 2>&1 &
 first=$!
 wait_for "the first run to hold its lock" 20 test -e "$TEND_HOME/locks/job-slow.lock.who"
@@ -67,7 +67,7 @@ like "$("$TEND" log slow)" "ok" "tend log shows the job's runs"
 # A job that fails mails an alert; one that succeeds does not.
 port=$(free_port)
 "$TEND" instance add down --app generic --host "ssh://tend@127.0.0.1:$port" --path /srv/site >/dev/null 2>&1
-"$TEND" schedule add down-backup --cron "@daily" --mail-to ops@example.org -- backup down >/dev/null
+"$TEND" schedule add down-backup --cron "@daily" --mail-to ops@example.org -- backup down >/dev/null 2>&1
 out=$("$TEND" schedule run down-backup 2>&1); rc=$?
 like "$rc:$out" "^1:tend: job down-backup failed: down: .*127.0.0.1:$port" "a job whose host is down fails, naming the host"
 wait_for "the alert" 10 test "$(mails 'Subject: tend: job down-backup FAILED (down)')" -ge 1
@@ -104,7 +104,7 @@ fi
 # Real cron: Debian's cron daemon runs a `* * * * *` job: cron waits for a whole minute
 # after it starts, so this allows it nearly three.
 if [ "$(id -u)" = 0 ]; then
-  "$TEND" schedule add every-minute --cron "* * * * *" -- store verify >/dev/null
+  "$TEND" schedule add every-minute --cron "* * * * *" -- store verify >/dev/null 2>&1
   "$TEND" schedule sync >/dev/null
   started_cron=
   if ! pgrep -x cron >/dev/null; then /usr/sbin/cron -f -L 0 & started_cron=$!; fi
