@@ -43,7 +43,8 @@ int luaopen_tend_core(lua_State *L)
 		{"fs", tend_open_fs}, {"proc", tend_open_proc}, {"ssh", tend_open_ssh},
 		{"hash", tend_open_hash}, {"store", tend_open_store},
 		{"archive", tend_open_archive}, {"mail", tend_open_mail},
-		{"lineedit", tend_open_lineedit}, {NULL, NULL}};
+		{"lineedit", tend_open_lineedit}, {"rewrite", tend_open_rewrite},
+		{"http", tend_open_http}, {NULL, NULL}};
 	lua_newtable(L);
 	for (int i = 0; rooms[i].name; i++) {
 		rooms[i].open(L);

@@ -416,11 +416,11 @@ static int writer_finish(void *ctx)
 
 void tend_check_writer(lua_State *L, int idx, tend_writer *w)
 {
-	if (tend_proc_writer(L, idx, w))
+	if (tend_proc_writer(L, idx, w) || tend_rewrite_writer(L, idx, w))
 		return;
 	channel *c = luaL_testudata(L, idx, CHANNEL_CLASS);
 	if (!c)
-		luaL_typeerror(L, idx, "stream (ssh channel or proc.open with stdin_pipe)");
+		luaL_typeerror(L, idx, "stream (ssh channel, proc.open with stdin_pipe, or rewriter)");
 	if (!c->ch || !c->ss->s)
 		luaL_error(L, "ssh channel used after close");
 	w->write = writer_write;

@@ -75,6 +75,16 @@ function M.send(ctx, to, subject, body)
     tls = s.tls, message = M.message(s.from, to, subject, body) })
 end
 
+-- post(url, data) -> true | nil, msg, code: data as JSON to a webhook; any 2xx answer is
+-- taken, anything else is a failure naming the status.
+function M.post(url, data)
+  local r, msg, code = core.http.request({ url = url, method = "POST", body = require("tend.output").json(data),
+    headers = { "Content-Type: application/json" }, timeout = 30, max_body = 4096 })
+  if not r then return nil, msg, code end
+  if r.status < 200 or r.status > 299 then return nil, ("webhook %s answered %d"):format(url, r.status), "http" end
+  return true
+end
+
 -- check_address(a): a usage error unless it looks like an address.
 function M.check_address(a)
   if type(a) ~= "string" or not a:match("^[^@%s<>,]+@[^@%s<>,]+$") then

@@ -174,11 +174,12 @@ local function tail(text, n)
   return table.concat(lines, "\n", math.max(1, #lines - n + 1))
 end
 
-local function alert(ctx, job, run)
+-- mail(ctx, job, run) -> what happened, or nil when the job mails no one.
+local function mail(ctx, job, run)
   local to = {}
   for a in (job.mail_to or ""):gmatch("[^,]+") do to[#to + 1] = a end
   local failed = run.status == "failed"
-  if #to == 0 or not (failed or job.mail_on_success) then return nil end
+  if #to == 0 then return nil end
   local subject = ("tend: job %s %s%s"):format(job.name, failed and "FAILED" or "succeeded",
     run.instance and run.instance ~= "" and (" (" .. run.instance .. ")") or "")
   local body = table.concat({
@@ -197,6 +198,22 @@ local function alert(ctx, job, run)
   }, "\n")
   local ok, msg = notify.send(ctx, to, subject, body)
   return ok and ("mailed to " .. table.concat(to, ", ")) or ("the alert mail failed: " .. msg)
+end
+
+-- alert(ctx, job, run) -> what was sent, or nil: the mail, and the webhook's JSON POST,
+-- for a failed run (a succeeding one too with --mail-on-success).
+local function alert(ctx, job, run)
+  local failed = run.status == "failed"
+  if not (failed or job.mail_on_success) then return nil end
+  local said = {}
+  if job.webhook then
+    local ok, msg = notify.post(job.webhook, { job = job.name, instance = run.instance, run = run.id,
+      status = run.status, exit_code = run.exit_code, error = run.error, started_at = run.started_at,
+      finished_at = run.finished_at, command = job.argv })
+    said[#said + 1] = ok and ("posted to " .. job.webhook) or ("the webhook failed: " .. msg)
+  end
+  said[#said + 1] = mail(ctx, job, run)
+  return #said > 0 and table.concat(said, "; ") or nil
 end
 
 -- run(ctx, name) -> exit code: what cron calls. The job's exit code; 4 when it is
@@ -252,7 +269,9 @@ function M.run(ctx, name)
   catalog:run("UPDATE runs SET finished_at = ?, status = ?, exit_code = ?, error = ?, log = ?, alert = ? WHERE id = ?",
     run.finished_at, run.status, run.exit_code, run.error, run.log, run.alert, run.id)
   for _, l in ipairs(inst_locks) do l:release() end
-  if run.alert and run.alert:match("^the alert mail failed") then ctx:warn("%s: %s", name, run.alert) end
+  for part in (run.alert or ""):gmatch("[^;]+") do
+    if part:match("failed: ") then ctx:warn("%s: %s", name, (part:gsub("^ ", ""))) end
+  end
   if run.status == "failed" then io.stderr:write(("tend: job %s failed: %s\n"):format(name, run.error)) end
   return run.status == "ok" and 0 or (run.exit_code ~= 0 and run.exit_code or 1), run
 end

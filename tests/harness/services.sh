@@ -45,6 +45,9 @@ wait_for() {
   done
 }
 
+# has_mail TEXT: a message at the SMTP sink contains TEXT (wait_for has_mail "Subject: x").
+has_mail() { grep -lq -- "$1" "$SMTP_MAILDIR"/new/* 2>/dev/null; }
+
 _port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # sshd_run DIR PORT: an sshd with DIR/host_key, DIR/pub/authorized_keys (readable by

@@ -16,7 +16,7 @@ like "$rc:$out" "^0:url: +smtp://127.0.0.1:$SMTP_PORT" "mail config stores the s
 
 out=$("$TEND" mail test ops@example.org 2>&1); rc=$?
 is "$rc:$out" "0:sent a test message to ops@example.org" "mail test sends, exits 0"
-wait_for "the message at the sink" 10 test "$(mails 'Subject: tend: test message')" -ge 1
+wait_for "the message at the sink" 10 has_mail 'Subject: tend: test message'
 msg=$(grep -l 'Subject: tend: test message' "$SMTP_MAILDIR"/new/* | head -1)
 like "$(cat "$msg")" "To: ops@example.org" "the sink got it, addressed to the recipient"
 like "$(cat "$msg")" "From: tend@example.org" "... from the configured sender"

@@ -33,7 +33,8 @@ start_repl() {
 }
 prompts() { screen | grep -c '^tend> '; }
 # next_prompt N: wait for the Nth "tend> " prompt (the previous line has been handled).
-next_prompt() { wait_for "prompt $1" 60 test "$(prompts)" -ge "$1"; }
+prompts_at_least() { [ "$(prompts)" -ge "$1" ]; }
+next_prompt() { wait_for "prompt $1" 60 prompts_at_least "$1"; }
 
 start_repl
 expect '^tend> ' "the REPL starts in a terminal with a prompt"

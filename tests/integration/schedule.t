@@ -70,7 +70,7 @@ port=$(free_port)
 "$TEND" schedule add down-backup --cron "@daily" --mail-to ops@example.org -- backup down >/dev/null 2>&1
 out=$("$TEND" schedule run down-backup 2>&1); rc=$?
 like "$rc:$out" "^1:tend: job down-backup failed: down: .*127.0.0.1:$port" "a job whose host is down fails, naming the host"
-wait_for "the alert" 10 test "$(mails 'Subject: tend: job down-backup FAILED (down)')" -ge 1
+wait_for "the alert" 10 has_mail 'Subject: tend: job down-backup FAILED (down)'
 alert=$(grep -l 'Subject: tend: job down-backup FAILED (down)' "$SMTP_MAILDIR"/new/* | head -1)
 like "$(cat "$alert")" "Job: +down-backup" "the alert names the job"
 like "$(cat "$alert")" "Instance: +down" "... the instance"
@@ -78,6 +78,25 @@ like "$(cat "$alert")" "Cause: +down: .*127.0.0.1:$port" "... and the cause"
 like "$("$TEND" log --failed)" "down-backup +down .*failed" "tend log --failed lists it"
 run=$(q "SELECT max(id) FROM runs WHERE job = 'down-backup'")
 like "$("$TEND" log show "$run")" "alert: mailed to ops@example.org" "tend log show says the alert went out"
+
+# A webhook gets the failure as JSON; one that answers an error is reported, not fatal.
+hook_port=$(free_port)
+mkdir -p "$T/hooks"
+/usr/bin/python3 tests/harness/http-sink.py "$hook_port" "$T/hooks" & hook_pid=$!
+wait_for "the webhook sink" 10 _port_open "$hook_port"
+"$TEND" schedule add down-hook --cron "@daily" --webhook "http://127.0.0.1:$hook_port/hook" -- backup down >/dev/null 2>&1
+"$TEND" schedule run down-hook >/dev/null 2>&1
+like "$(head -1 "$T/hooks/1.head" 2>&1)" "^POST /hook$" "a failed job POSTs to its webhook"
+body=$(cat "$T/hooks/1.body" 2>&1)
+like "$body" '"job":"down-hook"' "... JSON naming the job"
+like "$body" '"status":"failed"' "... its status"
+like "$body" "\"error\":\"down: [^\"]*127.0.0.1:$port" "... and the cause"
+"$TEND" schedule add bad-hook --cron "@daily" --webhook "http://127.0.0.1:$hook_port/status/500" -- backup down >/dev/null 2>&1
+out=$("$TEND" schedule run bad-hook 2>&1); rc=$?
+like "$rc:$out" "^1:.*warning: bad-hook: the webhook failed: webhook http://127.0.0.1:$hook_port/status/500 answered 500" \
+  "a webhook that answers 500 is reported as a warning; the job's own exit code stays"
+kill "$hook_pid"
+
 before=$(ls "$SMTP_MAILDIR"/new | wc -l)
 out=$("$TEND" schedule run nightly 2>&1); rc=$?
 is "$rc" 0 "a job that succeeds exits 0"
@@ -93,7 +112,7 @@ if [ "$(id -u)" = 0 ]; then
   TEND_HOME=$small "$TEND" schedule add nightly --cron "@daily" --mail-to ops@example.org -- backup wp >/dev/null 2>&1
   out=$(TEND_HOME=$small "$TEND" schedule run nightly 2>&1); rc=$?
   like "$rc:$out" "^1:tend: job nightly failed: disk full: [0-9]+ MB free for $small" "with TEND_HOME on a full disk, the job fails: disk full"
-  wait_for "the alert" 10 test "$(mails 'Subject: tend: job nightly FAILED (wp)')" -ge 1
+  wait_for "the alert" 10 has_mail 'Subject: tend: job nightly FAILED (wp)'
   like "$(cat "$(grep -l 'Subject: tend: job nightly FAILED (wp)' "$SMTP_MAILDIR"/new/* | head -1)")" "Cause: +disk full" \
     "... and the alert says disk full"
   umount "$small"
@@ -108,7 +127,8 @@ if [ "$(id -u)" = 0 ]; then
   "$TEND" schedule sync >/dev/null
   started_cron=
   if ! pgrep -x cron >/dev/null; then /usr/sbin/cron -f -L 0 & started_cron=$!; fi
-  wait_for "cron to run the job" 170 test "$(q "SELECT count(*) FROM runs WHERE job = 'every-minute' AND status = 'ok'")" -ge 1
+  cron_ran() { [ "$(q "SELECT count(*) FROM runs WHERE job = 'every-minute' AND status = 'ok'")" -ge 1 ]; }
+  wait_for "cron to run the job" 170 cron_ran
   ran=$(q "SELECT count(*) >= 1 FROM runs WHERE job = 'every-minute' AND status = 'ok'")
   is "$ran" 1 "cron ran the job, and the run is recorded"
   [ "$ran" = 1 ] || diag "$(q "SELECT id, job, status, error FROM runs ORDER BY id DESC LIMIT 5")"
