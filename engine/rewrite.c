@@ -47,6 +47,8 @@ typedef struct {
 
 static int buf_add(buf *b, const char *p, size_t n)
 {
+	if (n == 0)
+		return 0;
 	if (b->len + n > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < b->len + n)
@@ -147,6 +149,8 @@ static int rewrite_value(rewriter *rw, const char *v, size_t len, buf *out, int 
 
 static int any_match(const rewriter *rw, const char *v, size_t len)
 {
+	if (len == 0)
+		return 0;
 	for (size_t p = 0; p < rw->npairs; p++)
 		if (memmem(v, len, rw->pairs[p].from, rw->pairs[p].from_len))
 			return 1;
