@@ -4,7 +4,7 @@
  * secret's name as associated data, and stored as base64 text.
  *   vault.new_key()  vault.load_key(path)  vault.derive_key(pass, salt)  vault.new_salt()
  *   key:save(path)  key:seal(plain, ad)  key:open(b64, ad)
- *   vault.secret(str)  vault.random_secret(n)  vault.read_secret(prompt)  secret:reveal()  secret:format(t, esc)
+ *   vault.secret(str)  vault.random_secret(n [, "password"])  vault.read_secret(prompt)  secret:reveal()  secret:format(t, esc)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -117,13 +117,23 @@ static int secret_tostring(lua_State *L)
 	return 1;
 }
 
-/* Bytes needed to write src with escape mode esc ('n' none, 'q' double-quoted option). */
+/* Does byte c need a backslash before it, in escape mode esc: 'n' none, 'q' inside a
+ * double-quoted option-file value (\ " newline), 's' inside a single-quoted PHP or SQL
+ * string (\ ')? */
+static int needs_escape(unsigned char c, char esc)
+{
+	if (esc == 'q')
+		return c == '"' || c == '\\' || c == '\n';
+	if (esc == 's')
+		return c == '\'' || c == '\\';
+	return 0;
+}
+
 static size_t escaped_len(const unsigned char *src, size_t n, char esc)
 {
 	size_t out = n;
-	for (size_t i = 0; esc == 'q' && i < n; i++)
-		if (src[i] == '"' || src[i] == '\\' || src[i] == '\n')
-			out++;
+	for (size_t i = 0; i < n; i++)
+		out += (size_t)needs_escape(src[i], esc);
 	return out;
 }
 
@@ -131,7 +141,7 @@ static unsigned char *put_escaped(unsigned char *dst, const unsigned char *src, 
                                   char esc)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (esc == 'q' && (src[i] == '"' || src[i] == '\\' || src[i] == '\n')) {
+		if (needs_escape(src[i], esc)) {
 			*dst++ = '\\';
 			*dst++ = src[i] == '\n' ? 'n' : src[i];
 		} else {
@@ -141,24 +151,28 @@ static unsigned char *put_escaped(unsigned char *dst, const unsigned char *src, 
 	return dst;
 }
 
-/* secret:format(template [, "quoted"]) -> secret with the first "%s" of template
- * replaced by the plaintext; "quoted" escapes \ " and newline as MySQL option files
- * expect inside double quotes. The result stays in guarded memory. */
+/* secret:format(template [, "quoted" | "single" [, mark]]) -> secret with the first
+ * "%s" (or mark) of template replaced by the plaintext; "quoted" escapes \ " and newline as MySQL option
+ * files expect inside double quotes, "single" escapes \ and ' for a single-quoted PHP
+ * or SQL string. The result stays in guarded memory. */
 static int secret_format(lua_State *L)
 {
 	tend_secret *s = tend_check_secret(L, 1);
 	size_t tlen;
 	const char *t = luaL_checklstring(L, 2, &tlen);
-	char esc = strcmp(luaL_optstring(L, 3, "none"), "quoted") == 0 ? 'q' : 'n';
-	const char *hole = strstr(t, "%s");
+	static const char *const modes[] = {"none", "quoted", "single", NULL};
+	char esc = "nqs"[luaL_checkoption(L, 3, "none", modes)];
+	const char *mark = luaL_optstring(L, 4, "%s");
+	size_t mlen = strlen(mark);
+	const char *hole = mlen ? strstr(t, mark) : NULL;
 	if (!hole)
-		return luaL_argerror(L, 2, "template has no %s");
-	size_t before = (size_t)(hole - t), after = tlen - before - 2;
+		return luaL_argerror(L, 2, "template has no place for the secret");
+	size_t before = (size_t)(hole - t), after = tlen - before - mlen;
 	size_t len = before + escaped_len(s->bytes, s->len, esc) + after;
 	unsigned char *p = new_secret(L, len);
 	memcpy(p, t, before);
 	p = put_escaped(p + before, s->bytes, s->len, esc);
-	memcpy(p, hole + 2, after);
+	memcpy(p, hole + mlen, after);
 	return 1;
 }
 
@@ -256,12 +270,22 @@ static int l_new_salt(lua_State *L)
 	return 1;
 }
 
-/* random_secret(n) -> a secret of n random bytes (a key for another primitive) */
+/* random_secret(n [, "password"]) -> a secret of n random bytes (a key for another
+ * primitive), or of n letters and digits (a password any config file can quote) */
 static int l_random_secret(lua_State *L)
 {
 	lua_Integer n = luaL_checkinteger(L, 1);
 	luaL_argcheck(L, n > 0 && n <= 4096, 1, "1 to 4096 bytes");
-	randombytes_buf(new_secret(L, (size_t)n), (size_t)n);
+	static const char *const kinds[] = {"bytes", "password", NULL};
+	int password = luaL_checkoption(L, 2, "bytes", kinds);
+	unsigned char *p = new_secret(L, (size_t)n);
+	if (!password) {
+		randombytes_buf(p, (size_t)n);
+		return 1;
+	}
+	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	for (lua_Integer i = 0; i < n; i++)
+		p[i] = (unsigned char)alnum[randombytes_uniform(sizeof alnum - 1)];
 	return 1;
 }
 

@@ -7,13 +7,16 @@ Builds the snapshot's files in a staging directory beside the web root and swaps
 by rename, so visitors never see a half-written site. Before loading the snapshot's
 database, the database as it is now is dumped into the store (the safety dump); if
 loading fails, the safety dump goes back in and the old files are put back.
-SNAP defaults to the newest snapshot. --to OTHER restores into another instance.]],
+SNAP defaults to the newest snapshot. --to OTHER restores into another instance as a
+copy (what `clone` does with a snapshot that exists): OTHER keeps its own config file,
+and its database gets the snapshot's with the URL and path rewritten for OTHER.]],
   params = {
     { name = "instance", type = "instance", positional = true, required = true },
     { name = "snapshot", type = "string", positional = true, help = "snapshot id (tend snapshots NAME); default the newest" },
     { name = "to", type = "instance", help = "restore into this instance instead" },
     { name = "files-only", type = "bool", help = "only the files" },
     { name = "db-only", type = "bool", help = "only the database" },
+    { name = "yes-overwrite-production", type = "bool", help = "with --to: overwrite an instance tagged production" },
   },
 
   run = function(ctx, args)
@@ -25,11 +28,9 @@ SNAP defaults to the newest snapshot. --to OTHER restores into another instance.
       or snapshot.latest(ctx:catalog(), inst)
     if not snap then error(("%s has no snapshots (tend backup %s)"):format(inst.name, inst.name), 0) end
     local target = args.to or inst
-    if target.tags.env == "production" and target ~= inst and not ctx.yes then
-      error(("%s is tagged production: add --yes to overwrite it"):format(target.name), 0)
-    end
     local summary = restore.run(ctx, inst, snap, {
       target = target, files_only = args["files-only"], db_only = args["db-only"],
+      overwrite_production = args["yes-overwrite-production"],
       progress = function(fmt, ...) ctx:info("%s: " .. fmt, target.name, ...) end,
     })
     ctx:info("%s: restored snapshot %d of %s (%s files%s)", target.name, snap.id, inst.name,

@@ -137,6 +137,15 @@ local migrations = {
   );
   CREATE INDEX runs_by_job ON runs(job, id);
   ]],
+  [[
+  CREATE TABLE copies (                 -- what each copy (clone, mirror) holds now
+    instance_id INTEGER PRIMARY KEY REFERENCES instances(id) ON DELETE CASCADE,
+    source_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+    snapshot_id INTEGER NOT NULL,       -- the source's; no foreign key: forget may drop it
+    kind TEXT NOT NULL,                 -- copy (files and database) | data (migrate-data)
+    at INTEGER NOT NULL
+  );
+  ]],
 }
 
 local Catalog = {}

@@ -14,6 +14,12 @@ function M.mysql_host(spec)
   return { host = host, port = tonumber(rest) }
 end
 
+-- host_spec(s) -> "HOST", "HOST:PORT" or "HOST:/SOCKET": the form config files write.
+function M.host_spec(s)
+  if s.socket then return (s.host or "localhost") .. ":" .. s.socket end
+  return (s.host or "localhost") .. (s.port and (":" .. s.port) or "")
+end
+
 -- parse_url("mysql://USER@HOST[:PORT]/DB[?socket=PATH]" | "sqlite:///PATH") -> settings | nil, msg
 function M.parse_url(url)
   local path = url:match("^sqlite://(/.+)$")

@@ -155,6 +155,12 @@ function M.link(catalog, name, kind, source_name, lag)
   return M.get(catalog, name)
 end
 
+-- is_production() -> boolean: tagged env=production (or production=...): nothing
+-- overwrites it with another instance's data unless asked by name.
+function Instance:is_production()
+  return self.tags.env == "production" or self.tags.production ~= nil
+end
+
 -- The instance's view for humans and --json: never a secret's value, only its name.
 function Instance:describe()
   return { name = self.name, app = self.app, host = self.host, path = self.path, url = self.url,

@@ -11,6 +11,23 @@ local function unquote(q, body)
   return (body:gsub("\\(.)", function(c) return map[c] or "\\" .. c end))
 end
 
+-- The span of a PHP scalar literal at s[pos...] (after blanks) -> first, last, or nil.
+local function literal_span(s, pos)
+  local first, q = s:match("^%s*()(['\"])", pos)
+  if q then
+    local i = first + 1
+    while i <= #s do
+      local c = s:sub(i, i)
+      if c == "\\" then i = i + 2
+      elseif c == q then return first, i
+      else i = i + 1 end
+    end
+    return nil
+  end
+  local a, b = s:match("^%s*()[%w.%-]+()", pos)
+  if a then return a, b - 1 end
+end
+
 -- A PHP scalar literal at the start of s -> value, or nil.
 local function literal(s)
   local q = s:match("^%s*(['\"])")
@@ -59,5 +76,29 @@ function M.defines(src) return scan(src, "define%s*%(%s*['\"]([%w_]+)['\"]%s*,%s
 
 -- assignments(src) -> {var = value} for `$var = literal;` statements.
 function M.assignments(src) return scan(src, "%$([%w_]+)%s*=%s*()") end
+
+-- quote(v) -> v as a single-quoted PHP string literal.
+function M.quote(v) return "'" .. tostring(v):gsub("[\\']", "\\%0") .. "'" end
+
+local PATTERNS = { define = "define%s*%(%s*['\"]NAME['\"]%s*,%s*()", assign = "%$NAME%s*=%s*()" }
+
+-- set(src, kind, name, code) -> src with the value of define('NAME', ...) (kind
+-- "define") or `$NAME = ...` (kind "assign") replaced by the PHP code `code` | nil when
+-- the file sets no such value. A commented-out line is passed over, as reading does.
+function M.set(src, kind, name, code)
+  local escaped = name:gsub("%p", "%%%0")
+  local pattern = PATTERNS[kind]:gsub("NAME", function() return escaped end)
+  local from = 1
+  while true do
+    local at, pos = src:find(pattern, from)
+    if not at then return nil end
+    pos = src:match(pattern, at)
+    local line = src:sub(1, at - 1):match("[^\n]*$")
+    local commented = line:match("^%s*//") or line:match("^%s*#") or line:match("^%s*%*")
+    local first, last = literal_span(src, pos)
+    if first and not commented then return src:sub(1, first - 1) .. code .. src:sub(last + 1) end
+    from = at + 1
+  end
+end
 
 return M

@@ -8,6 +8,7 @@ local backup = require "tend.backup"
 local db = require "tend.db"
 local pause = require "tend.pause"
 local cjson = require "cjson"
+local apps = require "tend.apps"
 
 local M = {}
 
@@ -33,19 +34,72 @@ end
 
 local function rm_rf(t, path) return t:exec({ "rm", "-rf", "--", path }) end
 
--- build(t, st, manifest, dir [, progress]): the snapshot's tree extracted into dir (created).
-local function build(t, st, manifest, dir, progress)
+-- reusable(t, live, manifest) -> {path = true}: the snapshot's files that the live tree
+-- at `live` holds already: same size, mode and mtime (to the second), and the same
+-- SHA-256 as the host's sha256sum computes it (so a file changed behind our back with
+-- its mtime put back is still sent). Empty when the host cannot say.
+local function reusable(t, live, manifest)
+  if not t:stat(live) then return {} end
+  local raw = backup.listing(t, live, {})
+  if not raw then return {} end
+  local now, candidates, want = backup.parse(raw), {}, {}
+  for _, f in ipairs(manifest) do
+    local e = now[f.path]
+    if f.type == "file" and e and e.type == "file" and e.size == f.size and e.mode == f.mode
+      and math.floor(e.mtime) == math.floor(f.mtime) then
+      candidates[#candidates + 1], want[f.path] = f.path, f.sha256
+    end
+  end
+  local hashes = t:sha256(live, candidates) or {}
+  local out = {}
+  for path, hex in pairs(hashes) do if want[path] == hex then out[path] = true end end
+  return out
+end
+
+-- copy_local(t, from, to, paths) -> true | nil, msg, code: files copied on the host from
+-- one tree into another (parent folders made), mode and mtime kept.
+local function copy_local(t, from, to, paths)
+  if #paths == 0 then return true end
+  local list = {}
+  for i, p in ipairs(paths) do list[i] = "./" .. p end
+  local r, msg, code = t:exec({ "sh", "-c", 'tar --null --no-recursion -T - -cf - | tar -xpf - --no-same-owner -C "$1"', "sh", to },
+    { cwd = from, stdin = table.concat(list, "\0") .. "\0" })
+  if not r then return nil, msg, code end
+  if r.code ~= 0 then
+    return nil, ("copying %d files within %s: %s"):format(#paths, tostring(t), r.stderr:match("[^\n]+") or ("exit " .. r.code)), "remote"
+  end
+  return true
+end
+
+-- build(t, st, manifest, dir, live, keep [, progress]) -> summary part | nil, msg, code:
+-- the snapshot's tree made in dir (created). Files the live tree holds already are
+-- copied there on the host; paths in keep come from the live tree whatever the snapshot
+-- says (a copy's own config file); only the rest crosses the wire, in one tar stream.
+-- The local copy goes first: tar sets the folders' times last.
+local function build(t, st, manifest, dir, live, keep, progress)
   errors.check(t:mkdir_p(dir, 448))
+  local same, from_live, send = reusable(t, live, manifest), {}, {}
+  for path in pairs(keep) do
+    if t:stat(live .. "/" .. path) then from_live[#from_live + 1] = path else keep[path] = nil end
+  end
+  for _, f in ipairs(manifest) do
+    if keep[f.path] then -- the live one was listed above
+    elseif same[f.path] then from_live[#from_live + 1] = f.path
+    else send[#send + 1] = f end
+  end
+  local ok, cmsg, ccode = copy_local(t, live, dir, from_live)
+  if not ok then return nil, cmsg, ccode end
   local stream, omsg, ocode = t:open({ "tar", "-xpf", "-", "--no-same-owner", "-C", dir }, { stdin_pipe = true })
   if not stream then return nil, omsg, ocode end
-  local files, msg, code = core.archive.write_tar(stream, st, manifest, { progress = progress })
+  local files, msg, code = core.archive.write_tar(stream, st, send, { progress = progress })
   local status = stream:wait()
   if not files then return nil, msg, code end
   if status == nil then return nil, "tar on the host: the stream broke", "stream" end
   if status ~= 0 then
     return nil, ("tar on the host could not extract: %s"):format(stream:stderr():match("[^\n]+") or ("exit " .. status)), "remote"
   end
-  return files
+  local sent, sent_bytes = snapshot.tally(send)
+  return { files = (snapshot.tally(manifest)), sent_files = sent, sent_bytes = sent_bytes, reused_files = #from_live }
 end
 
 -- On the host: zstd -dc | "$@", exiting with the first failure of the two.
@@ -88,9 +142,13 @@ local function client_run(t, s, argv_tail, feed, unzstd)
   end)
 end
 
--- load_db(t, st, s, object [, ctx]): empty the database, then load the dump object.
-function M.load_db(t, st, s, object, ctx)
+-- load_db(t, st, s, object [, ctx [, rewrites]]) -> true | nil, msg, code: empty the
+-- database, then load the dump object. With rewrites ({{from, to}, ...}: a copy's URL and
+-- path) the dump is rewritten on its way (tend.core.rewrite), and crosses uncompressed.
+function M.load_db(t, st, s, object, ctx, rewrites)
+  local rewrite = rewrites and #rewrites > 0
   if s.driver == "sqlite" then
+    -- The stored object is the database file itself, not SQL: a copy keeps its URLs.
     return t:with_temp(function(tmp)
       local stream = errors.check(t:open({ "sh", "-c", 'cat > "$1"', "sh", tmp }, { stdin_pipe = true }))
       local ok, msg, code = st:write_to(object, stream)
@@ -105,7 +163,7 @@ function M.load_db(t, st, s, object, ctx)
   local drops = { "SET FOREIGN_KEY_CHECKS = 0;" }
   for name in tables:gmatch("([^\n]+)") do drops[#drops + 1] = ("DROP TABLE `%s`;"):format(name:gsub("`", "``")) end
   drops = table.concat(drops, "\n") .. "\n"
-  if t:which({ "zstd" }) then -- the dump crosses compressed, as stored
+  if not rewrite and t:which({ "zstd" }) then -- the dump crosses compressed, as stored
     local ok
     ok, msg, code = client_run(t, s, {}, function(stream) return stream:write(drops) end)
     if not ok then return nil, msg, code end
@@ -116,8 +174,25 @@ function M.load_db(t, st, s, object, ctx)
     local w, wmsg, wcode = stream:write(drops)
     if not w then return nil, wmsg, wcode end
     if ctx then pause(ctx, "restore.db-emptied") end
-    return st:write_to(object, stream)
+    if not rewrite then return st:write_to(object, stream) end
+    local rw <close> = core.rewrite.new(rewrites, "mysql", stream)
+    w, wmsg, wcode = st:write_to(object, rw)
+    if w then w, wmsg, wcode = rw:flush() end
+    return w, wmsg, wcode
   end)
+end
+
+-- copy_pairs(src, dst) -> {{from, to}, ...}: what a copy of src's database says instead,
+-- as dst: src's URL (plain, and as JSON escapes it) and its web root, where they differ.
+function M.copy_pairs(src, dst)
+  local out = {}
+  local function add(from, to)
+    if from and to and from ~= to then out[#out + 1] = { from, to } end
+  end
+  add(src.url, dst.url)
+  if src.url and dst.url then add((src.url:gsub("/", "\\/")), (dst.url:gsub("/", "\\/"))) end
+  add(src.path, dst.path)
+  return out
 end
 
 -- recover(ctx, target [, in_process [, half]]): roll back a restore of target that was
@@ -175,9 +250,9 @@ end
 
 -- load_snapshot_db(ctx, target, settings, snap, say): the snapshot's dump loaded; on
 -- failure the database goes back to its safety dump, and this raises.
-local function load_snapshot_db(ctx, target, settings, snap, say)
-  say("loading the snapshot's database")
-  local ok, msg = M.load_db(target:transport(), snapshot.store(ctx), settings, snap.db_object, ctx)
+local function load_snapshot_db(ctx, target, settings, snap, say, rewrites)
+  say(#rewrites > 0 and "loading the snapshot's database, rewritten for %s" or "loading the snapshot's database", target.name)
+  local ok, msg = M.load_db(target:transport(), snapshot.store(ctx), settings, snap.db_object, ctx, rewrites)
   if not ok then
     local rok, rerr = pcall(M.recover, ctx, target, true, "db")
     if not rok then errors.fail("%s; and rolling back failed: %s", msg, message(rerr)) end
@@ -186,9 +261,9 @@ local function load_snapshot_db(ctx, target, settings, snap, say)
 end
 
 -- restore_db(...) -> summary part: both steps, for --db-only and for the helper.
-local function restore_db(ctx, target, settings, snap, say)
+local function restore_db(ctx, target, settings, snap, say, rewrites)
   local safety = safety_dump(ctx, target, settings, snap, say)
-  load_snapshot_db(ctx, target, settings, snap, say)
+  load_snapshot_db(ctx, target, settings, snap, say, rewrites)
   return { safety_object = safety, db_bytes = snap.db_bytes }
 end
 
@@ -219,28 +294,58 @@ local function finish_helper(helper)
   return nil, said or ("the database half ended with %s"):format(r.signal or ("exit " .. tostring(r.code)))
 end
 
+-- prepare_copy(ctx, inst, target, t, staging, settings, keep): a copy's own settings in its
+-- new tree: its config file (kept from its live tree, or the snapshot's with the copy's
+-- database put in), and no outgoing mail unless it is production.
+local function prepare_copy(target, t, staging, settings, kept)
+  local adapter = apps.get(target.app)
+  if adapter.config and not kept[adapter.config] and settings and settings.driver == "mysql" then
+    local path = staging .. "/" .. adapter.config
+    local src = t:read(path)
+    if src then
+      local text, why = apps.config_for(adapter, src, settings)
+      if not text then errors.fail("%s: %s", target.name, why) end
+      errors.check(t:write(path, text, 416))
+    end
+  end
+  if adapter.mail_off and not target:is_production() then errors.check(adapter.mail_off(t, staging)) end
+end
+
 -- run(ctx, inst, snap, opts) -> summary.  opts: files_only, db_only, target (an Instance,
--- default inst), progress(fmt, ...). Raises on failure, with the target as it was; a
--- restore killed at any point is rolled back by the next restore or backup (recover).
+-- default inst), progress(fmt, ...), overwrite_production, prepare(t, staging) (a hook
+-- for the new tree before it goes live: clone puts its maintenance page there). Raises
+-- on failure, with the target as it was; a restore killed at any point is rolled back
+-- by the next restore or backup (recover).
 -- Order: build the staging tree (while the database half runs beside it), then swap it
 -- in; the old tree is deleted in the background once nothing can fail any more.
+-- Into another instance it is a copy: the target keeps its own config file, its
+-- database gets the snapshot's rewritten for its URL and path (copy_pairs), and the
+-- catalog records which snapshot of which instance it holds (M.copy_of).
 function M.run(ctx, inst, snap, opts)
   opts = opts or {}
   local say = opts.progress or function() end
   local target = opts.target or inst
   local t, st = target:transport(), snapshot.store(ctx)
+  local copy = target.id ~= inst.id
   local summary = { snapshot = snap.id, instance = inst.name, target = target.name }
   local helper_of = os.getenv(HELPER)
-  if helper_of then core.proc.die_with_parent(tonumber(helper_of)) else M.recover(ctx, target) end
+  if helper_of then core.proc.die_with_parent(tonumber(helper_of)) else
+    if copy and target:is_production() and not opts.overwrite_production then
+      errors.usage("%s is tagged production: add --yes-overwrite-production to overwrite it with %s's data", target.name, inst.name)
+    end
+    M.recover(ctx, target)
+  end
+  local rewrites = copy and M.copy_pairs(inst, target) or {}
 
   local settings = not opts.files_only and snap.db_object and errors.check(target:db_settings(ctx:vault()))
   if opts.db_only then
     if settings then
-      local ok, part = pcall(restore_db, ctx, target, settings, snap, say)
+      local ok, part = pcall(restore_db, ctx, target, settings, snap, say, rewrites)
       if not ok then errors.fail(helper_of and "%s" or "%s (the instance is as it was)", message(part)) end
       for k, v in pairs(part) do summary[k] = v end
       if not helper_of then journal_clear(ctx, target, "db") end
     end
+    if copy and not helper_of then M.record_copy(ctx, inst, target, snap, opts.kind or "data") end
     return summary
   end
 
@@ -251,6 +356,9 @@ function M.run(ctx, inst, snap, opts)
   local manifest = snapshot.manifest(ctx:catalog(), snap)
   local bad = snapshot.through_link(manifest)
   if bad then errors.fail("snapshot %d: unsafe path %s (it lies under a symlink); nothing restored", snap.id, bad) end
+  local keep = {} -- a copy keeps its own config file
+  local adapter = apps.get(target.app)
+  if copy and adapter.config then keep[adapter.config] = true end
 
   -- A SQLite file may live in the web root: it is loaded after the swap, into the new tree.
   local sqlite = settings and settings.driver == "sqlite"
@@ -268,11 +376,17 @@ function M.run(ctx, inst, snap, opts)
   journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging })
   say("building %d entries in %s", #manifest, staging)
   local update, finish = require("tend.progress").new(ctx, target.name, snap.files, snap.bytes)
-  local files, msg = build(t, st, manifest, staging, update)
+  local built, msg = build(t, st, manifest, staging, target.path, keep, update)
   finish()
-  if not files then fail(msg) end
+  if not built then fail(msg) end
+  for k, v in pairs(built) do summary[k] = v end
+  say("%d files sent, %d taken from the tree in place", built.sent_files, built.reused_files)
   t:exec({ "chmod", "--reference", target.path, staging })
-  summary.files = files
+  local pok, perr = pcall(function()
+    if copy then prepare_copy(target, t, staging, settings, keep) end
+    if opts.prepare then opts.prepare(t, staging) end
+  end)
+  if not pok then fail(message(perr)) end
 
   if helper then
     say("waiting for the database")
@@ -281,7 +395,7 @@ function M.run(ctx, inst, snap, opts)
     if not part then fail(herr) end
     summary.safety_object, summary.db_bytes = part.safety_object, part.db_bytes
   elseif settings and not sqlite then -- no helper could start: the database half here
-    local ok, part = pcall(restore_db, ctx, target, settings, snap, say)
+    local ok, part = pcall(restore_db, ctx, target, settings, snap, say, rewrites)
     if not ok then fail(message(part)) end
     for k, v in pairs(part) do summary[k] = v end
   end
@@ -293,7 +407,7 @@ function M.run(ctx, inst, snap, opts)
   end)
   if not ok then fail(message(err)) end
   if sqlite then
-    local lok, lerr = pcall(load_snapshot_db, ctx, target, settings, snap, say)
+    local lok, lerr = pcall(load_snapshot_db, ctx, target, settings, snap, say, rewrites)
     if not lok then fail(message(lerr)) end
     summary.db_bytes = snap.db_bytes
   end
@@ -301,7 +415,20 @@ function M.run(ctx, inst, snap, opts)
   journal_clear(ctx, target, "db")
   journal_clear(ctx, target, "files")
   t:exec({ "sh", "-c", 'rm -rf -- "$1" </dev/null >/dev/null 2>&1 &', "sh", old })
+  if copy then M.record_copy(ctx, inst, target, snap, opts.kind or "copy") end
   return summary
+end
+
+-- record_copy(ctx, src, dst, snap, kind): dst now holds snap of src.
+function M.record_copy(ctx, src, dst, snap, kind)
+  ctx:catalog():run("INSERT INTO copies(instance_id, source_id, snapshot_id, kind, at) VALUES (?, ?, ?, ?, ?) "
+    .. "ON CONFLICT(instance_id) DO UPDATE SET source_id = excluded.source_id, snapshot_id = excluded.snapshot_id, "
+    .. "kind = excluded.kind, at = excluded.at", dst.id, src.id, snap.id, kind, os.time())
+end
+
+-- copy_of(ctx, dst) -> {source_id, snapshot_id, kind, at} | nil: what dst was last made from.
+function M.copy_of(ctx, dst)
+  return ctx:catalog():first("SELECT * FROM copies WHERE instance_id = ?", dst.id)
 end
 
 return M

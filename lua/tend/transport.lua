@@ -189,6 +189,28 @@ for _, class in ipairs({ Local, Ssh }) do
     if not ok then error(a, 0) end
     return a, b, c
   end
+
+  -- sha256(root, paths) -> {path = hex} | nil, msg, code: the files' SHA-256s computed on
+  -- the host by its sha256sum, in one run (what cannot be read is left out).
+  function class:sha256(root, paths)
+    if #paths == 0 then return {} end
+    local list = {}
+    for i, p in ipairs(paths) do list[i] = "./" .. p end
+    local r, msg, code = self:exec({ "sh", "-c", "xargs -0 sha256sum --" },
+      { cwd = root, stdin = table.concat(list, "\0") .. "\0" })
+    if not r then return nil, msg, code end
+    if r.code == 127 then return nil, ("%s: no sha256sum"):format(tostring(self)), "enoent" end
+    local out = {}
+    for line in r.stdout:gmatch("[^\n]+") do
+      -- GNU marks a name holding \ or a newline with a leading \ and escapes them
+      local esc, hex, path = line:match("^(\\?)(%x+) [ *]%./(.*)$")
+      if hex then
+        if esc == "\\" then path = path:gsub("\\(.)", { n = "\n", ["\\"] = "\\" }) end
+        out[path] = hex
+      end
+    end
+    return out
+  end
 end
 
 -- open(spec [, opts]) -> transport | nil, msg, code.  opts for ssh: see tend.ssh.session.

@@ -50,7 +50,11 @@ static void test_format_quoted(void **state)
 	       "[client]\npassword=\"a\\\"b\\\\c\\nd\"\n");
 	lua_is(L, "return core.vault.secret('x'):format('<%s>'):reveal()", "<x>");
 	lua_is(L, "return select(2, pcall(core.vault.secret('x').format, core.vault.secret('x'), 'none'))"
-	          ":match('template has no %%s')", "template has no %s");
+	          ":match('template has no place for the secret')", "template has no place for the secret");
+	lua_is(L, "return core.vault.secret([[it's a\\b]]):format([[%s $p = '@PW@';]], 'single', '@PW@'):reveal()",
+	       "%s $p = 'it\\'s a\\\\b';");
+	lua_is(L, "local p = core.vault.random_secret(24, 'password'):reveal()\n"
+	          "return #p .. ' ' .. tostring(p:match('^[%w]+$') ~= nil)", "24 true");
 }
 
 static void test_wiped_secret_raises(void **state)

@@ -1,5 +1,5 @@
 -- Generic PHP app: nothing to detect; the database is whatever `--db` says.
-local M = { name = "generic" }
+local M = { name = "generic", data_dirs = {}, maintenance = "htaccess" }
 
 function M.detect() return true end
 

@@ -4,7 +4,11 @@ local php = require "tend.php"
 local db = require "tend.db"
 
 local M = { name = "tiki", config = "db/local.php",
-  ignore = { "temp/cache/*", "temp/templates_c/*", "templates_c/*" } } -- rebuilt by Tiki
+  ignore = { "temp/cache/*", "temp/templates_c/*", "templates_c/*" }, -- rebuilt by Tiki
+  data_dirs = { "files", "img/wiki", "img/wiki_up", "img/trackers" },
+  db_keys = { kind = "assign", name = "dbs_tiki", user = "user_tiki", password = "pass_tiki", host = "host_tiki" },
+  maintenance = "htaccess",
+}
 
 function M.detect(t, path)
   if not t:stat(path .. "/tiki-setup.php") then return false end

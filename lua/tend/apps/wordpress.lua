@@ -3,7 +3,11 @@ local php = require "tend.php"
 local db = require "tend.db"
 
 local M = { name = "wordpress", config = "wp-config.php",
-  ignore = { "wp-content/cache/*", "wp-content/upgrade/*" } } -- rebuilt by WordPress
+  ignore = { "wp-content/cache/*", "wp-content/upgrade/*" }, -- rebuilt by WordPress
+  data_dirs = { "wp-content/uploads" },
+  db_keys = { kind = "define", name = "DB_NAME", user = "DB_USER", password = "DB_PASSWORD", host = "DB_HOST" },
+  maintenance = "wordpress", -- its own .maintenance file: 503 with Retry-After
+}
 
 function M.detect(t, path)
   local src = t:read(path .. "/wp-includes/version.php")
@@ -22,6 +26,16 @@ function M.db_settings(t, path)
   s.prefix = php.assignments(src).table_prefix or "wp_"
   s.source = path .. "/wp-config.php"
   return s
+end
+
+-- Copies that are not production send no mail: a must-use plugin that turns wp_mail()
+-- into a no-op (WordPress 5.7+ asks pre_wp_mail first).
+M.MAIL_OFF = "wp-content/mu-plugins/tend-no-mail.php"
+function M.mail_off(t, root)
+  local ok, msg, code = t:mkdir_p(root .. "/wp-content/mu-plugins", 493)
+  if not ok then return nil, msg, code end
+  return t:write(root .. "/" .. M.MAIL_OFF, "<?php\n// Written by tend: this copy of the site sends no e-mail.\n"
+    .. "add_filter( 'pre_wp_mail', '__return_false' );\n", 420)
 end
 
 return M
