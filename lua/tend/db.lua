@@ -54,15 +54,18 @@ function M.option_file(s)
   return pw:format(table.concat(lines, "\n") .. "\n", "quoted")
 end
 
--- mysql(t, s, sql [, opts]) -> stdout | nil, msg, code: one batch through the mysql client.
+-- mysql(t, s, sql [, opts]) -> stdout | nil, msg, code: one batch through the mysql client,
+-- on its stdin (sql may be a secret: CREATE USER ... IDENTIFIED BY). opts.database = false
+-- connects to no database (to create one).
 function M.mysql(t, s, sql, opts)
   opts = opts or {}
   local argv = { "mariadb", "--defaults-extra-file=/dev/fd/3", "--batch", "--skip-column-names",
-    "--connect-timeout=" .. (opts.connect_timeout or 10), "-e", sql, s.name }
+    "--connect-timeout=" .. (opts.connect_timeout or 10) }
+  if opts.database ~= false then argv[#argv + 1] = s.name end
   local r, msg, code
   for _, client in ipairs({ "mariadb", "mysql" }) do
     argv[1] = client
-    r, msg, code = t:exec(argv, { fds = { [3] = M.option_file(s) }, timeout = opts.timeout or 60 })
+    r, msg, code = t:exec(argv, { fds = { [3] = M.option_file(s) }, stdin = sql, timeout = opts.timeout or 60 })
     if r or code ~= "enoent" then break end
   end
   if not r then

@@ -419,6 +419,8 @@ function M.run(ctx, inst, snap, opts)
   return summary
 end
 
+M.build = build
+
 -- record_copy(ctx, src, dst, snap, kind): dst now holds snap of src.
 function M.record_copy(ctx, src, dst, snap, kind)
   ctx:catalog():run("INSERT INTO copies(instance_id, source_id, snapshot_id, kind, at) VALUES (?, ?, ?, ?, ?) "

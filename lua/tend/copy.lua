@@ -1,0 +1,149 @@
+-- copy: one instance's data onto another. A clone is a restore of the source's snapshot
+-- into the target (tend.restore: only what the target lacks crosses, its config file
+-- stays its own, the database is rewritten for its URL and path) with the target
+-- behind its maintenance page meanwhile. A mirror is a clone of the newest snapshot old
+-- enough; migrate-data moves the database and the data folders, never the code.
+local errors = require "tend.errors"
+local snapshot = require "tend.snapshot"
+local restore = require "tend.restore"
+local maintenance = require "tend.maintenance"
+local apps = require "tend.apps"
+local db = require "tend.db"
+local duration = require "tend.duration"
+
+local M = {}
+
+local function message(err) return errors.is(err) and err.msg or tostring(err) end
+
+-- fresh_snapshot(ctx, inst, say) -> snapshot row: a backup of inst now.
+function M.fresh_snapshot(ctx, inst, say)
+  restore.recover(ctx, inst) -- a killed restore of the source is rolled back first
+  say("backing up %s", inst.name)
+  local id = require("tend.backup").run(ctx, inst, { progress = function(fmt, ...) say("%s: " .. fmt, inst.name, ...) end })
+  return snapshot.get(ctx:catalog(), inst, id)
+end
+
+-- redact(ctx, dst, file): an SQL file of the operator's run in dst's database.
+local function redact(ctx, dst, file)
+  local sql, msg = require("tend.core").fs.read(file)
+  if not sql then errors.usage("--redact: %s", msg) end
+  local s = errors.check(dst:db_settings(ctx:vault()))
+  if s.driver ~= "mysql" then errors.fail("--redact: %s's database is not MySQL/MariaDB", dst.name) end
+  errors.check(db.mysql(dst:transport(), s, sql, { timeout = 3600 }))
+end
+
+-- clone(ctx, src, dst, snap, opts) -> summary.  opts: files_only, db_only, redact (an SQL
+-- file run in dst's database before the site comes back), overwrite_production, kind,
+-- progress. dst shows its maintenance page from the start to the end; a failure puts
+-- it back as it was (restore's rollback) and lifts the page, except when only the
+-- redaction failed: then the unredacted copy stays behind the page.
+function M.clone(ctx, src, dst, snap, opts)
+  if src.id == dst.id then errors.usage("cannot clone %s onto itself", src.name) end
+  local say = opts.progress or function() end
+  local t, adapter = dst:transport(), apps.get(dst.app)
+  local live = t:stat(dst.path) ~= nil
+  if live then
+    say("maintenance page on")
+    maintenance.on(t, dst.path, adapter)
+  end
+  local ok, summary = pcall(restore.run, ctx, src, snap, {
+    target = dst, files_only = opts.files_only, db_only = opts.db_only, kind = opts.kind or "copy",
+    overwrite_production = opts.overwrite_production, progress = say,
+    prepare = function(tt, staging) maintenance.on(tt, staging, adapter) end,
+  })
+  if not ok then
+    if live then pcall(maintenance.off, t, dst.path, adapter) end
+    error(summary, 0)
+  end
+  if opts.redact then
+    say("redacting with %s", opts.redact)
+    local rok, rerr = pcall(redact, ctx, dst, opts.redact)
+    if not rok then
+      errors.fail("%s: redaction failed: %s; the copy stays behind its maintenance page (tend maintenance %s off)",
+        dst.name, message(rerr), dst.name)
+    end
+  end
+  say("maintenance page off")
+  maintenance.off(t, dst.path, adapter)
+  return summary
+end
+
+-- source_of(ctx, dst, kind) -> the Instance dst is kind ("mirror-of", ...) of, and the lag.
+function M.source_of(ctx, dst, kind)
+  for _, r in ipairs(dst.relations) do
+    if r.kind == kind then return ctx:instance(r.source), r.lag end
+  end
+  errors.usage("%s is no %s any instance (tend instance link %s --%s SRC%s)", dst.name, kind, dst.name, kind,
+    kind == "mirror-of" and " --lag 1d" or "")
+end
+
+-- mirror_pick(ctx, src, lag, now) -> the newest snapshot of src at least lag old | nil, why
+function M.mirror_pick(ctx, src, lag, now)
+  local cutoff = now - lag
+  local snap = ctx:catalog():first("SELECT * FROM snapshots WHERE instance_id = ? AND started_at <= ? "
+    .. "ORDER BY started_at DESC, id DESC LIMIT 1", src.id, cutoff)
+  if snap then return snap end
+  local oldest = ctx:catalog():first("SELECT min(started_at) AS at FROM snapshots WHERE instance_id = ?", src.id).at
+  return nil, oldest and ("no snapshot of %s is %s old yet: the oldest is from %s (tend snapshots %s)"):format(
+      src.name, duration.format(lag), os.date("%Y-%m-%d %H:%M", oldest), src.name)
+    or ("%s has no snapshots yet (tend backup %s)"):format(src.name, src.name)
+end
+
+-- migrate_data(ctx, src, dst, snap, opts) -> summary: src's database (rewritten for dst)
+-- and its data folders into dst; every other file of dst is left as it is.
+function M.migrate_data(ctx, src, dst, snap, opts)
+  if src.id == dst.id then errors.usage("cannot migrate %s onto itself", src.name) end
+  local say = opts.progress or function() end
+  local t, adapter = dst:transport(), apps.get(dst.app)
+  if not t:stat(dst.path) then errors.usage("%s: %s does not exist; clone it first", dst.name, dst.path) end
+  maintenance.on(t, dst.path, adapter)
+  local ok, summary = pcall(function()
+    local part = restore.run(ctx, src, snap, { target = dst, db_only = true, kind = "data",
+      overwrite_production = opts.overwrite_production, progress = say })
+    part.data_files = 0
+    local dirs = apps.get(src.app).data_dirs or {}
+    if #dirs > 0 then
+      say("data folders: %s", table.concat(dirs, ", "))
+      part.data_files = M.sync_dirs(ctx, snap, dst, dirs, say)
+    end
+    return part
+  end)
+  maintenance.off(t, dst.path, adapter)
+  if not ok then error(summary, 0) end
+  return summary
+end
+
+-- sync_dirs(ctx, snap, dst, dirs, say) -> files: each of dirs made what the snapshot
+-- holds: built beside it on dst's host (only changed files cross), then swapped in.
+function M.sync_dirs(ctx, snap, dst, dirs, say)
+  local t, st = dst:transport(), snapshot.store(ctx)
+  local rows, count = snapshot.manifest(ctx:catalog(), snap), 0
+  for _, dir in ipairs(dirs) do
+    local prefix = dir .. "/"
+    local sub = {}
+    for _, r in ipairs(rows) do
+      if r.path:sub(1, #prefix) == prefix then
+        local c = {}
+        for k, v in pairs(r) do c[k] = v end
+        c.path = r.path:sub(#prefix + 1)
+        sub[#sub + 1] = c
+      end
+    end
+    local target = dst.path .. "/" .. dir
+    local staging = ("%s.tend-data-%d"):format(target, math.random(1, 1 << 30))
+    local built, msg = restore.build(t, st, sub, staging, target, {})
+    if not built then
+      t:exec({ "rm", "-rf", "--", staging })
+      errors.fail("%s: %s: %s", dst.name, dir, msg)
+    end
+    local old = staging .. ".old"
+    if t:stat(target) then errors.check(t:rename(target, old)) end
+    errors.check(t:rename(staging, target))
+    t:exec({ "rm", "-rf", "--", old })
+    say("%s: %d files (%d sent)", dir, built.files, built.sent_files)
+    count = count + built.files
+  end
+  return count
+end
+
+return M

@@ -1,0 +1,41 @@
+-- clone: make one instance a copy of another, files and database.
+return {
+  name = "clone",
+  summary = "Copy SRC onto DST: only what DST lacks crosses, DST's URL and config kept, behind a maintenance page",
+  description = [[
+Takes a fresh snapshot of SRC (or uses --snapshot), then builds it into DST the way
+restore does: a staging tree beside DST's web root, where files DST already holds are
+copied on its host and only the rest crosses the wire, swapped in by rename. DST keeps
+its own config file (or gets SRC's with DST's database settings written in), and its
+database gets SRC's dump with SRC's URL and path replaced by DST's as it streams,
+PHP-serialized lengths fixed. A WordPress copy that is not tagged production sends no
+e-mail. DST shows its maintenance page from start to end; on failure it is left as it
+was. --redact runs an SQL file in DST's database before the page is lifted.]],
+  params = {
+    { name = "src", type = "instance", positional = true, required = true, help = "the instance to copy" },
+    { name = "dst", type = "instance", positional = true, required = true, help = "the instance to make a copy" },
+    { name = "snapshot", type = "string", help = "copy this snapshot of SRC instead of taking a new one" },
+    { name = "files-only", type = "bool", help = "only the files" },
+    { name = "db-only", type = "bool", help = "only the database" },
+    { name = "redact", type = "path", help = "an SQL file to run in DST's database before it comes back" },
+    { name = "yes-overwrite-production", type = "bool", help = "DST may be tagged production" },
+  },
+
+  run = function(ctx, args)
+    local copy = require "tend.copy"
+    local snapshot = require "tend.snapshot"
+    local src, dst = args.src, args.dst
+    if args["files-only"] and args["db-only"] then error("--files-only and --db-only exclude each other", 0) end
+    local function say(fmt, ...) ctx:info("%s: " .. fmt, dst.name, ...) end
+    local snap = args.snapshot and snapshot.get(ctx:catalog(), src, args.snapshot)
+      or copy.fresh_snapshot(ctx, src, say)
+    local summary = copy.clone(ctx, src, dst, snap, {
+      files_only = args["files-only"], db_only = args["db-only"], redact = args.redact,
+      overwrite_production = args["yes-overwrite-production"], progress = say,
+    })
+    ctx:info("%s: now a copy of %s (snapshot %d): %s files, %s sent%s", dst.name, src.name, snap.id,
+      summary.files or "no", summary.sent_files or 0,
+      summary.db_bytes and (", database " .. summary.db_bytes .. " bytes") or "")
+    ctx:result(summary)
+  end,
+}

@@ -1,0 +1,54 @@
+-- mirror: keep a copy that lags behind its source (yesterday., aweekago., amonthago.).
+return {
+  name = "mirror",
+  summary = "Sync DST to the newest snapshot of its source that is at least its lag old",
+  description = [[
+DST must be linked first: tend instance link DST --mirror-of SRC --lag 7d. Picks the
+newest snapshot of SRC taken at least the lag before now, and clones it onto DST (see
+clone) unless DST holds that snapshot already. Takes no new snapshot: schedule SRC's
+backups, and a mirror per lag. --now pretends another time ("2026-01-31 12:00" or
+seconds since 1970), to see which snapshot would be used.]],
+  params = {
+    { name = "dst", type = "instance", positional = true, required = true, help = "the mirror" },
+    { name = "now", type = "string", help = "the time to measure the lag from (default: now)" },
+    { name = "dry-run", type = "bool", help = "say which snapshot, change nothing" },
+    { name = "yes-overwrite-production", type = "bool", help = "DST may be tagged production" },
+  },
+
+  run = function(ctx, args)
+    local copy = require "tend.copy"
+    local restore = require "tend.restore"
+    local dst = args.dst
+    local src, lag = copy.source_of(ctx, dst, "mirror-of")
+    local now = os.time()
+    if args.now then
+      local y, mo, d, h, mi = args.now:match("^(%d%d%d%d)-(%d%d)-(%d%d)[ T]?(%d?%d?):?(%d?%d?)$")
+      now = y and os.time({ year = y, month = mo, day = d, hour = tonumber(h) or 0, min = tonumber(mi) or 0 })
+        or math.tointeger(tonumber(args.now))
+      if not now then error(("--now %q: use YYYY-MM-DD [HH:MM] or seconds since 1970"):format(args.now), 0) end
+    end
+    local snap, why = copy.mirror_pick(ctx, src, lag, now)
+    if not snap then error(why, 0) end
+    local held = restore.copy_of(ctx, dst)
+    local result = { instance = dst.name, source = src.name, snapshot = snap.id, taken_at = snap.started_at }
+    if held and held.source_id == src.id and held.snapshot_id == snap.id and held.kind == "copy" then
+      ctx:info("%s: already at snapshot %d of %s (%s); nothing to do", dst.name, snap.id, src.name,
+        os.date("%Y-%m-%d %H:%M", snap.started_at))
+      result.changed = false
+      ctx:result(result)
+      return
+    end
+    if args["dry-run"] then
+      ctx:info("%s: would sync to snapshot %d of %s (%s)", dst.name, snap.id, src.name, os.date("%Y-%m-%d %H:%M", snap.started_at))
+      result.changed = false
+      ctx:result(result)
+      return
+    end
+    local summary = copy.clone(ctx, src, dst, snap, { overwrite_production = args["yes-overwrite-production"],
+      progress = function(fmt, ...) ctx:info("%s: " .. fmt, dst.name, ...) end })
+    ctx:info("%s: now at snapshot %d of %s (%s): %d files sent", dst.name, snap.id, src.name,
+      os.date("%Y-%m-%d %H:%M", snap.started_at), summary.sent_files or 0)
+    result.changed, result.sent_files = true, summary.sent_files
+    ctx:result(result)
+  end,
+}

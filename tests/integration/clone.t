@@ -1,0 +1,165 @@
+#!/bin/bash
+# Copies of an instance over SSH: a WordPress A cloned to a blank B (another directory,
+# database and URL, served by a second PHP server) serves A's posts with B's URL in
+# every row and serialized options intact, A untouched; a re-clone sends only the file
+# that changed; B answers 503 while a clone runs; mirror picks by age; migrate-data
+# brings data and leaves code; a Tiki-shaped app is cloned with its db/local.php
+# rewritten and its .htaccess put back byte for byte after maintenance.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/harness/tap.sh
+. tests/harness/services.sh
+need sshd mariadb wordpress
+fresh_home
+T=$(harness_tmp)
+[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP blank needs MariaDB's root over its socket (run as root)"; exit 0; }
+HOST="ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT"
+ADMIN="mysql://root@localhost/mysql?socket=$MARIADB_SOCKET"
+sql() { mariadb --no-defaults -S "$MARIADB_SOCKET" -u root -N -B "$@"; } # sql DB -e SQL
+get() { curl -s -o "$T/body" -D "$T/head" -w '%{http_code}' "$1"; }
+serve() { # serve DIR PORT: PHP's server for a copy, stopped with the harness
+  php -S "127.0.0.1:$2" -t "$1" > "$T/php-$2.log" 2>&1 &
+  HARNESS_PIDS="$HARNESS_PIDS $!"
+  wait_for "php on $2" 10 _port_open "$2"
+}
+
+# A: a WordPress of its own (the harness's files and database, copied), at the harness URL.
+A=$T/a/site
+mkdir -p "$T/a" && cp -a "$WP_PATH" "$A"
+sql -e "CREATE DATABASE wp_a; GRANT ALL ON wp_a.* TO '$MARIADB_USER'@'127.0.0.1';"
+mariadb-dump --no-defaults -S "$MARIADB_SOCKET" -u root "$MARIADB_DB" | sql wp_a
+sed -i "s/'$MARIADB_DB'/'wp_a'/" "$A/wp-config.php"
+# A serialized option holding A's URL, nested once more inside itself.
+php -r '$u = $argv[1]; echo serialize(["home" => "$u/", "list" => ["$u/a", "x"], "inner" => serialize(["$u/b"])]);' "$WP_URL" > "$T/ser"
+sql wp_a -e "INSERT INTO wp_options (option_name, option_value) VALUES ('tend_links', '$(sed "s/'/''/g" "$T/ser")')"
+printf '%s' "$MARIADB_PASSWORD" | "$TEND" secret set wp-a-db >/dev/null 2>&1
+"$TEND" instance add a --app wordpress --host "$HOST" --ssh-key "$SSHD_KEY" --path "$A" --url "$WP_URL" >/dev/null 2>&1
+"$TEND" host trust a >/dev/null 2>&1
+a_config=$(sha256sum < "$A/wp-config.php")
+
+# B: registered, then made blank by tend: its folder, database and user.
+PB=$(free_port)
+B=$T/b/site
+B_URL=http://127.0.0.1:$PB
+"$TEND" instance add b --app wordpress --host "$HOST" --ssh-key "$SSHD_KEY" --path "$B" --url "$B_URL" \
+  --db "mysql://wp_b_user@127.0.0.1:$MARIADB_PORT/wp_b" >/dev/null 2>&1
+out=$("$TEND" blank b --admin "$ADMIN" 2>&1); rc=$?
+is "$rc" 0 "blank makes B's folder, database and user"
+[ "$rc" = 0 ] || diag "$out"
+is "$(sql -e "SELECT count(*) FROM mysql.user WHERE user = 'wp_b_user'"):$(test -d "$B" && echo dir)" "1:dir" "... the user exists, and the folder"
+like "$("$TEND" secret list)" "b.db-password" "... its password is in the vault"
+mkdir -p "$B/x"
+like "$("$TEND" blank b --admin "$ADMIN" 2>&1; echo "rc=$?")" "b: .*/b/site is not empty; blank makes new instances only.*rc=1" \
+  "blank refuses a web root that is not empty"
+rmdir "$B/x"
+
+out=$("$TEND" --json clone a b 2>"$T/clone.err"); rc=$?
+is "$rc" 0 "clone a b exits 0"
+[ "$rc" = 0 ] || diag "$(tail -5 "$T/clone.err")"
+serve "$B" "$PB"
+code=$(get "$B_URL/")
+like "$code:$(cat "$T/body")" "^200:.*$(re_escape "$WP_POST_TITLE")" "B serves A's post"
+like "$(cat "$T/body")" "$(re_escape "$B_URL")" "... with B's URL in its links"
+unlike "$(cat "$T/body")" "$(re_escape "$WP_URL")" "... and never A's"
+is "$(mariadb-dump --no-defaults -S "$MARIADB_SOCKET" -u root wp_b | grep -c -- "$WP_URL")" 0 "no row of B's database holds A's URL"
+is "$(sql wp_b -e "SELECT option_value FROM wp_options WHERE option_name IN ('siteurl', 'home')" | sort -u)" "$B_URL" "siteurl and home are B's"
+val=$(sql wp_b -e "SELECT HEX(option_value) FROM wp_options WHERE option_name = 'tend_links'")
+is "$(php -r '$v = unserialize(hex2bin($argv[1])); echo $v === false ? "BROKEN" : $v["home"] . " " . $v["list"][0] . " " . unserialize($v["inner"])[0];' "$val")" \
+  "$B_URL/ $B_URL/a $B_URL/b" "a serialized option, nested too, unserializes with B's URL"
+like "$(grep DB_NAME "$B/wp-config.php")" "'wp_b'" "B's wp-config.php names B's database"
+unlike "$(cat "$B/wp-config.php")" "$(re_escape "$MARIADB_PASSWORD")" "... and not A's password"
+ok "B sends no mail (tend's must-use plugin)" test -f "$B/wp-content/mu-plugins/tend-no-mail.php"
+is "$(sha256sum < "$A/wp-config.php")" "$a_config" "A's files are untouched"
+is "$(sql wp_a -e "SELECT option_value FROM wp_options WHERE option_name = 'siteurl'")" "$WP_URL" "... and so is A's database"
+ok "no maintenance page is left on B" test ! -e "$B/.maintenance"
+
+# Again, after one file of A changed: only that one crosses. B answers 503 meanwhile.
+echo "a change $RANDOM" >> "$A/readme.html"
+TEND_PAUSE=restore.swapped "$TEND" --json clone a b > "$T/reclone.json" 2>"$T/reclone.err" &
+pid=$!
+wait_for "the re-clone to reach the swap" 120 test -e "$TEND_HOME/paused-restore.swapped"
+code=$(get "$B_URL/")
+is "$code" 503 "B answers 503 while it is being cloned"
+like "$(cat "$T/head")" "Retry-After: 600" "... with Retry-After"
+rm -f "$TEND_HOME/paused-restore.swapped"
+wait "$pid"; rc=$?
+is "$rc" 0 "the re-clone exits 0"
+like "$(cat "$T/reclone.json")" '"sent_files":1[,}]' "... and sent only the changed file"
+is "$(get "$B_URL/")" 200 "B is back after the clone"
+ok "... its maintenance file gone" test ! -e "$B/.maintenance"
+is "$(tail -c 100 "$B/readme.html")" "$(tail -c 100 "$A/readme.html")" "... with A's change"
+
+# mirror: the newest snapshot at least the lag old, by a test clock.
+"$TEND" instance link b --mirror-of a --lag 1d >/dev/null 2>&1
+now=$(date +%s)
+ids=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT id FROM snapshots WHERE instance_id = (SELECT id FROM instances WHERE name = 'a') ORDER BY id")
+first=$(echo "$ids" | head -1); second=$(echo "$ids" | sed -n 2p)
+sqlite3 "$TEND_HOME/catalog.db" "UPDATE snapshots SET started_at = $((now - 3 * 86400)) WHERE id = $first;
+  UPDATE snapshots SET started_at = $((now - 36 * 3600)) WHERE id = $second"
+like "$("$TEND" --json mirror b --dry-run 2>/dev/null)" "\"snapshot\":$second[,}]" "mirror with lag 1d picks the snapshot 36 h old, not the newest"
+like "$("$TEND" --json mirror b --dry-run --now $((now - 2 * 86400)) 2>/dev/null)" "\"snapshot\":$first[,}]" \
+  "... and, two days ago, the one 3 days old"
+like "$("$TEND" mirror b --now $((now - 5 * 86400)) 2>&1; echo "rc=$?")" "no snapshot of a is 1d old yet: the oldest is from .*rc=1" \
+  "... and says so when none is old enough"
+out=$("$TEND" --json mirror b --now $((now - 2 * 86400)) 2>/dev/null); rc=$?
+like "$rc:$out" "^0:.*\"changed\":true" "mirror syncs B to the snapshot it picked"
+like "$("$TEND" mirror b --now $((now - 2 * 86400)) 2>&1)" "already at snapshot $first of a" "... and a second run has nothing to do"
+
+# migrate-data: A's posts and uploads into B; B's code stays B's.
+wp_a() { sql wp_a -e "$1"; }
+wp_a "UPDATE wp_posts SET post_title = 'Migrated title $$' WHERE ID = 1"
+mkdir -p "$A/wp-content/uploads/2026" && echo upload > "$A/wp-content/uploads/2026/new.txt"
+echo "<?php // B's own code" > "$B/wp-content/b-marker.php"
+marker=$(sha256sum < "$B/wp-content/b-marker.php")
+out=$("$TEND" --json migrate-data a b 2>"$T/mig.err"); rc=$?
+is "$rc" 0 "migrate-data a b exits 0"
+[ "$rc" = 0 ] || diag "$(tail -3 "$T/mig.err")"
+is "$(sql wp_b -e "SELECT post_title FROM wp_posts WHERE ID = 1")" "Migrated title $$" "B has A's posts now"
+is "$(cat "$B/wp-content/uploads/2026/new.txt" 2>&1)" "upload" "... and A's uploads"
+is "$(sha256sum < "$B/wp-content/b-marker.php" 2>&1)" "$marker" "... and B's code is untouched"
+is "$(sql wp_b -e "SELECT option_value FROM wp_options WHERE option_name = 'home'")" "$B_URL" "... its URL still B's"
+
+# Production is not overwritten unless asked by name.
+"$TEND" instance edit b --tag env=production >/dev/null 2>&1
+like "$("$TEND" clone a b --snapshot "$second" 2>&1; echo "rc=$?")" "b is tagged production: add --yes-overwrite-production.*rc=2" \
+  "a clone onto an instance tagged production is refused"
+ok "... and goes with --yes-overwrite-production" "$TEND" clone a b --snapshot "$second" --yes-overwrite-production
+
+# A Tiki-shaped app: detected as tiki, cloned with db/local.php rewritten for the copy.
+TA=$T/tiki-a; TB=$T/tiki-b
+cp -a tests/fixtures/tiki "$TA" && mkdir -p "$TA/db"
+sql -e "CREATE DATABASE tiki_a; CREATE USER 'tiki_a'@'127.0.0.1' IDENTIFIED BY 'ta pw'; GRANT ALL ON tiki_a.* TO 'tiki_a'@'127.0.0.1';"
+sql tiki_a < tests/fixtures/tiki/schema.sql
+TA_URL=http://tiki-a.example.test; TB_URL=http://tiki-b.example.test
+links=$(php -r 'echo serialize(["links" => [$argv[1] . "/tiki-index.php", $argv[1] . "/about"]]);' "$TA_URL")
+sql tiki_a -e "INSERT INTO tiki_preferences VALUES ('tikiIndex_url', '$TA_URL/tiki-index.php'), ('tend_links', '$links');
+  INSERT INTO tiki_pages (pageName, data) VALUES ('HomePage', 'See $TA_URL/about');"
+printf '<?php\n$db_tiki = "mysqli";\n$host_tiki = "127.0.0.1:%s";\n$user_tiki = "tiki_a";\n$pass_tiki = "ta pw";\n$dbs_tiki = "tiki_a";\n$client_charset = "utf8mb4";\n' \
+  "$MARIADB_PORT" > "$TA/db/local.php"
+"$TEND" instance add tiki-a --app tiki --host "$HOST" --ssh-key "$SSHD_KEY" --path "$TA" --url "$TA_URL" >/dev/null 2>&1
+"$TEND" instance add tiki-b --app tiki --host "$HOST" --ssh-key "$SSHD_KEY" --path "$TB" --url "$TB_URL" \
+  --db "mysql://tiki_b@127.0.0.1:$MARIADB_PORT/tiki_b" >/dev/null 2>&1
+like "$("$TEND" check tiki-a 2>&1)" "app: +tiki 27.1" "the fixture is detected as Tiki 27.1"
+ok "blank tiki-b" "$TEND" blank tiki-b --admin "$ADMIN"
+out=$("$TEND" clone tiki-a tiki-b 2>&1); rc=$?
+is "$rc" 0 "clone tiki-a tiki-b exits 0"
+[ "$rc" = 0 ] || diag "$out"
+like "$(cat "$TB/db/local.php")" "\\\$dbs_tiki = 'tiki_b';" "tiki-b's db/local.php names its own database"
+like "$(cat "$TB/db/local.php")" "\\\$user_tiki = 'tiki_b';" "... and user"
+unlike "$(cat "$TB/db/local.php")" "ta pw" "... and not tiki-a's password"
+is "$(cd "$TB" && php index.php)" "url=$TB_URL/tiki-index.php
+page=HomePage
+links=$TB_URL/tiki-index.php,$TB_URL/about" "tiki-b's code reads tiki-b's database: its URL, serialized links intact"
+is "$(cd "$TA" && php index.php | head -1)" "url=$TA_URL/tiki-index.php" "tiki-a is untouched"
+
+# Maintenance for Tiki: a 503 page and a rewrite rule; the site's .htaccess back byte for byte.
+before=$(stat -c '%i %s %Y' "$TB/.htaccess"; sha256sum < "$TB/.htaccess")
+ok "maintenance on" "$TEND" maintenance tiki-b on
+like "$(head -1 "$TB/.htaccess")" "^# tend maintenance" "the .htaccess sends every request to the maintenance page"
+PT=$(free_port); serve "$TB" "$PT"
+is "$(get "http://127.0.0.1:$PT/tend-maintenance.php")" 503 "the maintenance page answers 503"
+like "$(cat "$T/head")" "Retry-After: 600" "... with Retry-After"
+ok "maintenance off" "$TEND" maintenance tiki-b off
+is "$(stat -c '%i %s %Y' "$TB/.htaccess"; sha256sum < "$TB/.htaccess")" "$before" ".htaccess is back, byte for byte (same inode)"
+ok "the page is gone" test ! -e "$TB/tend-maintenance.php"
+
+done_testing
