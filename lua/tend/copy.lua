@@ -34,7 +34,7 @@ end
 
 -- clone(ctx, src, dst, snap, opts) -> summary.  opts: files_only, db_only, redact (an SQL
 -- file run in dst's database before the site comes back), overwrite_production, kind,
--- progress. dst shows its maintenance page from the start to the end; a failure puts
+-- progress, keep_maintenance (the caller has more to do and lifts the page itself). dst shows its maintenance page from the start to the end; a failure puts
 -- it back as it was (restore's rollback) and lifts the page, except when only the
 -- redaction failed: then the unredacted copy stays behind the page.
 function M.clone(ctx, src, dst, snap, opts)
@@ -63,8 +63,10 @@ function M.clone(ctx, src, dst, snap, opts)
         dst.name, message(rerr), dst.name)
     end
   end
-  say("maintenance page off")
-  maintenance.off(t, dst.path, adapter)
+  if not opts.keep_maintenance then
+    say("maintenance page off")
+    maintenance.off(t, dst.path, adapter)
+  end
   return summary
 end
 

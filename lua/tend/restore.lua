@@ -56,17 +56,21 @@ local function reusable(t, live, manifest)
   return out
 end
 
--- copy_local(t, from, to, paths) -> true | nil, msg, code: files copied on the host from
--- one tree into another (parent folders made), mode and mtime kept.
-local function copy_local(t, from, to, paths)
+-- link_local(t, from, to, paths) -> true | nil, msg, code: files of one tree put into
+-- another on the host (parent folders made) as hard links: no byte is copied, and both
+-- trees stay whole whichever one the swap keeps (nothing writes into these files: tar
+-- and our writes replace files, never rewrite them). A host without GNU cp copies
+-- them through tar instead, mode and mtime kept.
+local LINK = [[if cp --help 2>/dev/null | grep -q -- --parents; then exec xargs -0 cp -al --parents -t "$1" --; fi
+tar --null --no-recursion -T - -cf - | tar -xpf - --no-same-owner -C "$1"]]
+local function link_local(t, from, to, paths)
   if #paths == 0 then return true end
   local list = {}
   for i, p in ipairs(paths) do list[i] = "./" .. p end
-  local r, msg, code = t:exec({ "sh", "-c", 'tar --null --no-recursion -T - -cf - | tar -xpf - --no-same-owner -C "$1"', "sh", to },
-    { cwd = from, stdin = table.concat(list, "\0") .. "\0" })
+  local r, msg, code = t:exec({ "sh", "-c", LINK, "sh", to }, { cwd = from, stdin = table.concat(list, "\0") .. "\0" })
   if not r then return nil, msg, code end
   if r.code ~= 0 then
-    return nil, ("copying %d files within %s: %s"):format(#paths, tostring(t), r.stderr:match("[^\n]+") or ("exit " .. r.code)), "remote"
+    return nil, ("taking %d files from %s: %s"):format(#paths, from, r.stderr:match("[^\n]+") or ("exit " .. r.code)), "remote"
   end
   return true
 end
@@ -75,7 +79,7 @@ end
 -- the snapshot's tree made in dir (created). Files the live tree holds already are
 -- copied there on the host; paths in keep come from the live tree whatever the snapshot
 -- says (a copy's own config file); only the rest crosses the wire, in one tar stream.
--- The local copy goes first: tar sets the folders' times last.
+-- The local links go first: tar sets the folders' modes and times last.
 local function build(t, st, manifest, dir, live, keep, progress)
   errors.check(t:mkdir_p(dir, 448))
   local same, from_live, send = reusable(t, live, manifest), {}, {}
@@ -87,7 +91,7 @@ local function build(t, st, manifest, dir, live, keep, progress)
     elseif same[f.path] then from_live[#from_live + 1] = f.path
     else send[#send + 1] = f end
   end
-  local ok, cmsg, ccode = copy_local(t, live, dir, from_live)
+  local ok, cmsg, ccode = link_local(t, live, dir, from_live)
   if not ok then return nil, cmsg, ccode end
   local stream, omsg, ocode = t:open({ "tar", "-xpf", "-", "--no-same-owner", "-C", dir }, { stdin_pipe = true })
   if not stream then return nil, omsg, ocode end

@@ -88,6 +88,14 @@ is "$(get "$B_URL/")" 200 "B is back after the clone"
 ok "... its maintenance file gone" test ! -e "$B/.maintenance"
 is "$(tail -c 100 "$B/readme.html")" "$(tail -c 100 "$A/readme.html")" "... with A's change"
 
+# A file of B changed behind tend's back, size and mtime put back: its content gives it away.
+f=$B/wp-includes/version.php
+cp -p "$f" "$T/version.php" && sed -i '1s/<?php/<?PHP/' "$f" && touch -r "$T/version.php" "$f"
+last=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT max(id) FROM snapshots")
+out=$("$TEND" --json clone a b --snapshot "$last" 2>&1); rc=$?
+like "$rc:$out" '^0:.*"sent_files":1[,}]' "a re-clone sends the file tampered with under its old size and mtime"
+is "$(sha256sum < "$f")" "$(sha256sum < "$A/wp-includes/version.php")" "... and B has A's content again"
+
 # mirror: the newest snapshot at least the lag old, by a test clock.
 "$TEND" instance link b --mirror-of a --lag 1d >/dev/null 2>&1
 now=$(date +%s)
@@ -161,5 +169,18 @@ like "$(cat "$T/head")" "Retry-After: 600" "... with Retry-After"
 ok "maintenance off" "$TEND" maintenance tiki-b off
 is "$(stat -c '%i %s %Y' "$TB/.htaccess"; sha256sum < "$TB/.htaccess")" "$before" ".htaccess is back, byte for byte (same inode)"
 ok "the page is gone" test ! -e "$TB/tend-maintenance.php"
+
+# pre-dogfood: production's data, then the update step (a command, until tend's update lands).
+"$TEND" instance link tiki-b --pre-dogfood-of tiki-a >/dev/null 2>&1
+sql tiki_a -e "UPDATE tiki_pages SET pageName = 'FreshPage' WHERE page_id = 1"
+out=$("$TEND" pre-dogfood tiki-b --update "sed -i s/27.1/28.0/ lib/setup/twversion.class.php" 2>&1); rc=$?
+is "$rc" 0 "pre-dogfood tiki-b exits 0"
+[ "$rc" = 0 ] || diag "$out"
+like "$("$TEND" check tiki-b 2>&1)" "app: +tiki 28.0" "tiki-b runs the updated code"
+is "$(cd "$TB" && php index.php | sed -n 2p)" "page=FreshPage" "... on production's data of today"
+ok "... and its maintenance page is lifted" test ! -e "$TB/tend-maintenance.php"
+like "$("$TEND" pre-dogfood tiki-b --update "exit 3" 2>&1; echo "rc=$?")" "the update failed: exit 3; tiki-b stays behind its maintenance page.*rc=1" \
+  "a failing update exits 1 and says where tiki-b is"
+like "$(head -1 "$TB/.htaccess")" "^# tend maintenance" "... behind its maintenance page"
 
 done_testing
