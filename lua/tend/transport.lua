@@ -168,6 +168,12 @@ function Ssh:list(dir)
   return names
 end
 
+-- sha256sum over a NUL-separated list on stdin, on every core of the host: line-buffered
+-- output keeps each line one write, so the processes' lines never interleave.
+local SHA256SUM = [[n=$(nproc 2>/dev/null || echo 1)
+if [ "$n" -gt 1 ] && command -v stdbuf >/dev/null; then exec xargs -0 -P "$n" -n 1000 stdbuf -oL sha256sum --; fi
+exec xargs -0 sha256sum --]]
+
 -- What every transport can do through its own exec.
 for _, class in ipairs({ Local, Ssh }) do
   -- which(names) -> the first of names the host has (mariadb-dump, mysqldump...) | nil
@@ -196,7 +202,7 @@ for _, class in ipairs({ Local, Ssh }) do
     if #paths == 0 then return {} end
     local list = {}
     for i, p in ipairs(paths) do list[i] = "./" .. p end
-    local r, msg, code = self:exec({ "sh", "-c", "xargs -0 sha256sum --" },
+    local r, msg, code = self:exec({ "sh", "-c", SHA256SUM },
       { cwd = root, stdin = table.concat(list, "\0") .. "\0" })
     if not r then return nil, msg, code end
     if r.code == 127 then return nil, ("%s: no sha256sum"):format(tostring(self)), "enoent" end
