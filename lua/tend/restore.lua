@@ -340,6 +340,9 @@ function M.run(ctx, inst, snap, opts)
     M.recover(ctx, target)
   end
   local rewrites = copy and M.copy_pairs(inst, target) or {}
+  if #rewrites > 0 and snap.db_driver == "sqlite" and not opts.files_only then
+    say("the SQLite database is copied as it is: URLs and paths in it still name %s", inst.name)
+  end
 
   local settings = not opts.files_only and snap.db_object and errors.check(target:db_settings(ctx:vault()))
   if opts.db_only then
