@@ -146,6 +146,20 @@ local migrations = {
     at INTEGER NOT NULL
   );
   ]],
+  [[
+  ALTER TABLE instances ADD COLUMN contact TEXT;        -- who hears of watch findings
+  ALTER TABLE instances ADD COLUMN watch_paths TEXT;    -- absolute paths outside the web root, one a line
+  ALTER TABLE instances ADD COLUMN watch_ignore TEXT;   -- patterns watch leaves out, one a line
+  CREATE TABLE watch_files (                            -- the accepted baseline
+    instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,                                 -- from the web root, or absolute outside it
+    type TEXT NOT NULL,
+    mode INTEGER, uid INTEGER, gid INTEGER, size INTEGER,
+    sha256 TEXT,
+    link TEXT,
+    PRIMARY KEY (instance_id, path)
+  );
+  ]],
 }
 
 local Catalog = {}

@@ -23,6 +23,7 @@ Instances and secrets:
                [--url URL] [--db mysql://USER@HOST[:PORT]/DB | sqlite:///PATH]
                [--db-password-secret KEY] [--ssh-key FILE] [--ssh-key-passphrase-secret KEY]
                [--ssh-password-secret KEY] [--tag K=V ...] [--exclude PATTERN ...]
+               [--contact ADDR] [--watch-path /ABS/PATH ...] [--watch-ignore PATTERN ...]
   instance list | show NAME | edit NAME --FIELD VALUE | rm NAME
   instance link NAME --dev-of SRC | --mirror-of SRC --lag 1d | --pre-dogfood-of SRC
   secret set KEY          value from stdin or a hidden prompt (never an argument)
@@ -121,7 +122,8 @@ end
 
 local INSTANCE_OPTS = { app = "value", host = "value", path = "value", url = "value", db = "value",
   ["db-password-secret"] = "value", ["ssh-key"] = "value", ["ssh-password-secret"] = "value",
-  ["ssh-key-passphrase-secret"] = "value", tag = "list", exclude = "list" }
+  ["ssh-key-passphrase-secret"] = "value", tag = "list", exclude = "list", contact = "value",
+  ["watch-path"] = "list", ["watch-ignore"] = "list" }
 
 local function instance_fields(opts)
   local fields = {}
@@ -140,6 +142,9 @@ local function show_instance(ctx, inst)
   if d.ssh_key_passphrase_secret then lines[#lines + 1] = { "ssh key passphrase", "secret " .. d.ssh_key_passphrase_secret } end
   if d.ssh_password_secret then lines[#lines + 1] = { "ssh password", "secret " .. d.ssh_password_secret } end
   if #d.exclude > 0 then lines[#lines + 1] = { "exclude", table.concat(d.exclude, " ") } end
+  if d.contact then lines[#lines + 1] = { "contact", d.contact } end
+  if d.watch_paths then lines[#lines + 1] = { "watch paths", (d.watch_paths:gsub("\n", " ")) } end
+  if d.watch_ignore then lines[#lines + 1] = { "watch ignores", (d.watch_ignore:gsub("\n", " ")) } end
   local tags = {}
   for k, v in pairs(d.tags) do tags[#tags + 1] = k .. "=" .. v end
   table.sort(tags)

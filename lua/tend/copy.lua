@@ -67,6 +67,7 @@ function M.clone(ctx, src, dst, snap, opts)
     say("maintenance page off")
     maintenance.off(t, dst.path, adapter)
   end
+  require("tend.watch").rebaseline(ctx, dst) -- what tend put there is what is accepted
   return summary
 end
 
@@ -112,6 +113,7 @@ function M.migrate_data(ctx, src, dst, snap, opts)
   end)
   maintenance.off(t, dst.path, adapter)
   if not ok then error(summary, 0) end
+  require("tend.watch").rebaseline(ctx, dst)
   return summary
 end
 

@@ -14,13 +14,16 @@ local M = { Instance = Instance }
 M.RELATIONS = { ["dev-of"] = true, ["mirror-of"] = true, ["pre-dogfood-of"] = true, ["template-of"] = true }
 M.FIELDS = { app = true, host = true, path = true, url = true, db = true,
   ["db-password-secret"] = true, ["ssh-key"] = true, ["ssh-password-secret"] = true,
-  ["ssh-key-passphrase-secret"] = true, exclude = true }
+  ["ssh-key-passphrase-secret"] = true, exclude = true, contact = true, ["watch-path"] = true,
+  ["watch-ignore"] = true }
 
 local function check_name(name)
   if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 100 then
     errors.usage("bad instance name %q: use letters, digits and . _ -", tostring(name))
   end
 end
+
+local function lines(v) return type(v) == "string" and { v } or v end
 
 -- Validate one field's value as given on the command line; returns the stored value.
 local validate = {
@@ -54,6 +57,25 @@ local validate = {
   ["ssh-password-secret"] = function(v) return v end,
   ["ssh-key-passphrase-secret"] = function(v) return v end,
   -- exclude: a list of backup patterns, stored one per line
+  contact = function(v)
+    if not v:match("^[^@%s<>,]+@[^@%s<>,]+$") then errors.usage("bad --contact %q: an e-mail address", v) end
+    return v
+  end,
+  ["watch-path"] = function(v)
+    local ok = {}
+    for _, p in ipairs(lines(v)) do
+      if p ~= "" then
+        if p:sub(1, 1) ~= "/" or ("/" .. p .. "/"):find("/%.%.?/") then errors.usage("--watch-path must be absolute, got %q", p) end
+        ok[#ok + 1] = (p:gsub("(.)/+$", "%1"))
+      end
+    end
+    return #ok > 0 and table.concat(ok, "\n") or nil
+  end,
+  ["watch-ignore"] = function(v)
+    local ok = {}
+    for _, p in ipairs(lines(v)) do if p ~= "" then ok[#ok + 1] = require("tend.backup").check_pattern(p) end end
+    return #ok > 0 and table.concat(ok, "\n") or nil
+  end,
   exclude = function(v)
     if type(v) == "string" then v = { v } end
     local ok = {}
@@ -62,7 +84,8 @@ local validate = {
   end,
 }
 
-local function column(field) return (field:gsub("-", "_")) end
+local COLUMNS = { ["watch-path"] = "watch_paths" }
+local function column(field) return COLUMNS[field] or (field:gsub("-", "_")) end
 
 local function load_extras(catalog, inst)
   inst.tags = {}
@@ -113,10 +136,12 @@ function M.add(catalog, name, fields, tags)
   for field, value in pairs(fields) do v[column(field)] = validate[field](value) end
   catalog:transaction(function()
     local _, id = catalog:run([[INSERT INTO instances(name, app, host, path, url, db,
-      db_password_secret, ssh_key, ssh_password_secret, ssh_key_passphrase_secret, exclude, created_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+      db_password_secret, ssh_key, ssh_password_secret, ssh_key_passphrase_secret, exclude,
+      contact, watch_paths, watch_ignore, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
       name, v.app, v.host or "local", v.path, v.url, v.db, v.db_password_secret, v.ssh_key,
-      v.ssh_password_secret, v.ssh_key_passphrase_secret, v.exclude, os.time())
+      v.ssh_password_secret, v.ssh_key_passphrase_secret, v.exclude, v.contact, v.watch_paths,
+      v.watch_ignore, os.time())
     set_tags(catalog, id, tags)
   end)
   return M.get(catalog, name)
@@ -167,7 +192,8 @@ function Instance:describe()
     db = self.db, db_password_secret = self.db_password_secret, ssh_key = self.ssh_key,
     ssh_password_secret = self.ssh_password_secret,
     ssh_key_passphrase_secret = self.ssh_key_passphrase_secret,
-    exclude = self:excludes(), tags = self.tags, relations = self.relations }
+    exclude = self:excludes(), tags = self.tags, relations = self.relations, contact = self.contact,
+    watch_paths = self.watch_paths, watch_ignore = self.watch_ignore }
 end
 
 -- excludes() -> the instance's own backup exclusions (the app's come on top)

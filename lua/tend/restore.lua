@@ -76,6 +76,7 @@ local function link_local(t, from, to, paths)
 end
 
 -- build(t, st, manifest, dir, live, keep [, progress]) -> summary part | nil, msg, code:
+-- progress(files, bytes) -> update, finish: a display for what crosses (tend.progress).
 -- the snapshot's tree made in dir (created). Files the live tree holds already are
 -- copied there on the host; paths in keep come from the live tree whatever the snapshot
 -- says (a copy's own config file); only the rest crosses the wire, in one tar stream.
@@ -95,14 +96,16 @@ local function build(t, st, manifest, dir, live, keep, progress)
   if not ok then return nil, cmsg, ccode end
   local stream, omsg, ocode = t:open({ "tar", "-xpf", "-", "--no-same-owner", "-C", dir }, { stdin_pipe = true })
   if not stream then return nil, omsg, ocode end
-  local files, msg, code = core.archive.write_tar(stream, st, send, { progress = progress })
+  local sent, sent_bytes = snapshot.tally(send)
+  local update, finish = (progress or function() end)(sent, sent_bytes)
+  local files, msg, code = core.archive.write_tar(stream, st, send, { progress = update })
+  if finish then finish() end
   local status = stream:wait()
   if not files then return nil, msg, code end
   if status == nil then return nil, "tar on the host: the stream broke", "stream" end
   if status ~= 0 then
     return nil, ("tar on the host could not extract: %s"):format(stream:stderr():match("[^\n]+") or ("exit " .. status)), "remote"
   end
-  local sent, sent_bytes = snapshot.tally(send)
   return { files = (snapshot.tally(manifest)), sent_files = sent, sent_bytes = sent_bytes, reused_files = #from_live }
 end
 
@@ -382,9 +385,8 @@ function M.run(ctx, inst, snap, opts)
   if sqlite then summary.safety_object = safety_dump(ctx, target, settings, snap, say) end
   journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging })
   say("building %d entries in %s", #manifest, staging)
-  local update, finish = require("tend.progress").new(ctx, target.name, snap.files, snap.bytes)
-  local built, msg = build(t, st, manifest, staging, target.path, keep, update)
-  finish()
+  local built, msg = build(t, st, manifest, staging, target.path, keep,
+    function(files, bytes) return require("tend.progress").new(ctx, target.name, files, bytes) end)
   if not built then fail(msg) end
   for k, v in pairs(built) do summary[k] = v end
   say("%d files sent, %d taken from the tree in place", built.sent_files, built.reused_files)
