@@ -74,11 +74,13 @@ local function hash_here(ctx, t, root, rels)
   return out
 end
 
--- scan(ctx, inst) -> {path = entry}: the instance as it is now. Web-root paths are
+-- scan(ctx, inst [, extra]) -> {path = entry}: the instance as it is now (extra: more
+-- patterns to leave out). Web-root paths are
 -- relative ("wp-config.php"); the watch paths outside it absolute ("/etc/php/...").
-function M.scan(ctx, inst)
+function M.scan(ctx, inst, extra)
   local t = inst:transport()
   local ignore = M.patterns(inst)
+  for _, p in ipairs(extra or {}) do ignore[#ignore + 1] = p end
   local all = errors.check(list(t, inst.path, ignore, nil))
   for outside in (inst.watch_paths or ""):gmatch("[^\n]+") do
     local st = t:stat(outside)
@@ -157,7 +159,7 @@ function M.diff(before, now)
         if e.type == "link" and b.link ~= e.link then what[#what + 1] = "target " .. tostring(b.link) .. " -> " .. tostring(e.link) end
       end
       if b.mode ~= e.mode then what[#what + 1] = ("mode %o -> %o"):format(b.mode, e.mode) end
-      if b.uid ~= e.uid or b.gid ~= e.gid then
+      if b.uid and e.uid and (b.uid ~= e.uid or b.gid ~= e.gid) then -- a manifest keeps no owner
         what[#what + 1] = ("owner %d:%d -> %d:%d"):format(b.uid, b.gid, e.uid, e.gid)
       end
       if #what > 0 then d.changed[#d.changed + 1] = { path = path, what = what } end

@@ -55,6 +55,28 @@ rmdir "$B/x"
 out=$("$TEND" --json clone a b 2>"$T/clone.err"); rc=$?
 is "$rc" 0 "clone a b exits 0"
 [ "$rc" = 0 ] || diag "$(tail -5 "$T/clone.err")"
+# compare A with its fresh clone B: exactly the rows that held A's URL differ, and
+# wp-config.php; B alone has tend's no-mail plugin.
+out=$("$TEND" --json compare a b 2>"$T/cmp.err"); rc=$?
+is "$rc" 3 "compare a b finds differences: exit 3"
+[ "$rc" = 3 ] || diag "$(tail -3 "$T/cmp.err")"
+printf '%s' "$out" > "$T/cmp.json"
+py() { python3 -c "import json,sys; r = json.load(open('$T/cmp.json')); $1"; }
+is "$(py 'print(" ".join(d["path"] for d in r["files"]["differ"]))')" "wp-config.php" "the files that differ: wp-config.php"
+is "$(py 'print(" ".join(r["files"]["only_b"]))'):$(py 'print(len(r["files"]["only_a"]))')" \
+  "wp-content/mu-plugins wp-content/mu-plugins/tend-no-mail.php:0" "... B alone has the no-mail plugin, A nothing of its own"
+mariadb-dump --no-defaults -S "$MARIADB_SOCKET" -u root --skip-extended-insert --skip-triggers wp_a \
+  | grep -F -- "$WP_URL" | sed -E 's/^INSERT INTO `([^`]+)`.*/\1/' | sort | uniq -c | awk '{ print $2 "=" $1 }' > "$T/expected"
+is "$(py 'print("\n".join("%s=%d" % (t["name"], t["differ"]) for t in r["db"]["tables"] if t["differ"]))')" "$(cat "$T/expected")" \
+  "the rows that differ are exactly those that held A's URL, table by table"
+is "$(py 'print(sum(t["only_a"] + t["only_b"] for t in r["db"]["tables"]))')" 0 "... and no row is only on one side"
+sql wp_b -e "UPDATE wp_terms SET name = 'Changed in B' WHERE term_id = 1"
+out=$("$TEND" compare a b --db --show wp_terms 2>&1)
+like "$out" "wp_terms: 1 rows differ \(1\)" "after editing one row of B, exactly that row more"
+like "$out" "\+ b \(1,'Changed in B'," "--show TABLE prints the differing rows"
+like "$("$TEND" compare a b --files --show wp-config.php 2>&1)" "\-\-\- a:wp-config.php.*\+\+\+ b:wp-config.php.*wp_b" \
+  "--show PATH prints a unified diff"
+
 serve "$B" "$PB"
 code=$(get "$B_URL/")
 like "$code:$(cat "$T/body")" "^200:.*$(re_escape "$WP_POST_TITLE")" "B serves A's post"
@@ -87,6 +109,12 @@ like "$(cat "$T/reclone.json")" '"sent_files":1[,}]' "... and sent only the chan
 is "$(get "$B_URL/")" 200 "B is back after the clone"
 ok "... its maintenance file gone" test ! -e "$B/.maintenance"
 is "$(tail -c 100 "$B/readme.html")" "$(tail -c 100 "$A/readme.html")" "... with A's change"
+
+# A against one of its own snapshots: read from the store, the server asked only for A.
+out=$("$TEND" compare a a@1 2>&1); rc=$?
+like "$rc:$out" "^3:.*files: 1 difference.*differ   readme.html \(content\).*database: the same" \
+  "compare a a@1: the file changed since, and the same database"
+is "$("$TEND" compare a@1 a@1 >/dev/null 2>&1; echo $?)" 0 "a snapshot compared with itself: exit 0"
 
 # A file of B changed behind tend's back, size and mtime put back: its content gives it away.
 f=$B/wp-includes/version.php
