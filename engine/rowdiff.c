@@ -9,7 +9,8 @@
  * per row (--skip-extended-insert) and extended ones both work. keys lists up to limit
  * keys of each kind per table ("1", "5,'x'"); `rows` names the one table whose differing
  * rows come back whole. A side whose keys go backwards (a table with no primary key,
- * a collation this merge does not follow) marks the table unordered: counted, not paired.
+ * a collation this merge does not follow) marks the table unordered: from there its rows
+ * are paired by position, which finds an identical table the same and says little more.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -521,9 +522,19 @@ static const char *merge(lua_State *L, side *a, side *b, int opts, int list, int
 			/* a row checked again while the other side catches up compares equal: fine */
 			if ((row_a && !in_order(a)) || (row_b && !in_order(b)))
 				t.unordered = 1;
-			if (t.unordered) { /* counted, not paired */
-				if (row_a) t.only_a++, ea = next_event(a);
-				if (row_b) t.only_b++, eb = next_event(b);
+			if (t.unordered) { /* paired by position, not by key */
+				if (row_a && row_b && a->row_len == b->row_len && memcmp(a->row, b->row, a->row_len) == 0)
+					t.same++;
+				else if (row_a && row_b)
+					t.differ++;
+				else if (row_a)
+					t.only_a++;
+				else
+					t.only_b++;
+				if (row_a)
+					ea = next_event(a);
+				if (row_b)
+					eb = next_event(b);
 				continue;
 			}
 			if (c < 0) {

@@ -163,7 +163,7 @@ function M.report_db(tables, a, b)
         if tb.only_b > 0 then parts[#parts + 1] = ("%d only in %s%s"):format(tb.only_b, b.label, keys(tb.keys.only_b)) end
         if #tb.schema > 0 then parts[#parts + 1] = "schema differs" end
         lines[#lines + 1] = ("  %s: %s%s"):format(tb.name, table.concat(parts, ", "),
-          tb.unordered and " (rows not in key order: counted, not paired)" or "")
+          tb.unordered and " (rows not in key order: paired by position)" or "")
         for _, l in ipairs(tb.schema) do lines[#lines + 1] = "      " .. l end
       end
     end
