@@ -158,7 +158,9 @@ function M.report_db(tables, a, b)
       elseif not tb.in_a then lines[#lines + 1] = ("  %s: only in %s (%d rows)"):format(tb.name, b.label, tb.only_b)
       else
         local parts = {}
-        if tb.differ > 0 then parts[#parts + 1] = ("%d rows differ%s"):format(tb.differ, keys(tb.keys.differ)) end
+        if tb.differ > 0 then
+          parts[#parts + 1] = ("%d %s%s"):format(tb.differ, tb.differ == 1 and "row differs" or "rows differ", keys(tb.keys.differ))
+        end
         if tb.only_a > 0 then parts[#parts + 1] = ("%d only in %s%s"):format(tb.only_a, a.label, keys(tb.keys.only_a)) end
         if tb.only_b > 0 then parts[#parts + 1] = ("%d only in %s%s"):format(tb.only_b, b.label, keys(tb.keys.only_b)) end
         if #tb.schema > 0 then parts[#parts + 1] = "schema differs" end

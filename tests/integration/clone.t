@@ -72,7 +72,7 @@ is "$(py 'print("\n".join("%s=%d" % (t["name"], t["differ"]) for t in r["db"]["t
 is "$(py 'print(sum(t["only_a"] + t["only_b"] for t in r["db"]["tables"]))')" 0 "... and no row is only on one side"
 sql wp_b -e "UPDATE wp_terms SET name = 'Changed in B' WHERE term_id = 1"
 out=$("$TEND" compare a b --db --show wp_terms 2>&1)
-like "$out" "wp_terms: 1 rows differ \(1\)" "after editing one row of B, exactly that row more"
+like "$out" "wp_terms: 1 row differs \(1\)" "after editing one row of B, exactly that row more"
 like "$out" "\+ b \(1,'Changed in B'," "--show TABLE prints the differing rows"
 like "$("$TEND" compare a b --files --show wp-config.php 2>&1)" "\-\-\- a:wp-config.php.*\+\+\+ b:wp-config.php.*wp_b" \
   "--show PATH prints a unified diff"
