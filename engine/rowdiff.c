@@ -594,27 +594,16 @@ static int l_compare(lua_State *L)
 	side *a = lua_newuserdatauv(L, sizeof *a, 0), *b = lua_newuserdatauv(L, sizeof *b, 0);
 	open_side(L, 1, a);
 	open_side(L, 2, b);
-	if (a->failed || b->failed) {
-		const char *why = a->failed ? a->why : b->why;
-		lua_pushfstring(L, "rowdiff: %s", why);
-		close_side(a), close_side(b);
-		lua_pushnil(L);
-		lua_insert(L, -2);
-		lua_pushliteral(L, "io");
-		return 3;
-	}
+	const char *why = a->failed ? a->why : b->failed ? b->why : NULL, *code = "io";
 	lua_newtable(L);
 	int list = lua_gettop(L);
-	const char *why = merge(L, a, b, opts, list, limit);
-	if (why) {
-		lua_pushfstring(L, "rowdiff: %s", why);
-		close_side(a), close_side(b);
-		lua_pushnil(L);
-		lua_insert(L, -2);
-		lua_pushliteral(L, "stream");
-		return 3;
-	}
+	if (!why && (why = merge(L, a, b, opts, list, limit)) != NULL)
+		code = "stream";
+	if (why)
+		why = lua_pushfstring(L, "rowdiff: %s", why); /* before the sides' buffers go */
 	close_side(a), close_side(b);
+	if (why)
+		return tend_fail(L, code, "%s", why);
 	lua_settop(L, list);
 	return 1;
 }

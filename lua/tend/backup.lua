@@ -35,23 +35,26 @@ end
 
 local FORMAT = "%y\\0%m\\0%s\\0%T@\\0%p\\0%l\\0"
 
--- listing(t, root, exclude) -> the host's raw listing | nil, msg, code: one round trip.
--- exclude: checked patterns (M.exclusions).
-function M.listing(t, root, exclude)
-  local argv = { "find", "." }
+-- find_argv(argv, exclude, format) -> argv: `find ...` (argv's start) with every path
+-- matching a checked pattern pruned, printing format for the rest.
+function M.find_argv(argv, exclude, format)
   if #exclude > 0 then
     argv[#argv + 1] = "("
     for i, q in ipairs(exclude) do
       if i > 1 then argv[#argv + 1] = "-o" end
-      if q:find("/", 1, true) then
-        argv[#argv + 1], argv[#argv + 2] = "-path", "./" .. q
-      else
-        argv[#argv + 1], argv[#argv + 2] = "-name", q
-      end
+      local slash = q:find("/", 1, true)
+      argv[#argv + 1], argv[#argv + 2] = slash and "-path" or "-name", slash and ("./" .. q) or q
     end
     table.move({ ")", "-prune", "-o" }, 1, 3, #argv + 1, argv)
   end
-  argv[#argv + 1], argv[#argv + 2] = "-printf", FORMAT
+  argv[#argv + 1], argv[#argv + 2] = "-printf", format
+  return argv
+end
+
+-- listing(t, root, exclude) -> the host's raw listing | nil, msg, code: one round trip.
+-- exclude: checked patterns (M.exclusions).
+function M.listing(t, root, exclude)
+  local argv = M.find_argv({ "find", "." }, exclude, FORMAT)
   local r, msg, code = t:exec(argv, { cwd = root })
   if not r then return nil, msg, code end
   if r.code ~= 0 then

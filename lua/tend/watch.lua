@@ -25,17 +25,7 @@ end
 -- under root (or of the one name `only` in it); paths relative to root, with prefix put
 -- before them (for the watch paths outside the web root).
 local function list(t, root, ignore, prefix, only)
-  local argv = only and { "find", "./" .. only, "-maxdepth", "0" } or { "find", "." }
-  if #ignore > 0 then
-    argv[#argv + 1] = "("
-    for i, q in ipairs(ignore) do
-      if i > 1 then argv[#argv + 1] = "-o" end
-      local slash = q:find("/", 1, true)
-      argv[#argv + 1], argv[#argv + 2] = slash and "-path" or "-name", slash and ("./" .. q) or q
-    end
-    table.move({ ")", "-prune", "-o" }, 1, 3, #argv + 1, argv)
-  end
-  argv[#argv + 1], argv[#argv + 2] = "-printf", FORMAT
+  local argv = backup.find_argv(only and { "find", "./" .. only, "-maxdepth", "0" } or { "find", "." }, ignore, FORMAT)
   local r, msg, code = t:exec(argv, { cwd = root })
   if not r then return nil, msg, code end
   if r.code ~= 0 then
