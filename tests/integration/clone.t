@@ -74,6 +74,11 @@ sql wp_b -e "UPDATE wp_terms SET name = 'Changed in B' WHERE term_id = 1"
 out=$("$TEND" compare a b --db --show wp_terms 2>&1)
 like "$out" "wp_terms: 1 row differs \(1\)" "after editing one row of B, exactly that row more"
 like "$out" "\+ b \(1,'Changed in B'," "--show TABLE prints the differing rows"
+sql wp_b -e "INSERT INTO wp_posts (post_author, post_content, post_title, post_excerpt, to_ping, pinged, post_content_filtered)
+  VALUES (1, 'only in B', 'A post of B', '', '', '', '')"
+new_id=$(sql wp_b -e "SELECT max(ID) FROM wp_posts")
+like "$("$TEND" compare a b --db 2>&1)" "wp_posts: 4 rows differ \(1 2 3 4\), 1 only in b \($new_id\)" \
+  "a post added in B is exactly one row more, only in B"
 like "$("$TEND" compare a b --files --show wp-config.php 2>&1)" "\-\-\- a:wp-config.php.*\+\+\+ b:wp-config.php.*wp_b" \
   "--show PATH prints a unified diff"
 
