@@ -4,15 +4,16 @@ return {
   summary = "Clone DST's production source onto DST, then bring DST's code to the newest version",
   description = [[
 DST must be linked first: tend instance link next --pre-dogfood-of prod. Clones the
-source onto DST (a fresh snapshot; see clone), then runs the update step in DST's web
-root on its host, while DST still shows its maintenance page: --update CMD (a shell
-command such as "git pull --ff-only" or "svn up"), or nothing when none is given.
-tend's own update recipe (with its checks and rollback) takes this step's place when
-it lands; until then the command is the hook. A failing update leaves DST behind its
-maintenance page, with the data cloned, and exits 1.]],
+source onto DST (a fresh snapshot; see clone), then brings DST's code to the newest
+version there is, of any major (or --to VERSION), the way `tend upgrade` does: a
+backup of DST, its maintenance page, the code, the migration, a check, and a rollback
+of DST if any of it fails (exit 1; scheduled, mailed). Users then try tomorrow's code on
+today's data. A DST that is no git or Subversion checkout can take a command instead:
+--update CMD runs in its web root behind the page (e.g. "git pull --ff-only", an unpack).]],
   params = {
     { name = "dst", type = "instance", positional = true, required = true, help = "the pre-dogfood copy" },
-    { name = "update", type = "string", help = "shell command that updates DST's code (run in its web root)" },
+    { name = "to", type = "string", help = "this version instead of the newest" },
+    { name = "update", type = "string", help = "a shell command that updates DST's code instead (run in its web root)" },
     { name = "yes-overwrite-production", type = "bool", help = "DST may be tagged production" },
   },
 
@@ -26,7 +27,10 @@ maintenance page, with the data cloned, and exits 1.]],
     local adapter = require("tend.apps").get(dst.app)
     local summary = copy.clone(ctx, src, dst, snap, { overwrite_production = args["yes-overwrite-production"],
       progress = say, keep_maintenance = args.update ~= nil })
-    if args.update then
+    if not args.update then
+      local r = require("tend.update").run(ctx, dst, { to = args.to, latest = not args.to, upgrade = true, progress = say })
+      summary.from, summary.to, summary.updated = r.from, r.to, r.changed
+    else
       say("updating: %s", args.update)
       local r, msg = dst:exec(args.update)
       if not r or r.code ~= 0 then
@@ -36,7 +40,8 @@ maintenance page, with the data cloned, and exits 1.]],
       maintenance.off(dst:transport(), dst.path, adapter)
       summary.updated = true
     end
-    ctx:info("%s: %s's data of snapshot %d%s", dst.name, src.name, snap.id, args.update and ", code updated" or "")
+    ctx:info("%s: %s's data of snapshot %d, code %s", dst.name, src.name, snap.id,
+      summary.to and ("at " .. summary.to) or (summary.updated and "updated" or "as it was"))
     ctx:result(summary)
   end,
 }

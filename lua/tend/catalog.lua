@@ -160,6 +160,9 @@ local migrations = {
     PRIMARY KEY (instance_id, path)
   );
   ]],
+  [[
+  ALTER TABLE instances ADD COLUMN migrate TEXT;        -- the app's database migration command, run in its web root
+  ]],
 }
 
 local Catalog = {}

@@ -231,6 +231,14 @@ function M.parse_args(ctx, r, argv)
   return args
 end
 
+-- call(ctx, name, argv) -> what the recipe's run returns: one recipe run from another.
+function M.call(ctx, name, argv)
+  local src, origin = M.find(name)
+  if not src then errors.fail("no recipe named %s", name) end
+  local r = M.load(src, origin)
+  return r.run(ctx, M.parse_args(ctx, r, argv))
+end
+
 -- usage(r) -> the text of `tend help RECIPE`.
 function M.usage(r)
   local synopsis, lines = { "tend " .. r.name }, {}

@@ -162,6 +162,8 @@ function M.load_db(t, st, s, object, ctx, rewrites)
       local status = stream:wait()
       if not ok then return nil, msg, code end
       if status ~= 0 then return nil, "could not write the database copy", "remote" end
+      -- mktemp made it 0600: it takes the mode of the file it replaces, for the web server
+      t:exec({ "sh", "-c", '[ -e "$2" ] && chmod --reference="$2" -- "$1" || chmod 644 -- "$1"', "sh", tmp, s.path })
       return t:rename(tmp, s.path) -- readers see the old file or the new one
     end)
   end
@@ -312,7 +314,7 @@ local function prepare_copy(target, t, staging, settings, kept)
     if src then
       local text, why = apps.config_for(adapter, src, settings)
       if not text then errors.fail("%s: %s", target.name, why) end
-      errors.check(t:write(path, text, 416))
+      errors.check(t:write(path, text, (t:stat(path) or {}).mode or 416)) -- as readable as the web server had it
     end
   end
   if adapter.mail_off and not target:is_production() then errors.check(adapter.mail_off(t, staging)) end

@@ -142,31 +142,6 @@ local function instances_of(ctx, argv)
   return out
 end
 
-local function mb(n) return ("%.0f MB"):format(n / 1e6) end
-
--- preflight(ctx, insts) -> nil | the one-line reason the run cannot go ahead.
-local function preflight(ctx, insts)
-  local catalog, need = ctx:catalog(), 64e6
-  for _, inst in ipairs(insts) do
-    local row = catalog:first("SELECT max(stored_bytes) AS most FROM snapshots WHERE instance_id = ?", inst.id)
-    need = math.max(need, (row and row.most or 0) * 2)
-  end
-  local free = core.fs.free_space(ctx.home)
-  if free and free < need then
-    return ("disk full: %s free for %s, and a run here has needed up to %s"):format(mb(free), ctx.home, mb(need))
-  end
-  for _, inst in ipairs(insts) do
-    inst.ctx = ctx
-    local ok, err = pcall(function()
-      local t = inst:transport()
-      errors.check(t:exec({ "true" }, { timeout = 60 }))
-      local settings = inst:db_settings(ctx:vault())
-      if settings then errors.check(require("tend.db").ping(t, settings)) end
-    end)
-    if not ok then return ("%s: %s"):format(inst.name, errors.is(err) and err.msg or tostring(err)) end
-  end
-end
-
 -- The last lines of a log.
 local function tail(text, n)
   local lines = {}
@@ -238,7 +213,7 @@ function M.run(ctx, name)
     run.job, run.instance, run.started_at)
 
   local ok, err = pcall(function()
-    local cause = preflight(ctx, insts)
+    local cause = require("tend.preflight")(ctx, insts)
     if cause then
       run.status, run.exit_code, run.error, run.log = "failed", 1, cause, "preflight: " .. cause .. "\n"
       return

@@ -175,6 +175,50 @@ start_smtp() {
   export SMTP_PORT SMTP_MAILDIR
 }
 
+# apache_serve DIR PORT: Debian's Apache with mod_php and mod_rewrite serving DIR on
+# 127.0.0.1:PORT, .htaccess files honored (AllowOverride All), as a Tiki or generic PHP
+# site is served; stopped with the harness. Needs root (it runs its children as www-data).
+apache_serve() {
+  local root=$1 port=$2 d m=/usr/lib/apache2/modules
+  d=$(harness_tmp)/apache-$port
+  mkdir -p "$d"
+  cat > "$d/httpd.conf" <<CONF
+ServerName 127.0.0.1
+Listen 127.0.0.1:$port
+PidFile $d/httpd.pid
+ErrorLog $d/error.log
+LogLevel warn
+DefaultRuntimeDir $d
+User www-data
+Group www-data
+LoadModule mpm_prefork_module $m/mod_mpm_prefork.so
+LoadModule authz_core_module $m/mod_authz_core.so
+LoadModule dir_module $m/mod_dir.so
+LoadModule mime_module $m/mod_mime.so
+LoadModule rewrite_module $m/mod_rewrite.so
+LoadModule headers_module $m/mod_headers.so
+LoadModule php_module $m/libphp8.2.so
+TypesConfig /etc/mime.types
+DocumentRoot $root
+DirectoryIndex index.php
+<Directory />
+  AllowOverride None
+  Require all denied
+</Directory>
+<Directory $root>
+  AllowOverride All
+  Require all granted
+</Directory>
+<FilesMatch "\.php\$">
+  SetHandler application/x-httpd-php
+</FilesMatch>
+CONF
+  # its own session: Apache signals its process group when it stops, which must not be ours
+  setsid /usr/sbin/apache2 -f "$d/httpd.conf" -DFOREGROUND > "$d/stderr.log" 2>&1 &
+  HARNESS_PIDS="$HARNESS_PIDS $!"
+  wait_for "apache on $port" 10 _port_open "$port" || { cat "$d/stderr.log" "$d/error.log" >&2; return 1; }
+}
+
 # need SERVICE...: start the services not already running (started by tests/run).
 need() {
   local s

@@ -196,10 +196,13 @@ is "$(cd "$TA" && php index.php | head -1)" "url=$TA_URL/tiki-index.php" "tiki-a
 before=$(stat -c '%i %s %Y' "$TB/.htaccess"; sha256sum < "$TB/.htaccess")
 ok "maintenance on" "$TEND" maintenance tiki-b on
 like "$(head -1 "$TB/.htaccess")" "^# tend maintenance" "the .htaccess sends every request to the maintenance page"
-PT=$(free_port); serve "$TB" "$PT"
-is "$(get "http://127.0.0.1:$PT/tend-maintenance.php")" 503 "the maintenance page answers 503"
+PT=$(free_port); apache_serve "$TB" "$PT" || bail "apache would not start"
+is "$(get "http://127.0.0.1:$PT/tiki-index.php?page=HomePage")" 503 "Apache sends every request to the maintenance page: 503"
 like "$(cat "$T/head")" "Retry-After: 600" "... with Retry-After"
+like "$(cat "$T/body")" "Down for maintenance" "... and the page"
 ok "maintenance off" "$TEND" maintenance tiki-b off
+is "$(get "http://127.0.0.1:$PT/")" 200 "after off, Apache serves the site again"
+like "$(cat "$T/body")" "url=$(re_escape "$TB_URL")" "... from tiki-b's database"
 is "$(stat -c '%i %s %Y' "$TB/.htaccess"; sha256sum < "$TB/.htaccess")" "$before" ".htaccess is back, byte for byte (same inode)"
 ok "the page is gone" test ! -e "$TB/tend-maintenance.php"
 

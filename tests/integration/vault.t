@@ -51,7 +51,7 @@ out=$(TEND_VAULT_KEY_FILE=$(harness_tmp)/other.key "$TEND" secret set x <<<"y" 2
 like "$rc:$out" "^1:.*readable by others \(mode 644\); run: chmod 600" "a key file readable by others is refused"
 
 # A tampered value.
-sqlite3 "$TEND_HOME/catalog.db" "UPDATE secrets SET value = 'A' || substr(value, 2) WHERE name = 'api.token'"
+sqlite3 "$TEND_HOME/catalog.db" "UPDATE secrets SET value = (CASE WHEN substr(value, 1, 1) = 'A' THEN 'B' ELSE 'A' END) || substr(value, 2) WHERE name = 'api.token'"
 out=$(cd "$(harness_tmp)" && "$TEND" use-secret api.token 2>&1); rc=$?
 like "$rc:$out" "^1:.*cannot decrypt api\.token: wrong vault key or tampered value" "a tampered value fails cleanly"
 

@@ -8,6 +8,7 @@ local M = { name = "tiki", config = "db/local.php",
   data_dirs = { "files", "img/wiki", "img/wiki_up", "img/trackers" },
   db_keys = { kind = "assign", name = "dbs_tiki", user = "user_tiki", password = "pass_tiki", host = "host_tiki" },
   maintenance = "htaccess",
+  migrate = "php console.php database:update", -- after new code (tend update)
 }
 
 function M.detect(t, path)

@@ -1,0 +1,100 @@
+-- vcs: the code of an instance that is a git or Subversion checkout, moved on its host.
+-- A git checkout on a branch follows it (pull --ff-only); one at a tag moves to the
+-- newest tag of the same major version (an update) or to the tag asked for (an
+-- upgrade). svn: `svn update` (to a revision or tag path, --to). Untracked files (the
+-- config, the uploads) stay where they are.
+local errors = require "tend.errors"
+
+local M = {}
+
+-- kind(t, root) -> "git" | "svn" | nil
+function M.kind(t, root)
+  if t:stat(root .. "/.git") then return "git" end
+  if t:stat(root .. "/.svn") then return "svn" end
+end
+
+-- run(t, argv) -> stdout (trimmed) | nil, "PROG SUBCMD: its last line of stderr", code
+local function run(t, argv)
+  local r, msg, code = t:exec(argv, { timeout = 600 })
+  if not r then return nil, msg, code end
+  if r.code ~= 0 then
+    return nil, ("%s %s: %s"):format(argv[1], argv[argv[1] == "git" and 4 or 2], r.stderr:match("([^\n]+)\n?$") or ("exit " .. r.code)), "remote"
+  end
+  return (r.stdout:gsub("%s+$", ""))
+end
+
+local function git(t, root, ...) return run(t, { "git", "-C", root, ... }) end
+
+-- parts("2.10.1") -> {2, 10, 1}: how versions are ordered (1.9 before 1.10).
+local function parts(v)
+  local out = {}
+  for n in tostring(v):gmatch("%d+") do out[#out + 1] = tonumber(n) end
+  return out
+end
+
+function M.newer(a, b) -- is version a after version b?
+  local x, y = parts(a), parts(b)
+  for i = 1, math.max(#x, #y) do
+    if (x[i] or -1) ~= (y[i] or -1) then return (x[i] or -1) > (y[i] or -1) end
+  end
+  return false
+end
+
+local function major(v) return parts(v)[1] end
+
+-- state(t, root) -> {kind, tag, branch, commit}: where the checkout is.
+function M.state(t, root)
+  local kind = M.kind(t, root)
+  if kind == "svn" then
+    return { kind = "svn", commit = errors.check(run(t, { "svn", "info", "--show-item", "revision", root })) }
+  end
+  if kind ~= "git" then return nil end
+  local s = { kind = "git", commit = errors.check(git(t, root, "rev-parse", "--short", "HEAD")) }
+  s.tag = git(t, root, "describe", "--tags", "--exact-match", "HEAD")
+  s.branch = git(t, root, "symbolic-ref", "-q", "--short", "HEAD")
+  return s
+end
+
+-- target(t, root, state, to [, latest]) -> the version to move to, or nil when there is
+-- none newer. Fetches first. to: a tag (upgrade); latest: the newest tag of any major;
+-- else the newest tag of the same major, or the branch's head.
+function M.target(t, root, s, to, latest)
+  if s.kind == "svn" then return to or "HEAD" end
+  errors.check(git(t, root, "fetch", "--tags", "--quiet"))
+  local tags = {}
+  for tag in (errors.check(git(t, root, "tag", "-l")) .. "\n"):gmatch("([^\n]+)\n") do tags[#tags + 1] = tag end
+  if to then
+    for _, tag in ipairs(tags) do if tag == to then return to end end
+    errors.usage("no version %s in the repository (it has %s)", to, table.concat(tags, ", "))
+  end
+  if latest then
+    local best
+    for _, tag in ipairs(tags) do if not best or M.newer(tag, best) then best = tag end end
+    return best and best ~= s.tag and (not s.tag or M.newer(best, s.tag)) and best or nil
+  end
+  if s.branch and not s.tag then
+    local head = errors.check(git(t, root, "rev-parse", "--short", "@{upstream}"))
+    return head ~= s.commit and s.branch or nil
+  end
+  if not s.tag then errors.fail("the checkout is at commit %s, neither a tag nor a branch: say --to", s.commit) end
+  local best
+  for _, tag in ipairs(tags) do
+    if major(tag) == major(s.tag) and M.newer(tag, best or s.tag) then best = tag end
+  end
+  return best
+end
+
+-- switch(t, root, state, to): the checkout moved to `to` (from target).
+function M.switch(t, root, s, to)
+  if s.kind == "svn" then
+    local argv = { "svn", "update", "--non-interactive", "-q" }
+    if to ~= "HEAD" then argv[#argv + 1], argv[#argv + 2] = "-r", to end
+    argv[#argv + 1] = root
+    return errors.check(run(t, argv))
+  end
+  if s.branch and not s.tag and to == s.branch then return errors.check(git(t, root, "pull", "--ff-only", "--quiet")) end
+  errors.check(git(t, root, "checkout", "--quiet", to))
+end
+
+M.major = major
+return M

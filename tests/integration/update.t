@@ -1,0 +1,134 @@
+#!/bin/bash
+# Updates over SSH of a small versioned PHP app (tests/fixtures/app: a git repository with
+# tags 1.0, 1.1, a broken 1.2 and 2.0, SQLite migrations) served by Apache: update
+# 1.0 -> 1.1 behind a 503 page; an update whose migration fails puts files and database
+# back, lifts the page, exits 1, and mails when scheduled; upgrade to 2.0; create from the
+# repository; adopt of the harness WordPress; a profile applied twice; pre-dogfood.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/harness/tap.sh
+. tests/harness/services.sh
+[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP Apache for the fixture needs root"; exit 0; }
+need sshd mariadb wordpress smtp
+fresh_home
+T=$(harness_tmp)
+HOST="ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT"
+REPO=$T/repo
+tests/fixtures/app/make-repo "$REPO"
+APP=$T/app/site
+mkdir -p "$T/app" && git clone -q --branch 1.0 "$REPO" "$APP" 2>/dev/null && (cd "$APP" && php migrate.php >/dev/null)
+PA=$(free_port); apache_serve "$APP" "$PA" || bail "apache would not start"
+URL=http://127.0.0.1:$PA
+"$TEND" mail config --url "smtp://127.0.0.1:$SMTP_PORT" --from tend@example.org >/dev/null
+"$TEND" instance add app --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$APP" --url "$URL" \
+  --db "sqlite://$APP/data/app.db" --migrate "php migrate.php" >/dev/null 2>&1
+"$TEND" host trust app >/dev/null 2>&1
+get() { curl -s -o "$T/body" -D "$T/head" -w '%{http_code}' "$1"; }
+tree_sum() { (cd "$APP" && find . -path ./.git -prune -o -path ./data -prune -o -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }
+rows() { sqlite3 "$APP/data/app.db" .dump; }
+
+like "$("$TEND" check app 2>&1)" "app: +generic 1.0" "the fixture runs 1.0"
+is "$(get "$URL/"):$(cat "$T/body")" "200:version=1.0
+schema=1
+note=the first note" "... served by Apache"
+
+# update 1.0 -> 1.1, the page up while the code moves.
+TEND_PAUSE=update.code "$TEND" update app > "$T/up.out" 2>&1 &
+pid=$!
+wait_for "the update to reach its code step" 120 test -e "$TEND_HOME/paused-update.code"
+is "$(get "$URL/")" 503 "during the update the site answers 503"
+like "$(cat "$T/head")" "Retry-After: 600" "... with Retry-After"
+rm -f "$TEND_HOME/paused-update.code"
+wait "$pid"; rc=$?
+is "$rc" 0 "update app exits 0"
+[ "$rc" = 0 ] || diag "$(tail -3 "$T/up.out")"
+like "$(cat "$T/up.out")" "updated 1.0 -> 1.1 \\(backup: snapshot [0-9]+\\)" "it says from and to, and the backup"
+is "$(get "$URL/"):$(head -2 "$T/body")" "200:version=1.1
+schema=2" "afterwards the new version, its migration applied"
+
+# An update whose migration fails: everything back as it was.
+tests/fixtures/app/make-repo --broken "$REPO" # 1.2: the newest of 1.x, its migration fails
+before_files=$(tree_sum); before_rows=$(rows); before_head=$(git -C "$APP" rev-parse HEAD)
+out=$("$TEND" update app 2>&1); rc=$?
+like "$rc:$out" "^1:.*tend: update: the migration \\(php migrate.php\\) failed: migration 003-broken.sql failed: .*rolled back to snapshot [0-9]+: files and database as before" \
+  "a failing migration: exit 1, one line saying what failed and that it rolled back"
+is "$(tree_sum)" "$before_files" "the files are as before (by hash)"
+is "$(git -C "$APP" rev-parse HEAD)" "$before_head" "... the checkout at the same commit"
+is "$(rows)" "$before_rows" "the database is as before (row for row)"
+is "$(get "$URL/"):$(head -1 "$T/body")" "200:version=1.1" "the maintenance page is gone, the site serves 1.1"
+ok "... no maintenance files left" test ! -e "$APP/tend-maintenance.php"
+
+# The same, unattended: the failure is mailed.
+"$TEND" schedule add nightly-update --cron @daily --mail-to ops@example.org -- update app >/dev/null 2>&1
+out=$("$TEND" schedule run nightly-update 2>&1); rc=$?
+is "$rc" 1 "scheduled, the failing update exits 1"
+wait_for "the alert" 20 has_mail "Subject: tend: job nightly-update FAILED (app)"
+alert=$(grep -l "Subject: tend: job nightly-update FAILED (app)" "$SMTP_MAILDIR"/new/* | head -1)
+like "$(cat "$alert" 2>/dev/null)" "Cause: +.*migration 003-broken.sql failed.*rolled back" "... and mailed with its cause"
+
+# upgrade to 2.0; production is refused unless meant.
+"$TEND" instance edit app --tag env=production >/dev/null 2>&1
+like "$("$TEND" upgrade app --to 2.0 2>&1; echo "rc=$?")" "app is tagged production: upgrade a copy first, or add --yes-production.*rc=2" \
+  "upgrade refuses an instance tagged production"
+out=$("$TEND" upgrade app --to 2.0 --yes-production 2>&1); rc=$?
+is "$rc" 0 "upgrade app --to 2.0 --yes-production exits 0"
+[ "$rc" = 0 ] || diag "$out"
+is "$(get "$URL/"):$(head -2 "$T/body")" "200:version=2.0
+schema=3" "the site runs 2.0, its migration applied"
+like "$("$TEND" update app 2>&1; echo "rc=$?")" "already at 2.0, the newest of version 2.x.*rc=0" \
+  "an update with nothing newer of its major: exit 0, and says so"
+like "$("$TEND" upgrade app --to 9.9 --yes-production 2>&1; echo "rc=$?")" "no version 9.9 in the repository.*rc=2" \
+  "a version the repository lacks is refused"
+
+# create: 1.0 from the repository, its database built, registered.
+NEW=$T/new/site
+out=$("$TEND" create fresh --repo "$REPO" --version 1.0 --host "$HOST" --ssh-key "$SSHD_KEY" --path "$NEW" \
+  --db "sqlite://$NEW/data/app.db" --migrate "php migrate.php" 2>&1); rc=$?
+is "$rc" 0 "create installs 1.0 from the repository"
+[ "$rc" = 0 ] || diag "$out"
+is "$(cd "$NEW" && php index.php | head -2)" "version=1.0
+schema=1" "... with its database built"
+like "$("$TEND" check fresh 2>&1)" "app: +generic 1.0.*database: sqlite:.*reachable" "... and registered: tend check finds it"
+like "$("$TEND" create fresh --repo "$REPO" --version 1.0 --path "$T/x" 2>&1; echo "rc=$?")" "instance fresh already exists.*rc=2" \
+  "create refuses a name in use"
+
+# adopt: the harness WordPress, its database found in wp-config.php.
+out=$("$TEND" adopt blog --host "$HOST" --ssh-key "$SSHD_KEY" --path "$WP_PATH" --url "$WP_URL" 2>&1); rc=$?
+like "$rc:$out" "^0:.*blog: adopted wordpress $(re_escape "$WP_VERSION") at .*database mysql:$MARIADB_USER@127.0.0.1:$MARIADB_PORT/$MARIADB_DB" \
+  "adopt registers the WordPress with its version and database"
+like "$("$TEND" instance show blog)" "app: +wordpress" "... as a wordpress instance"
+like "$("$TEND" adopt nothing --path /no/such/dir 2>&1; echo "rc=$?")" "not found.*rc=1" "adopt of a missing web root fails"
+is "$("$TEND" instance list | grep -c '^nothing ')" 0 "... and registers nothing"
+
+# A profile (SQL, files, a Lua step) applied twice is the same as once.
+P=$T/profile
+mkdir -p "$P/files/assets"
+echo "INSERT OR REPLACE INTO notes (id, body) VALUES (100, 'from the profile');" > "$P/profile.sql"
+echo "logo" > "$P/files/assets/logo.txt"
+cat > "$P/profile.lua" <<'EOF'
+-- run(ctx, inst): the profile's own step, here: a setting kept in a file, made idempotently
+return function(ctx, inst)
+  assert(inst:exec({ "sh", "-c", "grep -qx demo=on settings.ini 2>/dev/null || echo demo=on >> settings.ini" }))
+end
+EOF
+ok "profile applies" "$TEND" profile fresh "$P"
+once=$(cd "$NEW" && sqlite3 data/app.db "SELECT * FROM notes ORDER BY id"; cat settings.ini assets/logo.txt)
+ok "profile applies again" "$TEND" profile fresh "$P"
+is "$(cd "$NEW" && sqlite3 data/app.db "SELECT * FROM notes ORDER BY id"; cat settings.ini assets/logo.txt)" "$once" \
+  "twice gives the same as once"
+like "$once" "100\\|from the profile.*demo=on.*logo" "... and once did what the profile says"
+
+# pre-dogfood: production's data, then the newest code (2.0 from a copy at 1.0).
+"$TEND" instance add next --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$T/next/site" \
+  --db "sqlite://$T/next/site/data/app.db" --migrate "php migrate.php" >/dev/null 2>&1
+mkdir -p "$T/next"
+"$TEND" instance link next --pre-dogfood-of fresh >/dev/null 2>&1
+sqlite3 "$NEW/data/app.db" "UPDATE notes SET body = 'today in production' WHERE id = 1"
+out=$("$TEND" pre-dogfood next 2>&1); rc=$?
+is "$rc" 0 "pre-dogfood next exits 0"
+[ "$rc" = 0 ] || diag "$(printf '%s' "$out" | tail -3)"
+is "$(cd "$T/next/site" && php index.php)" "version=2.0
+schema=3
+note=today in production" "next runs the newest tag on production's data"
+is "$(cd "$NEW" && php index.php | head -1)" "version=1.0" "production is untouched"
+
+done_testing
