@@ -13,8 +13,6 @@ local duration = require "tend.duration"
 
 local M = {}
 
-local function message(err) return errors.is(err) and err.msg or tostring(err) end
-
 -- fresh_snapshot(ctx, inst, say) -> snapshot row: a backup of inst now.
 function M.fresh_snapshot(ctx, inst, say)
   restore.recover(ctx, inst) -- a killed restore of the source is rolled back first
@@ -60,7 +58,7 @@ function M.clone(ctx, src, dst, snap, opts)
     local rok, rerr = pcall(redact, ctx, dst, opts.redact)
     if not rok then
       errors.fail("%s: redaction failed: %s; the copy stays behind its maintenance page (tend maintenance %s off)",
-        dst.name, message(rerr), dst.name)
+        dst.name, errors.message(rerr), dst.name)
     end
   end
   if not opts.keep_maintenance then

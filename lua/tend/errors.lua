@@ -17,6 +17,9 @@ function M.fail(fmt, ...) M.raise(1, fmt, ...) end
 
 function M.is(e) return getmetatable(e) == Error end
 
+-- message(e) -> the text of an error caught by pcall: ours, or anything else.
+function M.message(e) return M.is(e) and e.msg or tostring(e) end
+
 -- check(v, msg, ...): v, or raise a job failure with msg (the nil, msg, code convention).
 function M.check(v, msg, ...)
   if v == nil or v == false then M.raise(1, "%s", tostring(msg)) end

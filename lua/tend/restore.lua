@@ -240,8 +240,6 @@ function M.recover(ctx, target, in_process, half)
   return true
 end
 
-local function message(err) return errors.is(err) and err.msg or tostring(err) end
-
 -- safety_dump(ctx, target, settings, snap, say) -> object | nil: the database as it is
 -- now, into the store, and the "db" journal that names it (kept for the caller to clear).
 local function safety_dump(ctx, target, settings, snap, say)
@@ -264,7 +262,7 @@ local function load_snapshot_db(ctx, target, settings, snap, say, rewrites)
   local ok, msg = M.load_db(target:transport(), snapshot.store(ctx), settings, snap.db_object, ctx, rewrites)
   if not ok then
     local rok, rerr = pcall(M.recover, ctx, target, true, "db")
-    if not rok then errors.fail("%s; and rolling back failed: %s", msg, message(rerr)) end
+    if not rok then errors.fail("%s; and rolling back failed: %s", msg, errors.message(rerr)) end
     errors.fail("%s", msg)
   end
 end
@@ -353,7 +351,7 @@ function M.run(ctx, inst, snap, opts)
   if opts.db_only then
     if settings then
       local ok, part = pcall(restore_db, ctx, target, settings, snap, say, rewrites)
-      if not ok then errors.fail(helper_of and "%s" or "%s (the instance is as it was)", message(part)) end
+      if not ok then errors.fail(helper_of and "%s" or "%s (the instance is as it was)", errors.message(part)) end
       for k, v in pairs(part) do summary[k] = v end
       if not helper_of then journal_clear(ctx, target, "db") end
     end
@@ -380,7 +378,7 @@ function M.run(ctx, inst, snap, opts)
     say("restore failed; putting the instance back")
     if helper then helper:close() end
     local rok, rerr = pcall(M.recover, ctx, target, true)
-    if not rok then errors.fail("%s; and rolling back failed: %s", msg, message(rerr)) end
+    if not rok then errors.fail("%s; and rolling back failed: %s", msg, errors.message(rerr)) end
     errors.fail("%s (the instance is as it was)", msg)
   end
 
@@ -397,7 +395,7 @@ function M.run(ctx, inst, snap, opts)
     if copy then prepare_copy(target, t, staging, settings, keep) end
     if opts.prepare then opts.prepare(t, staging) end
   end)
-  if not pok then fail(message(perr)) end
+  if not pok then fail(errors.message(perr)) end
 
   if helper then
     say("waiting for the database")
@@ -407,7 +405,7 @@ function M.run(ctx, inst, snap, opts)
     summary.safety_object, summary.db_bytes = part.safety_object, part.db_bytes
   elseif settings and not sqlite then -- no helper could start: the database half here
     local ok, part = pcall(restore_db, ctx, target, settings, snap, say, rewrites)
-    if not ok then fail(message(part)) end
+    if not ok then fail(errors.message(part)) end
     for k, v in pairs(part) do summary[k] = v end
   end
 
@@ -416,10 +414,10 @@ function M.run(ctx, inst, snap, opts)
     if t:stat(target.path) then errors.check(t:rename(target.path, old)) end
     errors.check(t:rename(staging, target.path))
   end)
-  if not ok then fail(message(err)) end
+  if not ok then fail(errors.message(err)) end
   if sqlite then
     local lok, lerr = pcall(load_snapshot_db, ctx, target, settings, snap, say, rewrites)
-    if not lok then fail(message(lerr)) end
+    if not lok then fail(errors.message(lerr)) end
     summary.db_bytes = snap.db_bytes
   end
   pause(ctx, "restore.swapped")

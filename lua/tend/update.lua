@@ -11,8 +11,6 @@ local pause = require "tend.pause"
 
 local M = {}
 
-local function message(err) return errors.is(err) and err.msg or tostring(err) end
-
 -- health(inst) -> nil | why the site is not well: its URL must answer below 500.
 function M.health(inst)
   if not inst.url then return nil end
@@ -73,12 +71,12 @@ function M.run(ctx, inst, opts)
     if why then errors.fail("the site is not well after the %s: %s", opts.upgrade and "upgrade" or "update", why) end
   end)
   if not ok then
-    local msg = message(err)
+    local msg = errors.message(err)
     say("%s; rolling back to snapshot %d", msg, id)
     local snaprow = require("tend.snapshot").get(ctx:catalog(), inst, id)
     local rok, rerr = pcall(require("tend.restore").run, ctx, inst, snaprow, { progress = say })
     if not rok then
-      errors.fail("%s; and the rollback to snapshot %d failed: %s (the maintenance page stays up)", msg, id, message(rerr))
+      errors.fail("%s; and the rollback to snapshot %d failed: %s (the maintenance page stays up)", msg, id, errors.message(rerr))
     end
     maintenance.off(t, inst.path, adapter) -- the backup was taken before the page went up; this is in case
     errors.fail("%s; rolled back to snapshot %d: files and database as before", msg, id)
