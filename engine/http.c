@@ -1,14 +1,18 @@
 /* http.c: one HTTP(S) request through libcurl: site checks (is it up, is the
  * maintenance page shown), webhooks.
  *   http.request({url = URL, method = "GET", body = TEXT, headers = {"Name: value", ...},
- *                 timeout = seconds, max_body = bytes})
+ *                 timeout = seconds, max_body = bytes, to = PATH})
  *     -> {status = 503, headers = {["retry-after"] = "600", ...}, body = TEXT, url = final URL}
  *      | nil, msg, code
+ * With `to`, the body is written to that file instead (a download), whole, and `bytes`
+ * says how many; body is then empty.
  * Any status is an answer (a 503 is what a maintenance check wants to see); only a
  * request that got none fails. Redirects are not followed; certificates are verified.
  * The body is cut at max_body (default 4 MiB) so a huge page cannot fill memory.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <curl/curl.h>
 
@@ -19,11 +23,18 @@ typedef struct {
 	luaL_Buffer *body;
 	size_t kept, max;
 	int headers; /* index of the headers table */
+	FILE *to;    /* the body goes here instead, whole */
+	long long written;
 } response;
 
 static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 {
 	response *r = ctx;
+	if (r->to) {
+		size_t w = fwrite(p, 1, size * n, r->to);
+		r->written += (long long)w;
+		return w; /* short: curl stops with a write error */
+	}
 	size_t k = size * n, room = r->max - r->kept;
 	luaL_addlstring(r->body, p, k < room ? k : room);
 	r->kept += k < room ? k : room;
@@ -87,15 +98,22 @@ static int l_request(lua_State *L)
 	lua_getfield(L, 1, "max_body");
 	size_t max = (size_t)luaL_optinteger(L, -1, 4 << 20);
 	lua_pop(L, 2);
+	const char *to_path = field_string(L, "to", NULL);
+	FILE *to = NULL;
+	if (to_path && !(to = fopen(to_path, "wbe")))
+		return tend_fail_errno(L, errno, "http %s: write %s", url, to_path);
 
 	CURL *c = curl_easy_init();
-	if (!c)
+	if (!c) {
+		if (to)
+			fclose(to);
 		return tend_fail(L, "http", "http %s: cannot start libcurl", url);
+	}
 	struct curl_slist *headers = header_list(L);
 	lua_newtable(L);
 	luaL_Buffer b;
 	luaL_buffinit(L, &b);
-	response r = {L, &b, 0, max, lua_absindex(L, -2)};
+	response r = {L, &b, 0, max, lua_absindex(L, -2), to, 0};
 	char err[CURL_ERROR_SIZE] = "";
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
@@ -125,6 +143,8 @@ static int l_request(lua_State *L)
 	lua_pushstring(L, final ? final : url);
 	curl_easy_cleanup(c);
 	curl_slist_free_all(headers);
+	if (to && fclose(to) != 0 && rc == CURLE_OK)
+		return tend_fail_errno(L, errno, "http %s: write %s", url, to_path);
 	if (rc != CURLE_OK)
 		return tend_fail(L, rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "http", "http %s: %s", url,
 		                 err[0] ? err : curl_easy_strerror(rc));
@@ -136,6 +156,10 @@ static int l_request(lua_State *L)
 	lua_setfield(L, -4, "url");
 	lua_setfield(L, -3, "body");
 	lua_setfield(L, -2, "headers");
+	if (to) {
+		lua_pushinteger(L, r.written);
+		lua_setfield(L, -2, "bytes");
+	}
 	return 1;
 }
 

@@ -3,7 +3,8 @@ return {
   name = "create",
   summary = "Install an app from its git repository at a version, with its database, and register it",
   description = [[
-Clones --repo at --version (a tag) into --path on --host, registers the instance, makes
+Clones --repo at --version (a tag) into --path on --host (or unpacks that version's
+tarball from --releases, checked against its SHA256SUMS), registers the instance, makes
 its database when --db names a MySQL one (as blank does, with --admin), runs the app's
 migration (--migrate, or the app's own) to build the schema, and checks it.
   tend create shop --app generic --repo https://git.example.org/shop.git --version 1.0 \
@@ -13,7 +14,8 @@ Later versions come with tend update / tend upgrade.]],
   params = {
     { name = "instance", type = "string", positional = true, required = true, help = "the new instance's name" },
     { name = "app", type = "string", default = "generic", help = "tiki, wordpress or generic" },
-    { name = "repo", type = "string", required = true, help = "the git repository to install from" },
+    { name = "repo", type = "string", help = "the git repository to install from" },
+    { name = "releases", type = "string", help = "or: the URL of its release tarballs and their SHA256SUMS" },
     { name = "version", type = "string", required = true, help = "the tag to install" },
     { name = "path", type = "string", required = true, help = "the web root to make on the host" },
     { name = "host", type = "string", default = "local", help = "local or ssh://USER@HOST[:PORT]" },
@@ -26,8 +28,9 @@ Later versions come with tend update / tend upgrade.]],
 
   run = function(ctx, args)
     local instance = require "tend.instance"
+    if (args.repo == nil) == (args.releases == nil) then error("say where the code comes from: --repo URL or --releases URL", 0) end
     local inst = instance.add(ctx:catalog(), args.instance, { app = args.app, path = args.path, host = args.host,
-      url = args.url, ["ssh-key"] = args["ssh-key"], db = args.db, migrate = args.migrate }, {})
+      url = args.url, ["ssh-key"] = args["ssh-key"], db = args.db, migrate = args.migrate, releases = args.releases }, {})
     inst.ctx = ctx
     local function undo(msg)
       instance.rm(ctx:catalog(), inst.name)
@@ -41,9 +44,21 @@ Later versions come with tend update / tend upgrade.]],
       if not ok then undo(type(err) == "table" and err.msg or tostring(err)) end
       inst = ctx:instance(inst.name)
     end
-    ctx:info("%s: cloning %s at %s", inst.name, args.repo, args.version)
-    local r, msg = t:exec({ "git", "clone", "--quiet", "--branch", args.version, "--", args.repo, inst.path }, { timeout = 1800 })
-    if not r or r.code ~= 0 then undo(("git clone: %s"):format(msg or r.stderr:match("([^\n]+)\n?$") or ("exit " .. r.code))) end
+    local r, msg
+    if args.repo then
+      ctx:info("%s: cloning %s at %s", inst.name, args.repo, args.version)
+      r, msg = t:exec({ "git", "clone", "--quiet", "--branch", args.version, "--", args.repo, inst.path }, { timeout = 1800 })
+      if not r or r.code ~= 0 then undo(("git clone: %s"):format(msg or r.stderr:match("([^\n]+)\n?$") or ("exit " .. r.code))) end
+    else
+      local release = require "tend.release"
+      local ok, err = pcall(function()
+        local entry = release.target(release.list(inst.releases), nil, args.version)
+        ctx:info("%s: unpacking %s", inst.name, entry.file)
+        assert(t:mkdir_p(inst.path, 493))
+        release.install(t, inst.path, inst.releases, entry)
+      end)
+      if not ok then undo(type(err) == "table" and err.msg or tostring(err)) end
+    end
     local cmd = inst.migrate or require("tend.apps").get(inst.app).migrate
     if cmd then
       ctx:info("%s: %s", inst.name, cmd)

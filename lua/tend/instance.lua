@@ -15,7 +15,7 @@ M.RELATIONS = { ["dev-of"] = true, ["mirror-of"] = true, ["pre-dogfood-of"] = tr
 M.FIELDS = { app = true, host = true, path = true, url = true, db = true,
   ["db-password-secret"] = true, ["ssh-key"] = true, ["ssh-password-secret"] = true,
   ["ssh-key-passphrase-secret"] = true, exclude = true, contact = true, ["watch-path"] = true,
-  ["watch-ignore"] = true, migrate = true }
+  ["watch-ignore"] = true, migrate = true, releases = true }
 
 local function check_name(name)
   if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 100 then
@@ -58,6 +58,10 @@ local validate = {
   ["ssh-key-passphrase-secret"] = function(v) return v end,
   -- exclude: a list of backup patterns, stored one per line
   migrate = function(v) return v end,
+  releases = function(v)
+    if not v:match("^https?://[^%s]+$") then errors.usage("bad --releases %q: an http(s) URL of a folder", v) end
+    return (v:gsub("/+$", ""))
+  end,
   contact = function(v)
     if not v:match("^[^@%s<>,]+@[^@%s<>,]+$") then errors.usage("bad --contact %q: an e-mail address", v) end
     return v
@@ -138,11 +142,11 @@ function M.add(catalog, name, fields, tags)
   catalog:transaction(function()
     local _, id = catalog:run([[INSERT INTO instances(name, app, host, path, url, db,
       db_password_secret, ssh_key, ssh_password_secret, ssh_key_passphrase_secret, exclude,
-      contact, watch_paths, watch_ignore, migrate, created_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+      contact, watch_paths, watch_ignore, migrate, releases, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
       name, v.app, v.host or "local", v.path, v.url, v.db, v.db_password_secret, v.ssh_key,
       v.ssh_password_secret, v.ssh_key_passphrase_secret, v.exclude, v.contact, v.watch_paths,
-      v.watch_ignore, v.migrate, os.time())
+      v.watch_ignore, v.migrate, v.releases, os.time())
     set_tags(catalog, id, tags)
   end)
   return M.get(catalog, name)
@@ -194,7 +198,8 @@ function Instance:describe()
     ssh_password_secret = self.ssh_password_secret,
     ssh_key_passphrase_secret = self.ssh_key_passphrase_secret,
     exclude = self:excludes(), tags = self.tags, relations = self.relations, contact = self.contact,
-    watch_paths = self.watch_paths, watch_ignore = self.watch_ignore, migrate = self.migrate }
+    watch_paths = self.watch_paths, watch_ignore = self.watch_ignore, migrate = self.migrate,
+    releases = self.releases }
 end
 
 -- excludes() -> the instance's own backup exclusions (the app's come on top)

@@ -1,6 +1,7 @@
 -- update: new code for an instance, behind its maintenance page, after a backup, with
 -- the way back. Order: preflight; the target version (nothing to do when there is no
--- newer one); a backup; the page on; the code moved (tend.vcs); the app's database
+-- newer one); a backup; the page on; the code moved (tend.vcs for a checkout,
+-- tend.release for release tarballs); the app's database
 -- migration; the page off; an HTTP check of the site; the watch baseline moved. Any
 -- failure after the backup restores it (files and database, staged), and says so.
 local errors = require "tend.errors"
@@ -39,18 +40,30 @@ function M.run(ctx, inst, opts)
   local t, adapter = inst:transport(), apps.get(inst.app)
   local cause = require("tend.preflight")(ctx, { inst })
   if cause then errors.fail("%s", cause) end
+  local from, to, switch, newest
   local state = vcs.state(t, inst.path)
-  if not state then
-    errors.fail("%s: %s is not a git or Subversion checkout; tend updates those (or use pre-dogfood --update CMD)",
-      inst.name, inst.path)
+  if state then
+    from = state.tag or state.commit
+    to = vcs.target(t, inst.path, state, opts.to, opts.latest)
+    if to == state.tag then to = nil end
+    newest = state.tag and ("version " .. vcs.major(from) .. ".x") or ("branch " .. tostring(state.branch))
+    switch = function() vcs.switch(t, inst.path, state, to) end
+  elseif inst.releases then
+    local release = require "tend.release"
+    local _, current = inst:detect()
+    from = current or "an unknown version"
+    local entry = release.target(release.list(inst.releases), current, opts.to, opts.latest)
+    to, newest = entry and entry.version, current and ("version " .. vcs.major(current) .. ".x") or "release"
+    switch = function() release.install(t, inst.path, inst.releases, entry) end
+  else
+    errors.fail("%s: %s is no git or Subversion checkout and the instance has no --releases URL; "
+      .. "tend updates those (or use pre-dogfood --update CMD)", inst.name, inst.path)
   end
-  local from = state.tag or state.commit
-  local to = vcs.target(t, inst.path, state, opts.to, opts.latest)
-  if not to or to == state.tag then
-    say("already at %s, the newest %s", from, opts.to and "" or ("of " .. (state.tag and ("version " .. vcs.major(from) .. ".x") or ("branch " .. tostring(state.branch)))))
+  if not to then
+    say("already at %s, the newest %s", from, opts.to and "" or ("of " .. newest))
     return { from = from, to = from, changed = false }
   end
-  if not opts.upgrade and state.tag and vcs.major(to) ~= vcs.major(from) then
+  if not opts.upgrade and vcs.major(to) ~= vcs.major(from) then
     errors.usage("%s is a new major version (%s is at %s): that is an upgrade (tend upgrade %s --to %s)", to, inst.name, from, inst.name, to)
   end
 
@@ -62,7 +75,7 @@ function M.run(ctx, inst, opts)
   local ok, err = pcall(function()
     pause(ctx, "update.code")
     say("code: %s -> %s", from, to)
-    vcs.switch(t, inst.path, state, to)
+    switch()
     local why = migrate(inst, adapter, say)
     if why then errors.fail("%s", why) end
     say("maintenance page off")

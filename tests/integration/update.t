@@ -79,6 +79,34 @@ like "$("$TEND" update app 2>&1; echo "rc=$?")" "already at 2.0, the newest of v
 like "$("$TEND" upgrade app --to 9.9 --yes-production 2>&1; echo "rc=$?")" "no version 9.9 in the repository.*rc=2" \
   "a version the repository lacks is refused"
 
+# Release tarballs, for a web root that is no checkout: downloaded, checked, unpacked.
+REL=$T/releases
+mkdir -p "$REL"
+for v in 1.0 1.1 2.0; do git -C "$REPO" archive --prefix="app-$v/" "$v" | gzip -n > "$REL/app-$v.tar.gz"; done
+(cd "$REL" && sha256sum app-*.tar.gz > SHA256SUMS)
+PR=$(free_port)
+/usr/bin/python3 -m http.server "$PR" --bind 127.0.0.1 --directory "$REL" > "$T/http.log" 2>&1 &
+HARNESS_PIDS="$HARNESS_PIDS $!"
+wait_for "the release server" 10 _port_open "$PR"
+TAR=$T/tar/site
+mkdir -p "$TAR" && tar -xzf "$REL/app-1.0.tar.gz" --strip-components=1 -C "$TAR" && (cd "$TAR" && php migrate.php >/dev/null)
+"$TEND" instance add rel --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$TAR" \
+  --db "sqlite://$TAR/data/app.db" --migrate "php migrate.php" --releases "http://127.0.0.1:$PR/" >/dev/null 2>&1
+out=$("$TEND" update rel 2>&1); rc=$?
+like "$rc:$out" "^0:.*rel: updated 1.0 -> 1.1" "update from release tarballs: 1.0 -> 1.1, the newest of 1.x"
+is "$(cd "$TAR" && php index.php | head -2)" "version=1.1
+schema=2" "... unpacked over the web root and migrated"
+echo "not the release" >> "$REL/app-2.0.tar.gz" # SHA256SUMS no longer fits it
+out=$("$TEND" upgrade rel --to 2.0 2>&1); rc=$?
+like "$rc:$out" "^1:.*app-2.0.tar.gz: checksum mismatch \(SHA256SUMS says [0-9a-f]+, the download is [0-9a-f]+\); nothing unpacked.*rolled back" \
+  "a tarball whose checksum does not match is refused, and nothing changes"
+is "$(cd "$TAR" && php index.php | head -1)" "version=1.1" "... the instance still runs 1.1"
+
+out=$("$TEND" create fromrel --releases "http://127.0.0.1:$PR" --version 1.1 --host "$HOST" --ssh-key "$SSHD_KEY" \
+  --path "$T/fromrel/site" --db "sqlite://$T/fromrel/site/data/app.db" --migrate "php migrate.php" 2>&1); rc=$?
+is "$rc:$(cd "$T/fromrel/site" 2>/dev/null && php index.php | head -2)" "0:version=1.1
+schema=2" "create installs a release tarball, checked, and builds its database"
+
 # create: 1.0 from the repository, its database built, registered.
 NEW=$T/new/site
 out=$("$TEND" create fresh --repo "$REPO" --version 1.0 --host "$HOST" --ssh-key "$SSHD_KEY" --path "$NEW" \
