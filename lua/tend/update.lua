@@ -40,20 +40,27 @@ function M.run(ctx, inst, opts)
   local t, adapter = inst:transport(), apps.get(inst.app)
   local cause = require("tend.preflight")(ctx, { inst })
   if cause then errors.fail("%s", cause) end
-  local from, to, switch, newest
+  local from, to, switch, newest, versions
   local state = vcs.state(t, inst.path)
   if state then
-    from = state.tag or state.commit
+    local rev = state.kind == "svn" and "r" or ""
+    from = state.tag or (rev .. state.commit)
     to = vcs.target(t, inst.path, state, opts.to, opts.latest)
     if to == state.tag then to = nil end
-    newest = state.tag and ("version " .. vcs.major(from) .. ".x") or ("branch " .. tostring(state.branch))
-    switch = function() vcs.switch(t, inst.path, state, to) end
+    versions = state.tag ~= nil -- only tags have majors; revisions and branch heads do not
+    newest = state.tag and ("version " .. vcs.major(from) .. ".x") or state.branch and ("branch " .. state.branch)
+      or "revision"
+    local label = to and (rev .. to)
+    local target = to
+    switch = function() vcs.switch(t, inst.path, state, target) end
+    to = label
   elseif inst.releases then
     local release = require "tend.release"
     local _, current = inst:detect()
     from = current or "an unknown version"
     local entry = release.target(release.list(inst.releases), current, opts.to, opts.latest)
     to, newest = entry and entry.version, current and ("version " .. vcs.major(current) .. ".x") or "release"
+    versions = current ~= nil
     switch = function() release.install(t, inst.path, inst.releases, entry) end
   else
     errors.fail("%s: %s is no git or Subversion checkout and the instance has no --releases URL; "
@@ -63,7 +70,7 @@ function M.run(ctx, inst, opts)
     say("already at %s, the newest %s", from, opts.to and "" or ("of " .. newest))
     return { from = from, to = from, changed = false }
   end
-  if not opts.upgrade and vcs.major(to) ~= vcs.major(from) then
+  if versions and not opts.upgrade and vcs.major(to) ~= vcs.major(from) then
     errors.usage("%s is a new major version (%s is at %s): that is an upgrade (tend upgrade %s --to %s)", to, inst.name, from, inst.name, to)
   end
 

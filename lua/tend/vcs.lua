@@ -1,8 +1,8 @@
 -- vcs: the code of an instance that is a git or Subversion checkout, moved on its host.
 -- A git checkout on a branch follows it (pull --ff-only); one at a tag moves to the
 -- newest tag of the same major version (an update) or to the tag asked for (an
--- upgrade). svn: `svn update` (to a revision or tag path, --to). Untracked files (the
--- config, the uploads) stay where they are.
+-- upgrade). svn: `svn update` to the repository's newest revision (or --to REV).
+-- Untracked files (the config, the uploads) stay where they are.
 local errors = require "tend.errors"
 
 local M = {}
@@ -46,7 +46,7 @@ local function major(v) return parts(v)[1] end
 function M.state(t, root)
   local kind = M.kind(t, root)
   if kind == "svn" then
-    return { kind = "svn", commit = errors.check(run(t, { "svn", "info", "--show-item", "revision", root })) }
+    return { kind = "svn", commit = errors.check(run(t, { "svn", "info", "--non-interactive", "--show-item", "revision", root })) }
   end
   if kind ~= "git" then return nil end
   local s = { kind = "git", commit = errors.check(git(t, root, "rev-parse", "--short", "HEAD")) }
@@ -59,7 +59,10 @@ end
 -- none newer. Fetches first. to: a tag (upgrade); latest: the newest tag of any major;
 -- else the newest tag of the same major, or the branch's head.
 function M.target(t, root, s, to, latest)
-  if s.kind == "svn" then return to or "HEAD" end
+  if s.kind == "svn" then
+    local head = to or errors.check(run(t, { "svn", "info", "--non-interactive", "-r", "HEAD", "--show-item", "revision", root }))
+    return head ~= s.commit and head or nil
+  end
   errors.check(git(t, root, "fetch", "--tags", "--quiet"))
   local tags = {}
   for tag in (errors.check(git(t, root, "tag", "-l")) .. "\n"):gmatch("([^\n]+)\n") do tags[#tags + 1] = tag end
@@ -87,9 +90,7 @@ end
 -- switch(t, root, state, to): the checkout moved to `to` (from target).
 function M.switch(t, root, s, to)
   if s.kind == "svn" then
-    local argv = { "svn", "update", "--non-interactive", "-q" }
-    if to ~= "HEAD" then argv[#argv + 1], argv[#argv + 2] = "-r", to end
-    argv[#argv + 1] = root
+    local argv = { "svn", "update", "--non-interactive", "-q", "-r", to, root }
     return errors.check(run(t, argv))
   end
   if s.branch and not s.tag and to == s.branch then return errors.check(git(t, root, "pull", "--ff-only", "--quiet")) end

@@ -107,6 +107,24 @@ out=$("$TEND" create fromrel --releases "http://127.0.0.1:$PR" --version 1.1 --h
 is "$rc:$(cd "$T/fromrel/site" 2>/dev/null && php index.php | head -2)" "0:version=1.1
 schema=2" "create installs a release tarball, checked, and builds its database"
 
+# A Subversion working copy: svn update to the repository's newest revision.
+SVNR=$T/svnrepo
+svnadmin create "$SVNR"
+mkdir -p "$T/src10" "$T/svn" && git -C "$REPO" archive 1.0 | tar -x -C "$T/src10"
+svn import -q -m "1.0" "$T/src10" "file://$SVNR/trunk"
+SV=$T/svn/site
+svn checkout -q "file://$SVNR/trunk" "$SV" && (cd "$SV" && php migrate.php >/dev/null)
+svn checkout -q "file://$SVNR/trunk" "$T/svnwork"
+git -C "$REPO" archive 1.1 | tar -x -C "$T/svnwork"
+(cd "$T/svnwork" && svn add -q --force . && svn commit -q -m "1.1")
+"$TEND" instance add svnapp --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$SV" \
+  --db "sqlite://$SV/data/app.db" --migrate "php migrate.php" >/dev/null 2>&1
+out=$("$TEND" update svnapp 2>&1); rc=$?
+like "$rc:$out" "^0:.*svnapp: updated r1 -> r2" "an svn working copy is updated to the newest revision"
+is "$(cd "$SV" && php index.php | head -2)" "version=1.1
+schema=2" "... its code and its migration"
+like "$("$TEND" update svnapp 2>&1; echo "rc=$?")" "already at r2, the newest of revision.*rc=0" "... and once there, nothing more to do"
+
 # create: 1.0 from the repository, its database built, registered.
 NEW=$T/new/site
 out=$("$TEND" create fresh --repo "$REPO" --version 1.0 --host "$HOST" --ssh-key "$SSHD_KEY" --path "$NEW" \
