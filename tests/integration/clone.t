@@ -206,6 +206,13 @@ like "$(cat "$T/body")" "url=$(re_escape "$TB_URL")" "... from tiki-b's database
 is "$(stat -c '%i %s %Y' "$TB/.htaccess"; sha256sum < "$TB/.htaccess")" "$before" ".htaccess is back, byte for byte (same inode)"
 ok "the page is gone" test ! -e "$TB/tend-maintenance.php"
 
+# Tiki profiles are applied by Tiki's own console.php; twice is the same as once.
+ok "a Tiki profile is applied through console.php" "$TEND" profile tiki-b Demo_Profile
+ok "... and again" "$TEND" profile tiki-b Demo_Profile
+is "$(sql tiki_b -e "SELECT name, value FROM tiki_preferences WHERE name LIKE 'profile_%'")" \
+  "profile_Demo_Profile	profiles.tiki.org" "... one profile row, from the default repository"
+like "$("$TEND" profile tiki-b "" 2>&1; echo "rc=$?")" "Tiki profile : Not enough arguments.*rc=1" "a Tiki error is shown in one line"
+
 # pre-dogfood: production's data, then the update step (a command, until tend's update lands).
 "$TEND" instance link tiki-b --pre-dogfood-of tiki-a >/dev/null 2>&1
 sql tiki_a -e "UPDATE tiki_pages SET pageName = 'FreshPage' WHERE page_id = 1"
