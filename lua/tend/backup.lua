@@ -35,8 +35,9 @@ end
 
 local FORMAT = "%y\\0%m\\0%s\\0%T@\\0%p\\0%l\\0"
 
--- find_argv(argv, exclude, format) -> argv: `find ...` (argv's start) with every path
--- matching a checked pattern pruned, printing format for the rest.
+-- find_argv(argv, exclude [, format]) -> argv: `find ...` (argv's start) with every path
+-- matching a checked pattern pruned, printing format for the rest (without format, the
+-- expression is left open for the caller's own action).
 function M.find_argv(argv, exclude, format)
   if #exclude > 0 then
     argv[#argv + 1] = "("
@@ -47,7 +48,7 @@ function M.find_argv(argv, exclude, format)
     end
     table.move({ ")", "-prune", "-o" }, 1, 3, #argv + 1, argv)
   end
-  argv[#argv + 1], argv[#argv + 2] = "-printf", format
+  if format then argv[#argv + 1], argv[#argv + 2] = "-printf", format end
   return argv
 end
 

@@ -170,7 +170,8 @@ end
 
 -- sha256sum over a NUL-separated list on stdin, on every core of the host: line-buffered
 -- output keeps each line one write, so the processes' lines never interleave.
-local SHA256SUM = [[n=$(nproc 2>/dev/null || echo 1)
+M.SHA256SUM = [[command -v sha256sum >/dev/null || exit 127
+n=$(nproc 2>/dev/null || echo 1)
 if [ "$n" -gt 1 ] && command -v stdbuf >/dev/null; then exec xargs -0 -P "$n" -n 1000 stdbuf -oL sha256sum --; fi
 exec xargs -0 sha256sum --]]
 
@@ -202,21 +203,26 @@ for _, class in ipairs({ Local, Ssh }) do
     if #paths == 0 then return {} end
     local list = {}
     for i, p in ipairs(paths) do list[i] = "./" .. p end
-    local r, msg, code = self:exec({ "sh", "-c", SHA256SUM },
+    local r, msg, code = self:exec({ "sh", "-c", M.SHA256SUM },
       { cwd = root, stdin = table.concat(list, "\0") .. "\0" })
     if not r then return nil, msg, code end
     if r.code == 127 then return nil, ("%s: no sha256sum"):format(tostring(self)), "enoent" end
-    local out = {}
-    for line in r.stdout:gmatch("[^\n]+") do
-      -- GNU marks a name holding \ or a newline with a leading \ and escapes them
-      local esc, hex, path = line:match("^(\\?)(%x+) [ *]%./(.*)$")
-      if hex then
-        if esc == "\\" then path = path:gsub("\\(.)", { n = "\n", ["\\"] = "\\" }) end
-        out[path] = hex
-      end
-    end
-    return out
+    return M.parse_sha256(r.stdout)
   end
+end
+
+-- parse_sha256(text) -> {path = hex}: sha256sum's lines for "./PATH" names.
+function M.parse_sha256(text)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do
+    -- GNU marks a name holding \ or a newline with a leading \ and escapes them
+    local esc, hex, path = line:match("^(\\?)(%x+) [ *]%./(.*)$")
+    if hex then
+      if esc == "\\" then path = path:gsub("\\(.)", { n = "\n", ["\\"] = "\\" }) end
+      out[path] = hex
+    end
+  end
+  return out
 end
 
 -- open(spec [, opts]) -> transport | nil, msg, code.  opts for ssh: see tend.ssh.session.

@@ -6,6 +6,7 @@
 local core = require "tend.core"
 local errors = require "tend.errors"
 local backup = require "tend.backup"
+local transport = require "tend.transport"
 
 local M = {}
 
@@ -21,18 +22,18 @@ function M.patterns(inst)
   return out
 end
 
--- list(t, root, ignore, prefix [, only]) -> {path = entry} | nil, msg, code: one find
--- under root (or of the one name `only` in it); paths relative to root, with prefix put
--- before them (for the watch paths outside the web root).
-local function list(t, root, ignore, prefix, only)
-  local argv = backup.find_argv(only and { "find", "./" .. only, "-maxdepth", "0" } or { "find", "." }, ignore, FORMAT)
-  local r, msg, code = t:exec(argv, { cwd = root })
-  if not r then return nil, msg, code end
-  if r.code ~= 0 then
-    return nil, ("list %s: %s"):format(root, r.stderr:match("[^\n]+") or ("find exit " .. r.code)), "remote"
-  end
+-- One pass on the host: the listing, a mark, then the SHA-256 of every regular file of
+-- the same listing (find's own arguments twice), so no path list goes back to the host.
+local LIST_AND_HASH = [[F=$1; H=$2; shift 2
+find "$@" -printf "$F" || exit 3
+printf '\001tend-sha256\001\n'
+find "$@" -type f -print0 | sh -c "$H"]]
+local MARK = "\001tend-sha256\001\n"
+
+-- parse(raw, root, prefix) -> {path = entry}
+local function parse(raw, root, prefix)
   local out, f = {}, {}
-  for field in r.stdout:gmatch("([^%z]*)%z") do
+  for field in raw:gmatch("([^%z]*)%z") do
     f[#f + 1] = field
     if #f == 7 then
       local rel = f[6]:gsub("^%./?", "")
@@ -50,12 +51,35 @@ local function list(t, root, ignore, prefix, only)
   return out
 end
 
+-- list(t, root, ignore, prefix [, only]) -> {path = entry}, hashes | nil, msg, code: one
+-- run under root (or of the one name `only` in it); paths relative to root, with prefix
+-- put before them (for the watch paths outside the web root). A whole tree comes with
+-- its files' hashes ({rel = hex}); hashes is nil when the host has no sha256sum.
+local function list(t, root, ignore, prefix, only)
+  if only then
+    local r, msg, code = t:exec({ "find", "./" .. only, "-maxdepth", "0", "-printf", FORMAT }, { cwd = root })
+    if not r then return nil, msg, code end
+    if r.code ~= 0 then return nil, ("list %s/%s: %s"):format(root, only, r.stderr:match("[^\n]+") or "find failed"), "remote" end
+    return parse(r.stdout, root, prefix)
+  end
+  local argv = backup.find_argv({ "sh", "-c", LIST_AND_HASH, "sh", FORMAT, transport.SHA256SUM, "." }, ignore)
+  local r, msg, code = t:exec(argv, { cwd = root })
+  if not r then return nil, msg, code end
+  local at = r.stdout:find(MARK, 1, true)
+  if r.code == 3 or not at then
+    return nil, ("list %s: %s"):format(root, r.stderr:match("[^\n]+") or ("find exit " .. r.code)), "remote"
+  end
+  local hashes = r.code ~= 127 and transport.parse_sha256(r.stdout:sub(at + #MARK)) or nil
+  return parse(r.stdout:sub(1, at - 1), root, prefix), hashes
+end
+
 -- hash_here(ctx, t, root, rels) -> {rel = hex}: a host without sha256sum sends the files.
 local function hash_here(ctx, t, root, rels)
   local names = {}
   for i, p in ipairs(rels) do names[i] = "./" .. p end
-  local stream = errors.check(t:open({ "tar", "--null", "--no-recursion", "-T", "-", "-cf", "-" }, { cwd = root }))
-  stream:write(table.concat(names, "\0") .. "\0")
+  local stream = errors.check(t:open({ "tar", "--null", "--no-recursion", "-T", "-", "-cf", "-" },
+    { cwd = root, stdin_pipe = true }))
+  errors.check(stream:write(table.concat(names, "\0") .. "\0"))
   stream:send_eof()
   local entries = errors.check(core.archive.store_tar(stream, ctx:store()))
   stream:wait()
@@ -71,24 +95,35 @@ function M.scan(ctx, inst, extra)
   local t = inst:transport()
   local ignore = M.patterns(inst)
   for _, p in ipairs(extra or {}) do ignore[#ignore + 1] = p end
-  local all = errors.check(list(t, inst.path, ignore, nil))
+  local all, hashed = {}, {} -- hashed[root] = {rel = hex}, from the listing's own pass
+  local function add(entries, hashes)
+    for k, v in pairs(entries) do all[k] = v end
+    if hashes then
+      for _, v in pairs(entries) do hashed[v.root] = hashed[v.root] or hashes break end
+    end
+  end
+  add(errors.check(list(t, inst.path, ignore, nil)))
   for outside in (inst.watch_paths or ""):gmatch("[^\n]+") do
     local st = t:stat(outside)
     if st and st.type == "dir" then
-      for k, v in pairs(errors.check(list(t, outside, ignore, outside))) do all[k] = v end
+      add(errors.check(list(t, outside, ignore, outside)))
     elseif st then
       local parent, name = outside:match("^(.*)/([^/]+)$")
-      for k, v in pairs(errors.check(list(t, parent ~= "" and parent or "/", {}, parent, name))) do all[k] = v end
+      add(errors.check(list(t, parent ~= "" and parent or "/", {}, parent, name)))
     end
   end
-  local by_root = {}
+  local missing = {} -- files whose root was not hashed in its listing's pass
   for _, e in pairs(all) do
     if e.type == "file" then
-      by_root[e.root] = by_root[e.root] or {}
-      table.insert(by_root[e.root], e)
+      local h = hashed[e.root]
+      if h then e.sha256 = h[e.rel] or ("unreadable:" .. e.size)
+      else
+        missing[e.root] = missing[e.root] or {}
+        table.insert(missing[e.root], e)
+      end
     end
   end
-  for root, files in pairs(by_root) do
+  for root, files in pairs(missing) do
     local rels = {}
     for i, e in ipairs(files) do rels[i] = e.rel end
     local hashes, msg, code = t:sha256(root, rels)
@@ -176,9 +211,5 @@ end
 function M.rebaseline(ctx, inst)
   if ctx:catalog():meta("watch.accepted." .. inst.id) then M.accept(ctx, inst, M.scan(ctx, inst)) end
 end
-
-M.list = list -- for compare
-M.FORMAT = FORMAT
-M.check_pattern = backup.check_pattern
 
 return M

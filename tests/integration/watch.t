@@ -69,6 +69,19 @@ ok "watch accept w" "$TEND" watch accept w
 out=$("$TEND" watch w 2>&1); rc=$?
 like "$rc:$out" "^0:w: no file differs" "after accept, the next run is clean"
 
+# A host without sha256sum: its files come over in a tar stream and are hashed here.
+bin=$T/bin-without-sha256sum
+mkdir -p "$bin"
+for tool in sh find xargs nproc stdbuf tar cat rm mktemp; do ln -sf "$(command -v "$tool")" "$bin/$tool"; done
+L=$T/local-site
+mkdir -p "$L/sub" && echo one > "$L/a.txt" && echo two > "$L/sub/b.txt"
+"$TEND" instance add nosum --app generic --path "$L" >/dev/null 2>&1
+PATH=$bin "$TEND" watch nosum >/dev/null 2>&1
+cp -p "$L/a.txt" "$T/a.ref" && echo ONE > "$L/a.txt" && touch -r "$T/a.ref" "$L/a.txt"
+out=$(PATH=$bin "$TEND" watch nosum 2>&1); rc=$?
+like "$rc:$out" "^3:.*changed  a.txt \\(content\\)" "without sha256sum on the host, the files are hashed here: the edit is caught"
+unlike "$out" "sub/b.txt" "... and only the edit"
+
 # A check that cannot run: exit 1, and a mail that says so.
 port=$(free_port)
 "$TEND" instance edit w --host "ssh://$SSHD_USER@127.0.0.1:$port" >/dev/null 2>&1
