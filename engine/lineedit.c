@@ -1,10 +1,12 @@
 /* lineedit.c: line editing for the REPL, through libedit's readline interface.
- *   lineedit.read(prompt) -> line | nil at end of input
+ *   lineedit.read(prompt) -> line | nil at end of input | "", true after Ctrl-C
  *   lineedit.history_add(line)  lineedit.history_load(path)  lineedit.history_save(path [, max])
  *   lineedit.complete(fn): fn(word, line_before_word) -> {candidate, ...}, called on Tab
+ *   lineedit.run(fn, ...) -> fn's results: Ctrl-C while fn runs raises "interrupted" in it
  * readline keeps its state in globals, so one completer serves the process; it runs in
  * the Lua state that set it, only while read() waits (never re-entered).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,14 +65,34 @@ static char **complete(const char *word, int start, int end)
 	return rl_completion_matches(word, candidate);
 }
 
-/* read(prompt) -> line | nil */
+static volatile sig_atomic_t prompt_interrupted;
+static void on_prompt_interrupt(int sig)
+{
+	(void)sig;
+	prompt_interrupted = 1;
+}
+
+/* read(prompt) -> line | nil at end of input | "", true when Ctrl-C dropped the line */
 static int l_read(lua_State *L)
 {
 	const char *prompt = luaL_optstring(L, 1, "> ");
 	completer_L = L;
+	struct sigaction ignore, old; /* Ctrl-C at the prompt does not end the session */
+	memset(&ignore, 0, sizeof ignore);
+	ignore.sa_handler = on_prompt_interrupt;
+	ignore.sa_flags = SA_RESTART;
+	sigemptyset(&ignore.sa_mask);
+	sigaction(SIGINT, &ignore, &old);
+	prompt_interrupted = 0;
 	char *line = readline(prompt);
+	sigaction(SIGINT, &old, NULL);
 	completer_L = NULL;
 	free_candidates();
+	if (!line && prompt_interrupted) { /* libedit gives up the line: so do we, not the session */
+		lua_pushliteral(L, "");
+		lua_pushboolean(L, 1);
+		return 2;
+	}
 	if (!line)
 		return 0;
 	lua_pushstring(L, line);
@@ -115,11 +137,48 @@ static int l_complete(lua_State *L)
 	return 0;
 }
 
+/* Ctrl-C while Lua code of the REPL runs: as lua.c does, the handler only sets a hook,
+ * and the hook raises the error at the next call, return or count in Lua. */
+static lua_State *running;
+
+static void stop_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	lua_sethook(L, NULL, 0, 0);
+	luaL_error(L, "interrupted");
+}
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	if (running)
+		lua_sethook(running, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* run(fn, ...) -> fn's results; raises what fn raised, or "interrupted" */
+static int l_run(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_interrupt;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old);
+	running = L;
+	int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+	running = NULL;
+	lua_sethook(L, NULL, 0, 0);
+	sigaction(SIGINT, &old, NULL);
+	if (rc != LUA_OK)
+		return lua_error(L);
+	return lua_gettop(L);
+}
+
 int tend_open_lineedit(lua_State *L)
 {
 	static const luaL_Reg funcs[] = {{"read", l_read}, {"history_add", l_history_add},
 	                                 {"history_load", l_history_load}, {"history_save", l_history_save},
-	                                 {"complete", l_complete}, {NULL, NULL}};
+	                                 {"complete", l_complete}, {"run", l_run}, {NULL, NULL}};
 	rl_readline_name = "tend";
 	luaL_newlib(L, funcs);
 	return 1;

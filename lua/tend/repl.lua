@@ -100,15 +100,16 @@ function M.show(v, indent, seen)
   return table.concat(lines, "\n")
 end
 
--- eval(env, text) -> "ok", values... | "more" (incomplete) | "error", message
-function M.eval(env, text)
+-- eval(env, text [, run]) -> "ok", values... | "more" (incomplete) | "error", message.
+-- run(fn) calls the chunk (the REPL's lineedit.run, so that Ctrl-C stops it).
+function M.eval(env, text, run)
   local chunk, err = load("return " .. text, "=repl", "t", env)
   if not chunk then chunk, err = load(text, "=repl", "t", env) end
   if not chunk then
     if err:match("<eof>$") then return "more" end
     return "error", err
   end
-  local r = table.pack(xpcall(chunk, function(e)
+  local r = table.pack(xpcall(function() if run then return run(chunk) end return chunk() end, function(e)
     if errors.is(e) then return e.msg end
     return tostring(e)
   end))
@@ -176,14 +177,17 @@ function M.run(ctx, opts)
   end
   local buffer
   while true do
-    local line = le.read(buffer and ">> " or "tend> ")
-    if not line then
+    local line, interrupted = le.read(buffer and ">> " or "tend> ")
+    if interrupted then -- Ctrl-C: the line (and any unfinished input) is dropped
+      io.stdout:write("\n")
+      buffer, line = nil, ""
+    elseif not line then
       if terminal then io.stdout:write("\n") end
       break
     end
     buffer = buffer and (buffer .. "\n" .. line) or line
     if buffer:match("%S") then
-      local r = table.pack(M.eval(env, buffer))
+      local r = table.pack(M.eval(env, buffer, le.run))
       if r[1] ~= "more" then
         le.history_add(buffer)
         le.history_save(history) -- now, not at exit: a REPL killed keeps its history too

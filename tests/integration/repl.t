@@ -74,9 +74,23 @@ type_line 'sq(9)'
 expect '^81$' "multi-line input is gathered until complete, then runs"
 
 next_prompt 8
+type_line 'while true do end'
+sleep 0.5
+tm send-keys -t repl C-c
+expect '^(\^C)?error: interrupted$' "Ctrl-C stops a line that runs forever"
+next_prompt 9
+tm send-keys -t repl -l 'half a line'
+tm send-keys -t repl C-c
+next_prompt 10
+type_line '40 + 2'
+forty_two_twice() { [ "$(screen | grep -c '^42$')" -ge 2 ]; }
+wait_for "the second 42" 20 forty_two_twice
+is "$(screen | grep -c '^42$')" 2 "... and at the prompt it drops the line, not the session"
+
+next_prompt 11
 type_line '"hist-" .. 20 + 3'
 expect '^"hist-23"$' "a last line for the history"
-next_prompt 9
+next_prompt 12
 tm send-keys -t repl C-d
 wait_for "the REPL to end" 20 sh -c "! tmux -S '$sock' has-session -t repl"
 like "$(cat "$TEND_HOME/repl_history")" 'hist-' "history is written to \$TEND_HOME/repl_history"
