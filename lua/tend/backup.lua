@@ -33,7 +33,9 @@ function M.check_pattern(p)
   return q
 end
 
-local FORMAT = "%y\\0%m\\0%s\\0%T@\\0%p\\0%l\\0"
+-- type, mode, size, mtime, path, link target, ctime. ctime is there because a writer
+-- can put a file's mtime back, never its ctime (see unchanged()).
+local FORMAT = "%y\\0%m\\0%s\\0%T@\\0%p\\0%l\\0%C@\\0"
 
 -- find_argv(argv, exclude [, format]) -> argv: `find ...` (argv's start) with every path
 -- matching a checked pattern pruned, printing format for the rest (without format, the
@@ -52,32 +54,34 @@ function M.find_argv(argv, exclude, format)
   return argv
 end
 
--- listing(t, root, exclude) -> the host's raw listing | nil, msg, code: one round trip.
--- exclude: checked patterns (M.exclusions).
+-- listing(t, root, exclude) -> the host's raw listing, the host's clock when it began
+-- | nil, msg, code: one round trip. exclude: checked patterns (M.exclusions).
 function M.listing(t, root, exclude)
-  local argv = M.find_argv({ "find", "." }, exclude, FORMAT)
+  -- the clock to the nanosecond where date can say so (GNU), else to the second
+  local argv = M.find_argv({ "sh", "-c", 'date +%s.%N && exec find "$@"', "sh", "." }, exclude, FORMAT)
   local r, msg, code = t:exec(argv, { cwd = root })
   if not r then return nil, msg, code end
   if r.code ~= 0 then
     return nil, ("list %s: %s"):format(root, r.stderr:match("[^\n]+") or ("find exit " .. r.code)), "remote"
   end
-  return r.stdout
+  local sec, frac, raw = r.stdout:match("^(%d+)%.?(%d*)[^\n]*\n(.*)$")
+  return raw or r.stdout, sec and tonumber(sec .. (frac ~= "" and ("." .. frac) or ""))
 end
 
--- parse(raw) -> {path = {path, type, mode, size, mtime, link}}
+-- parse(raw) -> {path = {path, type, mode, size, mtime, link, ctime}}
 function M.parse(raw)
   local out, fields = {}, {}
   for field in raw:gmatch("([^%z]*)%z") do
     fields[#fields + 1] = field
-    if #fields == 6 then
-      local kind, mode, size, mtime, path, link = table.unpack(fields)
+    if #fields == 7 then
+      local kind, mode, size, mtime, path, link, ctime = table.unpack(fields)
       fields = {}
       path = path:gsub("^%./", "")
       if path ~= "." then
         -- mtime keeps find's fraction (a double holds microseconds today): two writes of
         -- the same size within one second are still two versions.
         local e = { path = path, type = TYPES[kind] or "device", mode = tonumber(mode, 8),
-          size = tonumber(size), mtime = tonumber(mtime) }
+          size = tonumber(size), mtime = tonumber(mtime), ctime = tonumber(ctime) }
         if e.type == "link" then e.link = link end
         if e.type ~= "file" then e.size = 0 end
         out[path] = e
@@ -87,9 +91,14 @@ function M.parse(raw)
   return out
 end
 
-local function unchanged(now, before)
+-- unchanged(now, before, since) -> whether the file is the one the last snapshot read:
+-- same type, mode, size and mtime, and (since: the host's clock when that snapshot's
+-- listing began) no change of its inode since, by ctime, which a writer cannot put
+-- back: a file swapped for one of the same size with the old mtime is read again.
+local function unchanged(now, before, since)
   return before and before.type == now.type and before.mode == now.mode and before.size == now.size
     and before.mtime == now.mtime and before.sha256 ~= nil
+    and (not since or (now.ctime and now.ctime < since))
 end
 
 -- fetch(t, root, paths, st [, progress]) -> {path = entry} | nil, msg: one tar stream.
@@ -118,11 +127,11 @@ end
 
 -- collect(...) -> manifest, files, bytes, sent, listing digest: the listing
 -- against the previous manifest; new and changed files fetched in one tar stream.
-function M.collect(ctx, inst, t, st, listing, before, digest, say)
+function M.collect(ctx, inst, t, st, listing, before, digest, say, since)
   local manifest, wanted = {}, {}
   for path, e in pairs(listing) do
     local old = before[path]
-    if e.type == "file" and unchanged(e, old) then e.sha256 = old.sha256 end
+    if e.type == "file" and unchanged(e, old, since) then e.sha256 = old.sha256 end
     if e.type == "file" and not e.sha256 then wanted[#wanted + 1] = path end
     manifest[#manifest + 1] = e
   end
@@ -289,6 +298,7 @@ function M.run(ctx, inst, opts)
   say("listing %s", inst.path)
   local exclude = M.exclusions(inst, opts.exclude)
   local raw, lmsg, lcode = M.listing(t, inst.path, exclude)
+  local listed_at = raw and lmsg -- the host's clock
   if not raw and not lmsg:find("printf", 1, true) then errors.check(raw, lmsg, lcode) end
   -- The same listing (paths, types, modes, sizes, mtimes) under the same exclusions is
   -- the same tree: the previous manifest serves again, and not a byte is read.
@@ -306,7 +316,7 @@ function M.run(ctx, inst, opts)
     files, bytes = prev.files, prev.bytes
   else
     manifest, files, bytes, sent, digest = M.collect(ctx, inst, t, st, M.parse(raw),
-      not opts.rehash and snapshot.files(catalog, prev) or {}, digest, say)
+      not opts.rehash and snapshot.files(catalog, prev) or {}, digest, say, prev and prev.listed_at)
   end
 
   local dbinfo, dbmsg
@@ -322,7 +332,8 @@ function M.run(ctx, inst, opts)
   local snap = { instance_id = inst.id, started_at = started, finished_at = os.time(),
     app = adapter.name, version = version, files = files, bytes = bytes, sent_bytes = sent,
     db_driver = settings and settings.driver, db_object = dbinfo and dbinfo.object,
-    db_bytes = dbinfo and dbinfo.bytes, consistent = true, manifest_id = not manifest and prev.manifest_id or nil }
+    db_bytes = dbinfo and dbinfo.bytes, consistent = true, manifest_id = not manifest and prev.manifest_id or nil,
+    listed_at = listed_at }
   errors.check(st:sync()) -- every object on disk before the snapshot that needs them
   snap.stored_bytes = st:written() - written + (dbinfo and dbinfo.stored or 0)
   local id = snapshot.record(catalog, snap, manifest, digest)

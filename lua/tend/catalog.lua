@@ -163,6 +163,7 @@ local migrations = {
   [[
   ALTER TABLE instances ADD COLUMN migrate TEXT;        -- the app's database migration command, run in its web root
   ALTER TABLE instances ADD COLUMN releases TEXT;       -- where release tarballs and their SHA256SUMS are
+  ALTER TABLE snapshots ADD COLUMN listed_at REAL;      -- the host's clock when the listing began (ctime checks)
   ]],
 }
 

@@ -41,8 +41,8 @@ is "$(field 2 manifest_id)" "$(field 1 manifest_id)" "... and the two snapshots 
 
 # The harness WordPress is shared: what this test changes goes back at exit.
 keep=$(harness_tmp)/keep; mkdir -p "$keep"
-cp -a "$WP_PATH/readme.html" "$WP_PATH/wp-content/plugins/index.php" "$keep/"
-trap 'cp -a "$keep/readme.html" "$WP_PATH/"; cp -a "$keep/index.php" "$WP_PATH/wp-content/plugins/"; _harness_cleanup' EXIT
+cp -a "$WP_PATH/readme.html" "$WP_PATH/wp-content/plugins/index.php" "$WP_PATH/wp-links-opml.php" "$keep/"
+trap 'cp -a "$keep/readme.html" "$keep/wp-links-opml.php" "$WP_PATH/"; cp -a "$keep/index.php" "$WP_PATH/wp-content/plugins/"; _harness_cleanup' EXIT
 echo "<!-- changed by the test -->" >> "$WP_PATH/readme.html"
 "$TEND" backup wp >/dev/null 2>&1
 is "$(field 3 sent_bytes)" "$(stat -c %s "$WP_PATH/readme.html")" "after one file changed, only that file crosses"
@@ -50,10 +50,19 @@ rm "$WP_PATH/wp-content/plugins/index.php"
 "$TEND" backup wp >/dev/null 2>&1
 is "$(field 4 files)" "$((files - 1))" "a deleted file is gone from the next snapshot"
 is "$(field 4 sent_bytes)" 0 "... and nothing crossed for it"
+# A file swapped for one of the same size, its mtime put back: its ctime gives it away.
+f=$WP_PATH/wp-links-opml.php
+sleep 1 # past the second in which the last listing began
+sed -i 's/<?php/<?PHP/' "$f" && touch -r "$keep/wp-links-opml.php" "$f"
+is "$(stat -c '%s %Y' "$f")" "$(stat -c '%s %Y' "$keep/wp-links-opml.php")" "(same size and mtime as before)"
+"$TEND" backup wp >/dev/null 2>&1
+is "$(field 5 sent_bytes)" "$(stat -c %s "$f")" "a file changed under its old size and mtime is read again"
+is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT sha256 FROM snapshot_files WHERE snapshot_id = 5 AND path = 'wp-links-opml.php'")" \
+  "$(sha256sum < "$f" | cut -d' ' -f1)" "... and the snapshot holds what it is now"
 
 out=$("$TEND" snapshots wp 2>&1)
 like "$out" "^ID +TIME +APP.*
-4 +[0-9-]+ [0-9:]+ +wordpress 6\.1\.[0-9]+ +$((files - 1)) " "snapshots lists them, newest first"
+5 +[0-9-]+ [0-9:]+ +wordpress 6\.1\.[0-9]+ +$((files - 1)) " "snapshots lists them, newest first"
 
 # Failures leave no snapshot.
 count() { sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots"; }
