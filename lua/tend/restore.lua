@@ -149,19 +149,57 @@ local function client_run(t, s, argv_tail, feed, unzstd)
   end)
 end
 
+-- sqlite_dump(st, object) -> path: a stored SQLite file as SQL (`sqlite3 .dump`), in a
+-- temp file here; sqlite3 must be installed here for copies of SQLite sites.
+local function sqlite_dump(st, object)
+  local db, sql = os.tmpname(), os.tmpname()
+  local ok, msg = st:get_file(object, db, 384)
+  if not ok then os.remove(db); os.remove(sql); errors.fail("%s", msg) end
+  local r, rmsg = core.proc.run({ "sh", "-c", 'sqlite3 -bail "$1" .dump > "$2"', "sh", db, sql })
+  os.remove(db)
+  if not r or r.code ~= 0 then
+    os.remove(sql)
+    errors.fail("a copy's SQLite database is rewritten as SQL, which needs sqlite3 here: %s",
+      rmsg or r.stderr:match("[^\n]+") or ("exit " .. r.code))
+  end
+  return sql
+end
+
+-- feed_file(path, w): a file's bytes into a writer (a rewriter), a MiB at a time.
+local function feed_file(path, w)
+  local f = assert(io.open(path, "rb"))
+  for chunk in function() return f:read(1 << 20) end do errors.check(w:write(chunk)) end
+  f:close()
+  errors.check(w:flush())
+  w:close()
+end
+
 -- load_db(t, st, s, object [, ctx [, rewrites]]) -> true | nil, msg, code: empty the
 -- database, then load the dump object. With rewrites ({{from, to}, ...}: a copy's URL and
 -- path) the dump is rewritten on its way (tend.core.rewrite), and crosses uncompressed.
 function M.load_db(t, st, s, object, ctx, rewrites)
   local rewrite = rewrites and #rewrites > 0
   if s.driver == "sqlite" then
-    -- The stored object is the database file itself, not SQL: a copy keeps its URLs.
+    -- The stored object is the database file itself. A copy's is rewritten as SQL: its
+    -- .dump made here, through the rewriter, into the host's sqlite3.
+    local dump = rewrite and sqlite_dump(st, object)
     return t:with_temp(function(tmp)
-      local stream = errors.check(t:open({ "sh", "-c", 'cat > "$1"', "sh", tmp }, { stdin_pipe = true }))
-      local ok, msg, code = st:write_to(object, stream)
+      local argv = dump and { "sqlite3", "-bail", tmp } or { "sh", "-c", 'cat > "$1"', "sh", tmp }
+      local stream = errors.check(t:open(argv, { stdin_pipe = true }))
+      local ok, msg, code
+      if dump then
+        ok, msg, code = pcall(feed_file, dump, core.rewrite.new(rewrites, "sqlite", stream))
+        os.remove(dump)
+        if ok then stream:send_eof() else stream:close(); return nil, errors.message(msg) end
+        ok = true
+      else
+        ok, msg, code = st:write_to(object, stream)
+      end
       local status = stream:wait()
       if not ok then return nil, msg, code end
-      if status ~= 0 then return nil, "could not write the database copy", "remote" end
+      if status ~= 0 then
+        return nil, ("could not write the database copy%s"):format(dump and (": " .. (stream:stderr():match("[^\n]+") or "sqlite3 failed")) or ""), "remote"
+      end
       -- mktemp made it 0600: it takes the mode of the file it replaces, for the web server
       t:exec({ "sh", "-c", '[ -e "$2" ] && chmod --reference="$2" -- "$1" || chmod 644 -- "$1"', "sh", tmp, s.path })
       return t:rename(tmp, s.path) -- readers see the old file or the new one
@@ -343,9 +381,6 @@ function M.run(ctx, inst, snap, opts)
     M.recover(ctx, target)
   end
   local rewrites = copy and M.copy_pairs(inst, target) or {}
-  if #rewrites > 0 and snap.db_driver == "sqlite" and not opts.files_only then
-    say("the SQLite database is copied as it is: URLs and paths in it still name %s", inst.name)
-  end
 
   local settings = not opts.files_only and snap.db_object and errors.check(target:db_settings(ctx:vault()))
   if opts.db_only then

@@ -137,6 +137,21 @@ like "$("$TEND" check fresh 2>&1)" "app: +generic 1.0.*database: sqlite:.*reacha
 like "$("$TEND" create fresh --repo "$REPO" --version 1.0 --path "$T/x" 2>&1; echo "rc=$?")" "instance fresh already exists.*rc=2" \
   "create refuses a name in use"
 
+# A copy of a SQLite site gets its URLs rewritten too (its .dump through the rewriter).
+"$TEND" instance edit fresh --url http://fresh.example.test >/dev/null 2>&1
+u=http://fresh.example.test/abc; v=http://copy.example.test/abc
+sqlite3 "$NEW/data/app.db" "INSERT INTO notes (body) VALUES ('see http://fresh.example.test/about'), ('a:1:{i:0;s:${#u}:\"$u\";}')"
+mkdir -p "$T/fcopy"
+"$TEND" instance add fcopy --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$T/fcopy/site" \
+  --url http://copy.example.test --db "sqlite://$T/fcopy/site/data/app.db" >/dev/null 2>&1
+out=$("$TEND" clone fresh fcopy 2>&1); rc=$?
+is "$rc" 0 "clone of a SQLite site"
+[ "$rc" = 0 ] || diag "$(printf '%s' "$out" | tail -3)"
+is "$(sqlite3 "$T/fcopy/site/data/app.db" "SELECT body FROM notes WHERE body LIKE 'see %' OR body LIKE 'a:%' ORDER BY id")" \
+  "see http://copy.example.test/about
+a:1:{i:0;s:${#v}:\"$v\";}" "... its database names the copy's URL, serialized lengths fixed"
+is "$(sqlite3 "$NEW/data/app.db" "SELECT count(*) FROM notes WHERE body LIKE '%fresh.example.test%'")" 2 "... and the source is untouched"
+
 # adopt: the harness WordPress, its database found in wp-config.php.
 out=$("$TEND" adopt blog --host "$HOST" --ssh-key "$SSHD_KEY" --path "$WP_PATH" --url "$WP_URL" 2>&1); rc=$?
 like "$rc:$out" "^0:.*blog: adopted wordpress $(re_escape "$WP_VERSION") at .*database mysql:$MARIADB_USER@127.0.0.1:$MARIADB_PORT/$MARIADB_DB" \
