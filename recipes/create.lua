@@ -48,7 +48,7 @@ Later versions come with tend update / tend upgrade.]],
     if args.repo then
       ctx:info("%s: cloning %s at %s", inst.name, args.repo, args.version)
       r, msg = t:exec({ "git", "clone", "--quiet", "--branch", args.version, "--", args.repo, inst.path }, { timeout = 1800 })
-      if not r or r.code ~= 0 then undo(("git clone: %s"):format(msg or r.stderr:match("([^\n]+)\n?$") or ("exit " .. r.code))) end
+      if not r or r.code ~= 0 then undo(("git clone: %s"):format(msg or require("tend.transport").why(r))) end
     else
       local release = require "tend.release"
       local ok, err = pcall(function()
@@ -65,7 +65,7 @@ Later versions come with tend update / tend upgrade.]],
       r, msg = inst:exec(cmd)
       if not r or r.code ~= 0 then
         undo(("%s: the migration failed: %s (the files stay in %s)"):format(inst.name,
-          msg or r.stderr:match("([^\n]+)\n?$") or ("exit " .. r.code), inst.path))
+          msg or require("tend.transport").why(r), inst.path))
       end
     end
     local adapter, version = inst:detect()

@@ -35,7 +35,7 @@ today's data. A DST that is no git or Subversion checkout can take a command ins
       local r, msg = dst:exec(args.update)
       if not r or r.code ~= 0 then
         error(("%s: the update failed: %s; %s stays behind its maintenance page"):format(dst.name,
-          msg or (r.stderr:match("([^\n]+)\n?$") or ("exit " .. r.code)), dst.name), 0)
+          msg or require("tend.transport").why(r), dst.name), 0)
       end
       maintenance.off(dst:transport(), dst.path, adapter)
       summary.updated = true

@@ -9,7 +9,9 @@ local cjson = require "cjson"
 
 local M = {}
 
+-- find's %y letters, as manifests name them
 local TYPES = { f = "file", d = "dir", l = "link", p = "fifo", s = "socket", c = "device", b = "device" }
+M.TYPES = TYPES
 
 -- exclusions(inst, extra) -> patterns: the app's ignore list (caches, temp), the
 -- instance's own (instance add/edit --exclude, checked when stored), then this run's

@@ -23,7 +23,15 @@ local function check_name(name)
   end
 end
 
-local function lines(v) return type(v) == "string" and { v } or v end
+-- one_per_line(v, check) -> the non-empty items of v (a string or a list), each through
+-- check, one per line; nil when none is left (an empty value clears the field).
+local function one_per_line(v, check)
+  local ok = {}
+  for _, p in ipairs(type(v) == "string" and { v } or v) do
+    if p ~= "" then ok[#ok + 1] = check(p) end
+  end
+  return #ok > 0 and table.concat(ok, "\n") or nil
+end
 
 -- Validate one field's value as given on the command line; returns the stored value.
 local validate = {
@@ -56,37 +64,21 @@ local validate = {
   end,
   ["ssh-password-secret"] = function(v) return v end,
   ["ssh-key-passphrase-secret"] = function(v) return v end,
-  -- exclude: a list of backup patterns, stored one per line
   migrate = function(v) return v end,
   releases = function(v)
     if not v:match("^https?://[^%s]+$") then errors.usage("bad --releases %q: an http(s) URL of a folder", v) end
     return (v:gsub("/+$", ""))
   end,
-  contact = function(v)
-    if not v:match("^[^@%s<>,]+@[^@%s<>,]+$") then errors.usage("bad --contact %q: an e-mail address", v) end
-    return v
-  end,
+  contact = function(v) return require("tend.notify").check_address(v) end,
+  -- the lists (a value per --option), stored one per line
   ["watch-path"] = function(v)
-    local ok = {}
-    for _, p in ipairs(lines(v)) do
-      if p ~= "" then
-        if p:sub(1, 1) ~= "/" or ("/" .. p .. "/"):find("/%.%.?/") then errors.usage("--watch-path must be absolute, got %q", p) end
-        ok[#ok + 1] = (p:gsub("(.)/+$", "%1"))
-      end
-    end
-    return #ok > 0 and table.concat(ok, "\n") or nil
+    return one_per_line(v, function(p)
+      if p:sub(1, 1) ~= "/" or ("/" .. p .. "/"):find("/%.%.?/") then errors.usage("--watch-path must be absolute, got %q", p) end
+      return (p:gsub("(.)/+$", "%1"))
+    end)
   end,
-  ["watch-ignore"] = function(v)
-    local ok = {}
-    for _, p in ipairs(lines(v)) do if p ~= "" then ok[#ok + 1] = require("tend.backup").check_pattern(p) end end
-    return #ok > 0 and table.concat(ok, "\n") or nil
-  end,
-  exclude = function(v)
-    if type(v) == "string" then v = { v } end
-    local ok = {}
-    for _, p in ipairs(v) do if p ~= "" then ok[#ok + 1] = require("tend.backup").check_pattern(p) end end
-    return #ok > 0 and table.concat(ok, "\n") or nil
-  end,
+  ["watch-ignore"] = function(v) return one_per_line(v, require("tend.backup").check_pattern) end,
+  exclude = function(v) return one_per_line(v, require("tend.backup").check_pattern) end,
 }
 
 local COLUMNS = { ["watch-path"] = "watch_paths" }

@@ -4,6 +4,7 @@
 -- however often it runs.
 local core = require "tend.core"
 local errors = require "tend.errors"
+local why = require("tend.transport").why
 
 local M = {}
 
@@ -40,7 +41,7 @@ function M.apply(ctx, inst, profile, opts)
     if inst.app ~= "tiki" then errors.usage("profile %s: no such folder", profile) end
     local r, msg = inst:exec({ "php", "console.php", "profile:apply", profile, opts.repo or "profiles.tiki.org" })
     if not r or r.code ~= 0 then
-      errors.fail("Tiki profile %s: %s", profile, msg or r.stderr:match("([^\n]+)\n?$") or ("exit " .. r.code))
+      errors.fail("Tiki profile %s: %s", profile, msg or why(r))
     end
     return { instance = inst.name, profile = profile, tiki = true }
   end

@@ -211,6 +211,10 @@ for _, class in ipairs({ Local, Ssh }) do
   end
 end
 
+-- why(r) -> what a finished command said of its failure: its last line on stderr, or
+-- its exit status.
+function M.why(r) return r.stderr:match("([^\n]+)\n?$") or ("exit " .. tostring(r.code)) end
+
 -- parse_sha256(text) -> {path = hex}: sha256sum's lines for "./PATH" names.
 function M.parse_sha256(text)
   local out = {}

@@ -4,6 +4,7 @@
 -- upgrade). svn: `svn update` to the repository's newest revision (or --to REV).
 -- Untracked files (the config, the uploads) stay where they are.
 local errors = require "tend.errors"
+local why = require("tend.transport").why
 
 local M = {}
 
@@ -18,7 +19,7 @@ local function run(t, argv)
   local r, msg, code = t:exec(argv, { timeout = 600 })
   if not r then return nil, msg, code end
   if r.code ~= 0 then
-    return nil, ("%s %s: %s"):format(argv[1], argv[argv[1] == "git" and 4 or 2], r.stderr:match("([^\n]+)\n?$") or ("exit " .. r.code)), "remote"
+    return nil, ("%s %s: %s"):format(argv[1], argv[argv[1] == "git" and 4 or 2], why(r)), "remote"
   end
   return (r.stdout:gsub("%s+$", ""))
 end

@@ -10,7 +10,7 @@ local transport = require "tend.transport"
 
 local M = {}
 
-local TYPES = { f = "file", d = "dir", l = "link", p = "fifo", s = "socket", c = "device", b = "device" }
+local TYPES = backup.TYPES
 local FORMAT = "%y\\0%m\\0%U\\0%G\\0%s\\0%p\\0%l\\0"
 
 -- patterns(inst) -> what watch leaves out: the app's caches, the instance's own list.
