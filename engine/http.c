@@ -75,13 +75,15 @@ static const char *field_string(lua_State *L, const char *field, size_t *len)
 static struct curl_slist *header_list(lua_State *L)
 {
 	struct curl_slist *list = NULL;
-	lua_getfield(L, 1, "headers");
-	if (lua_istable(L, -1))
-		for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+	if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
+		lua_Integer i = 1;
+		for (; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
 			list = curl_slist_append(list, lua_tostring(L, -1));
 			lua_pop(L, 1);
 		}
-	lua_pop(L, 2);
+		lua_pop(L, 1); /* the first non-string */
+	}
+	lua_pop(L, 1); /* headers: the options table stays, and with it url and body */
 	return list;
 }
 

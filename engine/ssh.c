@@ -345,6 +345,18 @@ static int l_methods(lua_State *L)
 	return 1;
 }
 
+/* s:set_idle(seconds) -> the limit it replaces: how long a channel may move no data
+ * from now on (a long dump may want more than a listing). */
+static int l_set_idle(lua_State *L)
+{
+	tend_ssh *ss = luaL_checkudata(L, 1, SESSION_CLASS);
+	double idle = luaL_checknumber(L, 2);
+	luaL_argcheck(L, idle > 0, 2, "seconds must be positive");
+	lua_pushnumber(L, ss->idle);
+	ss->idle = idle;
+	return 1;
+}
+
 static int l_close(lua_State *L)
 {
 	tend_ssh *ss = luaL_checkudata(L, 1, SESSION_CLASS);
@@ -365,7 +377,7 @@ int tend_open_ssh(lua_State *L)
 		{"hostkey", l_hostkey}, {"check_hostkey", l_check_hostkey},
 		{"auth_password", l_auth_password}, {"auth_key", l_auth_key},
 		{"auth_agent", l_auth_agent}, {"exec", tend_ssh_exec}, {"open", tend_ssh_open},
-		{"sftp", tend_ssh_sftp}, {"methods", l_methods}, {"close", l_close},
+		{"sftp", tend_ssh_sftp}, {"methods", l_methods}, {"set_idle", l_set_idle}, {"close", l_close},
 		{"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {{"connect", l_connect}, {NULL, NULL}};
 	if (libssh2_init(0) != 0)
