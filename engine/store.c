@@ -58,7 +58,8 @@ static int loose_exists(tend_store *st, const char *hex)
 }
 
 /* Where an object's frame is: a loose file (whole), or a range of a pack. 0 or ENOENT.
- * Objects still with a worker are waited for. */
+ * An object still with a worker is waited for (only then: a look-up of an object on
+ * disk must not stall the packing pipeline). */
 static int locate(tend_store *st, const char *hex, char path[PATH_MAX], long long *off, long long *len)
 {
 	object_path(st, hex, path);
@@ -66,10 +67,15 @@ static int locate(tend_store *st, const char *hex, char path[PATH_MAX], long lon
 	*len = -1; /* the whole file */
 	if (access(path, F_OK) == 0)
 		return 0;
-	tend_pack_drain(st); /* a worker's failure leaves its object without a pack: ENOENT */
 	char pack[40] = "";
 	pthread_mutex_lock(&st->mu);
 	tend_pending *p = tend_pack_pending(st, hex);
+	int with_worker = p && !p->pack[0];
+	pthread_mutex_unlock(&st->mu);
+	if (with_worker)
+		tend_pack_drain(st); /* a worker's failure leaves its object without a pack: ENOENT */
+	pthread_mutex_lock(&st->mu);
+	p = tend_pack_pending(st, hex);
 	if (p) {
 		snprintf(pack, sizeof pack, "%s", p->pack);
 		*off = p->offset;
@@ -90,6 +96,32 @@ static int object_exists(tend_store *st, const char *hex)
 	int pending = tend_pack_pending(st, hex) != NULL;
 	pthread_mutex_unlock(&st->mu);
 	return pending || loose_exists(st, hex) || tend_pack_index_find(st, hex, pack, &off, &len);
+}
+
+static int read_object(tend_store *st, const char *hex, tend_emit sink, void *ctx, tend_emit frame, void *frame_ctx);
+static int sink_none(void *ctx, const char *p, size_t n);
+
+/* Whether the store holds hex whole: an object this handle is packing is; one on disk
+ * is read back and checked first. A damaged one counts as absent, so that the copy
+ * being stored replaces it (a loose one is unlinked here; a packed one is re-indexed
+ * at its new place by the next sync) and the store heals whenever a good copy passes
+ * through. Anything that stops the check (no key, a read error) counts as present. */
+static int object_whole(tend_store *st, const char *hex)
+{
+	pthread_mutex_lock(&st->mu);
+	int pending = tend_pack_pending(st, hex) != NULL;
+	pthread_mutex_unlock(&st->mu);
+	if (pending)
+		return 1;
+	if (!object_exists(st, hex))
+		return 0;
+	if (read_object(st, hex, sink_none, NULL, NULL, NULL) != EBADMSG)
+		return 1;
+	char path[PATH_MAX];
+	object_path(st, hex, path);
+	unlink(path); /* when it was loose; a packed one is shadowed by its new entry */
+	st->healed++;
+	return 0;
 }
 
 /* Where a large object's frame goes: its temp file, sealed first when the store has a key. */
@@ -125,7 +157,7 @@ static int finish_loose(tend_store *st, loose_out *o, const char *tmp, int err, 
 	if (!err) {
 		object_path(st, res->hex, final);
 		snprintf(dir, sizeof dir, "%s/objects/%.2s", st->dir, res->hex);
-		res->added = !object_exists(st, res->hex);
+		res->added = !object_whole(st, res->hex);
 		if (res->added && mkdir(dir, 0700) != 0 && errno != EEXIST)
 			err = errno;
 		else if (res->added && rename(tmp, final) != 0)
@@ -244,7 +276,7 @@ int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_
 		err = put_loose(st, src, ctx, len, h, res, what);
 	} else {
 		tend_sha256_hex(h, res->hex);
-		res->added = !object_exists(st, res->hex);
+		res->added = !object_whole(st, res->hex);
 		err = res->added ? tend_pack_queue(st, res->hex, st->raw, len) : 0;
 	}
 	tend_sha256_free(h);
@@ -819,6 +851,13 @@ static int l_written(lua_State *L)
 	return 1;
 }
 
+/* st:healed() -> how many damaged objects this handle replaced with good copies */
+static int l_healed(lua_State *L)
+{
+	lua_pushinteger(L, check_store(L)->healed);
+	return 1;
+}
+
 static int l_gc(lua_State *L)
 {
 	tend_store *st = luaL_checkudata(L, 1, STORE_CLASS);
@@ -973,7 +1012,7 @@ int tend_open_store(lua_State *L)
 		{"put_file", l_put_file}, {"put_string", l_put_string}, {"put_stream", l_put_stream},
 		{"has", l_has}, {"write_to", l_write_to}, {"write_frame_to", l_write_frame_to},
 		{"get_file", l_get_file}, {"get_string", l_get_string}, {"verify", l_verify},
-		{"sync", l_sync}, {"encrypt", l_encrypt}, {"written", l_written}, {"locate", l_locate}, {"sealed", l_sealed}, {"list", l_list}, {"remove", l_remove},
+		{"sync", l_sync}, {"encrypt", l_encrypt}, {"written", l_written}, {"healed", l_healed}, {"locate", l_locate}, {"sealed", l_sealed}, {"list", l_list}, {"remove", l_remove},
 		{"prune", l_prune}, {"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};
 	tend_new_class(L, STORE_CLASS, methods);

@@ -39,6 +39,7 @@ typedef struct {
 	char *raw;                /* TEND_PACK_MAX + 1 bytes: an object's start, before we know its size */
 	char *in, *out;           /* buffers, reused */
 	long long written;        /* compressed bytes this handle added to the store */
+	long long healed;         /* damaged objects it replaced with good copies */
 	void *index, *find;       /* sqlite3 *: store/index.db, opened on first use; its look-up */
 	/* the rest is guarded by mu (worker threads append to the pack) */
 	pthread_mutex_t mu;

@@ -329,7 +329,7 @@ int tend_pack_index(tend_store *st, const char **why)
 	sqlite3 *db = tend_pack_index_db(st);
 	sqlite3_stmt *q = NULL;
 	int ok = db && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
-	         sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO packed (hex, pack, offset, length) VALUES (?, ?, ?, ?)",
+	         sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO packed (hex, pack, offset, length) VALUES (?, ?, ?, ?)",
 	                            -1, &q, NULL) == SQLITE_OK;
 	for (size_t i = 0; ok && i < st->npending; i++) {
 		tend_pending *p = &st->pending[i];

@@ -44,12 +44,13 @@ Files are stored once whatever the number of snapshots or instances that hold th
         if not msg:find("instance " .. inst.name, 1, true) then msg = inst.name .. ": " .. msg end
         error(msg, 0)
       end
-      ctx:info("%s: snapshot %d: %d files (%d bytes), %d bytes sent, %d new in the store%s",
+      ctx:info("%s: snapshot %d: %d files (%d bytes), %d bytes sent, %d new in the store%s%s",
         inst.name, id, snap.files, snap.bytes, snap.sent_bytes, snap.stored_bytes,
-        snap.db_bytes and (", database " .. snap.db_bytes .. " bytes") or ", no database")
+        snap.db_bytes and (", database " .. snap.db_bytes .. " bytes") or ", no database",
+        snap.healed > 0 and ("; healed %d damaged object%s"):format(snap.healed, snap.healed == 1 and "" or "s") or "")
       return { instance = inst.name, snapshot = id, files = snap.files, bytes = snap.bytes,
         sent_bytes = snap.sent_bytes, stored_bytes = snap.stored_bytes, db_bytes = snap.db_bytes,
-        seconds = snap.finished_at - snap.started_at }
+        healed = snap.healed, seconds = snap.finished_at - snap.started_at }
     end
 
     if #targets == 1 then -- a failure is one line from the CLI, exit 1

@@ -260,7 +260,7 @@ function M.dump_helper(ctx, inst, parent_pid)
   local written = st:written()
   local dbinfo = errors.check(M.dump_db(inst:transport(), settings, st))
   errors.check(st:sync())
-  dbinfo.stored = st:written() - written
+  dbinfo.stored, dbinfo.healed = st:written() - written, st:healed()
   require("tend.pause")(ctx, "backup.db-dumped")
   return dbinfo
 end
@@ -275,7 +275,8 @@ local function finish_dump_helper(helper)
   local r = helper:result()
   local ok, info = pcall(cjson.decode, r.code == 0 and r.stdout or "")
   if ok and type(info) == "table" and info.object then
-    return { object = info.object, bytes = math.tointeger(info.bytes), stored = math.tointeger(info.stored) }
+    return { object = info.object, bytes = math.tointeger(info.bytes), stored = math.tointeger(info.stored),
+      healed = math.tointeger(info.healed) }
   end
   return nil, r.stderr:match("^tend: ([^\n]+)") or ("the database dump ended with %s"):format(r.signal or ("exit " .. tostring(r.code)))
 end
@@ -338,6 +339,8 @@ function M.run(ctx, inst, opts)
     listed_at = listed_at }
   errors.check(st:sync()) -- every object on disk before the snapshot that needs them
   snap.stored_bytes = st:written() - written + (dbinfo and dbinfo.stored or 0)
+  -- damaged objects replaced by the good copies this backup read (not recorded)
+  snap.healed = st:healed() + (dbinfo and dbinfo.healed or 0)
   local id = snapshot.record(catalog, snap, manifest, digest)
   snap.id = id
   return id, snap

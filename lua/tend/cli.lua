@@ -390,6 +390,7 @@ function store_cmds.gc(ctx, argv)
   local snapshot = require "tend.snapshot"
   local lock <close> = snapshot.lock_store(ctx, "exclusive")
   local keep = snapshot.referenced(ctx:catalog())
+  for hex in pairs(require("tend.restore").pinned(ctx)) do keep[hex] = true end
   local st = snapshot.store(ctx)
   local removed, freed = 0, 0
   for _, hex in ipairs(st:list()) do
@@ -595,6 +596,18 @@ local function group(name, cmds, usage)
   end
 end
 
+-- recover_instances(ctx, r, args): a restore of any instance the job names that was
+-- killed midway is rolled back before the job starts (not in a restore's own helper,
+-- whose parent holds that restore).
+local function recover_instances(ctx, r, args)
+  if os.getenv("TEND_RESTORE_HELPER_OF") then return end
+  local restore = require "tend.restore"
+  for _, p in ipairs(r.params) do
+    local v = p.type == "instance" and args[p.name]
+    for _, inst in ipairs(v and (p.list and v or { v }) or {}) do restore.recover(ctx, inst) end
+  end
+end
+
 -- run_recipe(ctx, r, argv) -> exit code
 local function run_recipe(ctx, r, argv)
   if argv[1] == "--help" or argv[1] == "-h" then
@@ -602,7 +615,10 @@ local function run_recipe(ctx, r, argv)
     return 0
   end
   local args = recipe.parse_args(ctx, r, argv)
-  local ok, result = pcall(r.run, ctx, args)
+  local ok, result = pcall(function()
+    recover_instances(ctx, r, args)
+    return r.run(ctx, args)
+  end)
   if not ok then
     if errors.is(result) then
       if result.code == 1 and not result.msg:find("^" .. r.name .. ":") then result.msg = r.name .. ": " .. result.msg end

@@ -12,6 +12,9 @@ local apps = require "tend.apps"
 
 local M = {}
 
+-- What a message says when a rollback failed (as_was leaves such a message alone).
+local UNRECOVERED = "could not be put back"
+
 -- The journals: while a restore has a staging tree, has swapped files or touched the
 -- database, a file in $TEND_HOME/journal/ says how to put that half back, so that a
 -- restore killed at any point is rolled back by the next run (M.recover). One journal
@@ -242,11 +245,27 @@ function M.copy_pairs(src, dst)
   return out
 end
 
--- recover(ctx, target [, in_process [, half]]): roll back a restore of target that was
--- interrupted (killed, power cut, or failed) by what its journals say: the old tree
--- back, the staging tree gone, the database back from the safety dump. half limits it
--- to one journal. Returns whether there was anything to do.
-function M.recover(ctx, target, in_process, half)
+-- hold(ctx, target) -> lock: while a restore of target runs it holds this lock, so that
+-- no other run takes its journals for those of a killed restore. Raises (exit 4) when
+-- a live restore holds it.
+function M.hold(ctx, target)
+  errors.check(core.fs.mkdir_p(ctx.home .. "/journal", 448))
+  local lock, msg, code = core.fs.lock(("%s/journal/restore-%d.lock"):format(ctx.home, target.id), "exclusive", false)
+  if lock then return lock end
+  if code == "locked" then errors.raise(4, "%s: a restore of it is running; try again when it ends", target.name) end
+  errors.fail("%s", msg)
+end
+
+-- recover(ctx, target [, opts]): roll back a restore of target that was interrupted
+-- (killed, power cut, or failed) by what its journals say: the old tree back, the
+-- staging tree gone, the database back from the safety dump. opts: held (the caller
+-- holds the lock: a restore, or the one that wrote the journals), own (that one: no
+-- warning), half (one journal only). Returns whether there was anything to do; raises
+-- (exit 4) while another restore of target runs.
+function M.recover(ctx, target, opts)
+  opts = opts or {}
+  local in_process, half = opts.own, opts.half
+  local held <close> = not opts.held and M.hold(ctx, target) or nil
   local names = {}
   for _, name in ipairs(core.fs.list(ctx.home .. "/journal") or {}) do
     local h = name:match("^restore%-" .. target.id .. "%-(%a+)%.json$")
@@ -270,12 +289,29 @@ function M.recover(ctx, target, in_process, half)
     if j.staging and t:stat(j.staging) then rm_rf(t, j.staging) end
     if j.safety then
       local settings = errors.check(target:db_settings(ctx:vault()))
-      local ok, msg = M.load_db(t, st, settings, j.safety)
-      if not ok then errors.fail("%s: rolling back an interrupted restore: %s (journal kept: %s)", target.name, msg, path) end
+      local ok, msg = st:verify(j.safety)
+      if ok then ok, msg = M.load_db(t, st, settings, j.safety) end
+      if not ok then
+        errors.fail("%s: the database " .. UNRECOVERED .. " from its safety dump (%s): %s; fix that and run "
+          .. "any tend job on %s to try again, or remove %s to keep the database as it is now",
+          target.name, j.safety:sub(1, 12), msg, target.name, path)
+      end
     end
     core.fs.remove(path)
   end
   return true
+end
+
+-- pinned(ctx) -> {hex = true}: the objects that journals name (safety dumps of restores
+-- that were interrupted and not rolled back yet). gc keeps them.
+function M.pinned(ctx)
+  local out = {}
+  for _, name in ipairs(core.fs.list(ctx.home .. "/journal") or {}) do
+    local text = core.fs.read(ctx.home .. "/journal/" .. name)
+    local ok, j = pcall(cjson.decode, text or "")
+    if ok and type(j) == "table" and type(j.safety) == "string" then out[j.safety] = true end
+  end
+  return out
 end
 
 -- safety_dump(ctx, target, settings, snap, say) -> object | nil: the database as it is
@@ -288,6 +324,9 @@ local function safety_dump(ctx, target, settings, snap, say)
     say("safety dump of %s", db.describe(settings))
     safety = errors.check(backup.dump_db(t, settings, st)).object
     errors.check(st:sync()) -- a later run must find it, even after a kill
+    -- read back whole: nothing is dropped on the strength of a copy that would not load
+    local ok, msg = st:verify(safety)
+    if not ok then errors.fail("the safety dump of %s does not read back: %s; nothing changed", db.describe(settings), msg) end
   end
   journal_write(ctx, target, "db", { started_at = os.time(), snapshot = snap.id, safety = safety })
   return safety
@@ -299,14 +338,31 @@ local function load_snapshot_db(ctx, target, settings, snap, say, rewrites)
   say(#rewrites > 0 and "loading the snapshot's database, rewritten for %s" or "loading the snapshot's database", target.name)
   local ok, msg = M.load_db(target:transport(), snapshot.store(ctx), settings, snap.db_object, ctx, rewrites)
   if not ok then
-    local rok, rerr = pcall(M.recover, ctx, target, true, "db")
-    if not rok then errors.fail("%s; and rolling back failed: %s", msg, errors.message(rerr)) end
+    local rok, rerr = pcall(M.recover, ctx, target, { held = true, own = true, half = "db" })
+    if not rok then errors.fail("%s; %s", msg, errors.message(rerr)) end
     errors.fail("%s", msg)
   end
 end
 
--- restore_db(...) -> summary part: both steps, for --db-only and for the helper.
+-- as_was(msg) -> msg, saying the instance is as it was unless a rollback failed (then msg
+-- already says what is not back, and what to do).
+local function as_was(msg)
+  if msg:find(UNRECOVERED, 1, true) then return msg end
+  return msg .. " (the instance is as it was)"
+end
+
+-- check_dump(ctx, snap): the dump that will replace the database read back whole, before
+-- anything is touched; raises naming the snapshot when it does not.
+local function check_dump(ctx, snap)
+  local ok, msg = snapshot.store(ctx):verify(snap.db_object)
+  if not ok then
+    errors.fail("snapshot %d: its database dump does not read back (%s); nothing was changed", snap.id, msg)
+  end
+end
+
+-- restore_db(...) -> summary part: the steps, for --db-only and for the helper.
 local function restore_db(ctx, target, settings, snap, say, rewrites)
+  check_dump(ctx, snap)
   local safety = safety_dump(ctx, target, settings, snap, say)
   load_snapshot_db(ctx, target, settings, snap, say, rewrites)
   return { safety_object = safety, db_bytes = snap.db_bytes }
@@ -374,11 +430,14 @@ function M.run(ctx, inst, snap, opts)
   local copy = target.id ~= inst.id
   local summary = { snapshot = snap.id, instance = inst.name, target = target.name }
   local helper_of = os.getenv(HELPER)
+  -- gc (exclusive) must not collect the snapshot's objects or the safety dump meanwhile
+  local lock <close> = snapshot.lock_store(ctx, "shared")
+  local held <close> = not helper_of and M.hold(ctx, target) or nil -- its journals are this run's
   if helper_of then core.proc.die_with_parent(tonumber(helper_of)) else
     if copy and target:is_production() and not opts.overwrite_production then
       errors.usage("%s is tagged production: add --yes-overwrite-production to overwrite it with %s's data", target.name, inst.name)
     end
-    M.recover(ctx, target)
+    M.recover(ctx, target, { held = true })
   end
   local rewrites = copy and M.copy_pairs(inst, target) or {}
 
@@ -386,7 +445,7 @@ function M.run(ctx, inst, snap, opts)
   if opts.db_only then
     if settings then
       local ok, part = pcall(restore_db, ctx, target, settings, snap, say, rewrites)
-      if not ok then errors.fail(helper_of and "%s" or "%s (the instance is as it was)", errors.message(part)) end
+      if not ok then errors.fail("%s", helper_of and errors.message(part) or as_was(errors.message(part))) end
       for k, v in pairs(part) do summary[k] = v end
       if not helper_of then journal_clear(ctx, target, "db") end
     end
@@ -412,12 +471,15 @@ function M.run(ctx, inst, snap, opts)
   local function fail(msg)
     say("restore failed; putting the instance back")
     if helper then helper:close() end
-    local rok, rerr = pcall(M.recover, ctx, target, true)
-    if not rok then errors.fail("%s; and rolling back failed: %s", msg, errors.message(rerr)) end
-    errors.fail("%s (the instance is as it was)", msg)
+    local rok, rerr = pcall(M.recover, ctx, target, { held = true, own = true })
+    if not rok then errors.fail("%s; %s", msg, errors.message(rerr)) end
+    errors.fail("%s", as_was(msg))
   end
 
-  if sqlite then summary.safety_object = safety_dump(ctx, target, settings, snap, say) end
+  if sqlite then
+    check_dump(ctx, snap)
+    summary.safety_object = safety_dump(ctx, target, settings, snap, say)
+  end
   journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging })
   say("building %d entries in %s", #manifest, staging)
   local built, msg = build(t, st, manifest, staging, target.path, keep,

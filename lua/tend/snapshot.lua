@@ -9,13 +9,14 @@ local M = {}
 
 function M.store(ctx) return ctx:store() end
 
--- lock_store(ctx, kind) -> lock: "shared" for runs that add objects (backups), waiting;
--- "exclusive" for gc, which never waits: it fails with code "locked" (exit 4).
+-- lock_store(ctx, kind) -> lock: "shared" for runs that add or need objects (backups,
+-- restores, imports, verifies), waiting; "exclusive" for gc, which never waits: it fails
+-- with code "locked" (exit 4).
 function M.lock_store(ctx, kind)
   ctx:store() -- the store's directory must exist to hold the lock
   local lock, msg, code = core.fs.lock(ctx.home .. "/store/lock", kind, kind == "shared")
   if not lock then
-    if code == "locked" then errors.raise(4, "the store is in use by a backup; try again when it ends") end
+    if code == "locked" then errors.raise(4, "the store is in use by a backup, restore or import; try again when it ends") end
     errors.fail("%s", msg)
   end
   return lock

@@ -69,7 +69,7 @@ static void test_files_and_damage(void **state)
 	       "assert(st:verify(hex))\n"
 	       "local obj = dir .. '/s/objects/' .. hex:sub(1, 2) .. '/' .. hex:sub(3)\n"
 	       "local z = core.fs.read(obj)\n"
-	       "core.fs.write_atomic(obj, z:sub(1, 100) .. 'X' .. z:sub(102))\n"
+	       "core.fs.write_atomic(obj, z:sub(1, 100) .. string.char(z:byte(101) ~ 0xff) .. z:sub(102))\n"
 	       "local ok, msg, code = st:verify(hex)\n"
 	       "local g, gmsg, gcode = st:get_file(hex, dir .. '/again')\n"
 	       "return table.concat({size, tostring(same), mode, tostring(ok), code, gcode,\n"
@@ -196,6 +196,42 @@ static void test_encrypted(void **state)
 	ctest_rm_tree(dir);
 }
 
+/* A damaged object is replaced by the next good copy that is stored: packed (the
+ * index points at the new copy) and loose (renamed over); counted by st:healed(). */
+static void test_heal(void **state)
+{
+	lua_State *L = *state;
+	char dir[32];
+	ctest_tempdir(L, dir);
+	lua_is(L,
+	       "local function flip(path, at)\n"
+	       "  local z = core.fs.read(path)\n"
+	       "  local b = string.char(z:byte(at) ~ 0xff)\n"
+	       "  core.fs.write_atomic(path, z:sub(1, at - 1) .. b .. z:sub(at + 1))\n"
+	       "end\n"
+	       "local st = assert(core.store.open(dir .. '/s'))\n"
+	       "local small, big = string.rep('small object ', 100), string.rep('big object ', 200000)\n"
+	       "local shex = st:put_string(small); local bhex = st:put_string(big)\n"
+	       "assert(st:sync())\n"
+	       "local kind, pack, off, len = st:locate(shex)\n"
+	       "flip(pack, off + len - 2)\n"
+	       "local _, loose = st:locate(bhex)\n"
+	       "flip(loose, 200)\n"
+	       "st = assert(core.store.open(dir .. '/s'))\n"
+	       "local d1, d2 = select(3, st:verify(shex)), select(3, st:verify(bhex))\n"
+	       "local _, _, again = st:put_string(small)\n"
+	       "local _, _, bagain = st:put_string(big)\n"
+	       "assert(st:sync())\n"
+	       "local healed = st:healed()\n"
+	       "local _, _, third = st:put_string(small)\n"
+	       "st = assert(core.store.open(dir .. '/s'))\n"
+	       "return table.concat({kind, d1, d2, tostring(again), tostring(bagain), healed, tostring(third),\n"
+	       "  tostring(st:verify(shex)), tostring(st:verify(bhex)), tostring(st:get_string(shex) == small),\n"
+	       "  #st:list()}, ' ')",
+	       "pack corrupt corrupt true true 2 false true true true 2");
+	ctest_rm_tree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,6 +239,7 @@ int main(void)
 		cmocka_unit_test(test_put_get),
 		cmocka_unit_test(test_files_and_damage),
 		cmocka_unit_test(test_packs),
+		cmocka_unit_test(test_heal),
 		cmocka_unit_test(test_encrypted),
 	};
 	return CTEST_RUN("store", tests);
