@@ -18,7 +18,9 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -466,12 +468,17 @@ static int l_write_tar(lua_State *L)
 	archive_write_set_format_pax_restricted(a);
 	struct archive_entry *e = archive_entry_new();
 	const char *bad = NULL;
+	int fd = -1;
 	lua_Integer files = 0, bytes = 0;
 	if (add_filter(a, compression) != ARCHIVE_OK)
 		bad = "unknown compression (zstd, bzip2, gzip or none)";
 	else if (dest) {
+		/* 0600: an export holds the config file with its password, and the users table */
 		snprintf(tmp, sizeof tmp, "%s.tend-tmp", dest);
-		if (archive_write_open_filename(a, tmp) != ARCHIVE_OK)
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || fchmod(fd, 0600) != 0)
+			bad = strerror(errno);
+		else if (archive_write_open_fd(a, fd) != ARCHIVE_OK)
 			bad = archive_error_string(a);
 	} else {
 		archive_write_set_bytes_in_last_block(a, 1);
@@ -492,8 +499,11 @@ static int l_write_tar(lua_State *L)
 	}
 	if (!bad)
 		progress_tick(&prog, files, bytes, 1);
-	if (!bad && archive_write_close(a) != ARCHIVE_OK)
+	/* closed before fd is: nothing may write to a descriptor number that was reused */
+	if ((!bad || fd >= 0) && archive_write_close(a) != ARCHIVE_OK && !bad)
 		bad = archive_error_string(a);
+	if (fd >= 0 && (fsync(fd) != 0 || close(fd) != 0) && !bad)
+		bad = strerror(errno);
 	int n;
 	if (!bad && dest && rename(tmp, dest) != 0)
 		bad = strerror(errno);

@@ -155,7 +155,8 @@ static int walk(tree *t, const char *root)
 static sqlite3 *cache_open(const char *path)
 {
 	sqlite3 *db = NULL;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
+	if (tend_create_private(path) != 0 ||
+	    sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
 	    sqlite3_exec(db, "PRAGMA journal_mode = WAL;"
 	                     "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, ino INTEGER,"
 	                     " mtime_ns INTEGER, ctime_ns INTEGER, sha256 TEXT) WITHOUT ROWID;",

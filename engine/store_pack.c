@@ -33,7 +33,8 @@ void *tend_pack_index_db(tend_store *st)
 	snprintf(path, sizeof path, "%s/index.db", st->dir);
 	sqlite3 *db = NULL;
 	sqlite3_stmt *find = NULL;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+	if (tend_create_private(path) != 0 ||
+	    sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
 		sqlite3_close(db);
 		return NULL;
 	}

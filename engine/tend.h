@@ -75,6 +75,10 @@ double tend_now(void);
 /* Write all n bytes to fd, retrying short writes and EINTR; 0, or -1 with errno set. */
 int tend_write_all(int fd, const void *p, size_t n);
 
+/* Create path empty with mode 0600 when it does not exist yet (a database SQLite is about
+ * to open: it gives its -wal and -shm files the same mode). 0, or an errno value. */
+int tend_create_private(const char *path);
+
 /* Register a metatable with methods, __index pointing at itself. */
 void tend_new_class(lua_State *L, const char *name, const luaL_Reg *methods);
 

@@ -1,7 +1,7 @@
 -- verify: read back every stored object a snapshot needs and check its hash.
 return {
   name = "verify",
-  summary = "Re-hash a snapshot's stored files and database dump against its manifest",
+  summary = "Re-hash a snapshot's stored files and database dump against its manifest, and check its paths restore",
   params = {
     { name = "instance", type = "instance", positional = true, required = true },
     { name = "snapshot", type = "string", positional = true, help = "snapshot id; default every snapshot" },
@@ -10,6 +10,7 @@ return {
   run = function(ctx, args)
     local snapshot = require "tend.snapshot"
     local catalog, st = ctx:catalog(), snapshot.store(ctx)
+    local lock <close> = snapshot.lock_store(ctx, "shared") -- gc waits until the objects are read
     local snaps = args.snapshot and { snapshot.get(catalog, args.instance, args.snapshot) }
       or snapshot.list(catalog, args.instance)
     if #snaps == 0 then error(("%s has no snapshots"):format(args.instance.name), 0) end
@@ -25,7 +26,10 @@ return {
       if not ok then bad[#bad + 1] = what .. ": " .. msg end
     end
     for _, s in ipairs(snaps) do
-      for _, f in ipairs(snapshot.manifest(catalog, s)) do
+      local manifest = snapshot.manifest(catalog, s)
+      local unsafe, why = snapshot.unsafe(manifest)
+      if unsafe then bad[#bad + 1] = ("snapshot %d %q: cannot be restored (%s)"):format(s.id, unsafe, why) end
+      for _, f in ipairs(manifest) do
         if f.sha256 then check(f.sha256, ("snapshot %d %s"):format(s.id, f.path)) end
       end
       if s.db_object then check(s.db_object, ("snapshot %d database"):format(s.id)) end

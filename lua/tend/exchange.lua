@@ -21,6 +21,7 @@ end
 
 -- export(ctx, inst, snap, file) -> files, bytes
 function M.export(ctx, inst, snap, file)
+  local lock <close> = snapshot.lock_store(ctx, "shared") -- gc waits until the objects are read
   local compression = M.compression(file)
   local catalog, st = ctx:catalog(), snapshot.store(ctx)
   local rows = snapshot.manifest(catalog, snap)
@@ -122,8 +123,8 @@ function M.import(ctx, inst, file)
     if skipped > 0 then note = ("%d entries outside the web root were skipped"):format(skipped) end
   end
 
-  local bad = snapshot.through_link(manifest)
-  if bad then errors.fail("%s: unsafe path %s (it lies under a symlink of the archive)", file, bad) end
+  local bad, why = snapshot.unsafe(manifest)
+  if bad then errors.fail("%s: unsafe path %q (%s); nothing imported", file, bad, why) end
   local files, bytes = snapshot.tally(manifest)
   local snap = { instance_id = inst.id, started_at = os.time(), finished_at = os.time(),
     app = meta.app or inst.app, version = meta.version, files = files, bytes = bytes,

@@ -458,8 +458,8 @@ function M.run(ctx, inst, snap, opts)
   local staging = ("%s/.tend-restore-%s-%s"):format(parent, base, tag)
   local old = ("%s/.tend-old-%s-%s"):format(parent, base, tag)
   local manifest = snapshot.manifest(ctx:catalog(), snap)
-  local bad = snapshot.through_link(manifest)
-  if bad then errors.fail("snapshot %d: unsafe path %s (it lies under a symlink); nothing restored", snap.id, bad) end
+  local bad, why = snapshot.unsafe(manifest)
+  if bad then errors.fail("snapshot %d: unsafe path %q (%s); nothing restored", snap.id, bad, why) end
   local keep = {} -- a copy keeps its own config file
   local adapter = apps.get(target.app)
   if copy and adapter.config then keep[adapter.config] = true end

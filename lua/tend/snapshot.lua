@@ -87,6 +87,22 @@ function M.through_link(manifest)
   end
 end
 
+-- unsafe(manifest) -> path, why | nil: the first entry that cannot be restored inside a
+-- target as it is named: an absolute path, an empty, "." or ".." component, a NUL, or a
+-- path under a symlink of the same manifest (see through_link).
+function M.unsafe(manifest)
+  for _, e in ipairs(manifest) do
+    local p = e.path
+    if p == "" or p:sub(1, 1) == "/" then return p, "not relative to the web root" end
+    if p:find("\0", 1, true) then return p, "a NUL in the name" end
+    for part in (p .. "/"):gmatch("([^/]*)/") do
+      if part == "" or part == "." or part == ".." then return p, "a \"" .. part .. "\" component" end
+    end
+  end
+  local linked = M.through_link(manifest)
+  if linked then return linked, "it lies under a symlink" end
+end
+
 -- tally(manifest) -> files, bytes: the manifest sorted by path (in place), and counted.
 function M.tally(manifest)
   table.sort(manifest, function(a, b) return a.path < b.path end)

@@ -93,9 +93,28 @@ mkdir -p "$T/outside"
 out=$("$TEND" import copy "$T/abs.tar" 2>&1); rc=$?
 like "$rc:$out" "^1:.*unsafe path" "an archive with an absolute path is refused"
 out=$("$TEND" import copy "$T/link.tar" 2>&1); rc=$?
-like "$rc:$out" "^1:.*unsafe path up/planted.txt \(it lies under a symlink" "an archive that writes through its own symlink is refused"
+like "$rc:$out" "^1:.*unsafe path \"up/planted.txt\" \(it lies under a symlink" "an archive that writes through its own symlink is refused"
 ok "nothing was written outside, through the link or otherwise" test -z "$(ls -A "$T/outside")" -a ! -e /tmp/absolute.txt
 is "$(q 'SELECT count(*) FROM snapshots')" 3 "and neither recorded a snapshot"
 like "$("$TEND" import copy "$T/nothing.tar" 2>&1; echo "rc=$?")" "no such file.*rc=2" "a missing archive is a usage error"
+
+# A Tiki Manager backup whose manifest climbs out of the web root with "..".
+tm2=$T/tm2; up="$root/../../x"
+u=$(printf '%s' "$up" | md5sum | cut -d' ' -f1)
+mkdir -p "$tm2/4-evil/$a" "$tm2/4-evil/$u"
+echo '<?php // tiki' > "$tm2/4-evil/$a/tiki-setup.php"
+echo 'planted' > "$tm2/4-evil/$u/planted.txt"
+printf '%s    app    %s    full\n%s    data    %s    full\n' "$a" "$root" "$u" "$up" > "$tm2/4-evil/manifest.txt"
+tar -cjf "$T/4-evil.tar.bz2" -C "$tm2" 4-evil
+out=$("$TEND" import tk "$T/4-evil.tar.bz2" 2>&1); rc=$?
+like "$rc:$out" '^1:.*unsafe path "\.\./\.\./x" \(a "\.\." component\); nothing imported' "a Tiki Manager manifest path with .. is refused, by name"
+is "$(q 'SELECT count(*) FROM snapshots')" 3 "... and records no snapshot"
+
+# Exports hold secrets (the config file, the users table): 0600 whatever the umask; so
+# is every state file tend creates.
+(umask 022; "$TEND" --quiet export copy latest "$T/secret.tar.zst" >/dev/null 2>&1)
+is "$(stat -c %a "$T/secret.tar.zst")" 600 "an export is written 0600 under umask 022"
+loose=$(find "$TEND_HOME" -type f -perm /077 ! -path '*/store/objects/*' ! -path '*/store/packs/*' | sed "s|$TEND_HOME/||" | sort | tr '\n' ' ')
+is "$loose" "" "no state file in TEND_HOME is readable by others"
 
 done_testing
