@@ -403,26 +403,58 @@ static int l_die_with_parent(lua_State *L)
 	return 1;
 }
 
-/* spawn(argv [, {env=, cwd=, stdin_pipe=}]) -> child | nil, msg, code.  stdin is
- * /dev/null (or a pipe we write, with stdin_pipe); stdout and stderr are collected while
+/* Write the small feeds (fds 3..9) whole into their pipes and close them, so the
+ * child reads them as files it was handed; they must fit the pipe (64 KiB). */
+static int fill_small_feeds(job *j)
+{
+	for (int i = 0; i < j->nfeeds; i++) {
+		feed *f = &j->feeds[i];
+		if (f->target < 3)
+			continue;
+		fcntl(f->fd, F_SETFL, O_NONBLOCK);
+		ssize_t w = f->len ? write(f->fd, f->data, f->len) : 0;
+		if (w < 0 || (size_t)w != f->len)
+			return w < 0 ? errno : EFBIG;
+		close(f->fd);
+		f->fd = -1;
+	}
+	return 0;
+}
+
+/* spawn(argv [, {env=, cwd=, stdin_pipe=, fds=}]) -> child | nil, msg, code.  stdin is
+ * /dev/null (or a pipe we write, with stdin_pipe); fds {[3] = string | secret, ...} are
+ * pipes holding those bytes (up to 64 KiB each); stdout and stderr are collected while
  * proc.wait_any waits; child:result() reaps it. */
 static int l_spawn(lua_State *L)
 {
 	job j;
 	parse_opts(L, &j);
-	j.nfeeds = 0;
+	int small = 0;
+	for (int i = 0; i < j.nfeeds; i++)
+		if (j.feeds[i].target >= 3) {
+			luaL_argcheck(L, j.feeds[i].len <= 65536, 2, "an fd's bytes must fit a pipe (64 KiB)");
+			j.feeds[small++] = j.feeds[i]; /* stdin's feed, if any, is not this one's */
+		}
+	j.nfeeds = small;
 	j.devnull_stdin = 1;
 	j.timeout = 0;
 	j.inherit = 0;
 	lua_getfield(L, 2, "stdin_pipe");
 	if (lua_toboolean(L, -1)) { /* a pipe whose write end we keep: feeds[0], no data */
-		j.nfeeds = 1;
+		if (j.nfeeds == MAX_FEEDS)
+			return luaL_error(L, "proc.spawn: too many input fds");
+		memmove(&j.feeds[1], &j.feeds[0], sizeof j.feeds[0] * (size_t)j.nfeeds);
+		j.nfeeds++;
 		j.devnull_stdin = 0;
 		j.feeds[0] = (feed){.target = 0, .fd = -1, .data = NULL, .len = 0, .off = 0};
 	}
 	lua_pop(L, 1);
 	pid_t pid;
 	int err = spawn_job(&j, &pid);
+	if (!err && (err = fill_small_feeds(&j)) != 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
 	if (err) {
 		close_all(&j);
 		return tend_fail_errno(L, err, "run %s", j.argv[0]);

@@ -176,6 +176,37 @@ static int secret_format(lua_State *L)
 	return 1;
 }
 
+/* secret:printf_line() -> secret: the bytes as one line that a POSIX printf takes as its
+ * format and prints back as they were: letters and digits kept, every other byte \ooo,
+ * then a newline. It crosses a shell's stdin into a variable (`read -r`), so a remote
+ * script can hand it to a program through a pipe, never a file. */
+static int printf_plain(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static int secret_printf_line(lua_State *L)
+{
+	tend_secret *s = tend_check_secret(L, 1);
+	size_t len = 1;
+	for (size_t i = 0; i < s->len; i++)
+		len += printf_plain(s->bytes[i]) ? 1 : 4;
+	unsigned char *p = new_secret(L, len);
+	for (size_t i = 0; i < s->len; i++) {
+		unsigned char c = s->bytes[i];
+		if (printf_plain(c)) {
+			*p++ = c;
+		} else {
+			*p++ = '\\';
+			*p++ = (unsigned char)('0' + (c >> 6));
+			*p++ = (unsigned char)('0' + ((c >> 3) & 7));
+			*p++ = (unsigned char)('0' + (c & 7));
+		}
+	}
+	*p = '\n';
+	return 1;
+}
+
 /* Read one line from the terminal with echo off, into guarded memory. */
 static int read_tty_line(lua_State *L, int fd, const char *prompt)
 {
@@ -419,7 +450,7 @@ int tend_open_vault(lua_State *L)
 		{"__gc", key_close}, {"__close", key_close}, {"__tostring", key_tostring},
 		{NULL, NULL}};
 	static const luaL_Reg secret_methods[] = {
-		{"reveal", secret_reveal}, {"len", secret_len}, {"format", secret_format},
+		{"reveal", secret_reveal}, {"len", secret_len}, {"format", secret_format}, {"printf_line", secret_printf_line},
 		{"wipe", secret_wipe}, {"close", secret_wipe}, {"__gc", secret_wipe},
 		{"__close", secret_wipe}, {"__tostring", secret_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {

@@ -103,28 +103,33 @@ local function unchanged(now, before, since)
     and (not since or (now.ctime and now.ctime < since))
 end
 
+-- The list of paths crosses on stdin into a temp file that the same script removes
+-- however it ends (tar reads its list from a file, so the stream is never stalled).
+local FETCH = [[f=$(mktemp) || exit 125
+trap 'rm -f -- "$f"' EXIT
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
+cat > "$f" || exit 125
+tar --null --no-recursion --ignore-failed-read -T "$f" -cf -]]
+
 -- fetch(t, root, paths, st [, progress]) -> {path = entry} | nil, msg: one tar stream.
 local function fetch(t, root, paths, st, progress)
   local list = {}
   for i, p in ipairs(paths) do list[i] = "./" .. p end
-  return t:with_temp(function(tmp)
-    local ok, msg, code = t:write(tmp, table.concat(list, "\0") .. "\0", 384)
-    if not ok then return nil, msg, code end
-    local stream
-    stream, msg, code = t:open({ "tar", "--null", "--no-recursion", "--ignore-failed-read",
-      "-T", tmp, "-cf", "-" }, { cwd = root })
-    if not stream then return nil, msg, code end
-    local entries
-    entries, msg, code = core.archive.store_tar(stream, st, progress)
-    local status = stream:wait()
-    if not entries then return nil, msg, code end
-    if status ~= 0 then
-      return nil, ("tar on the host failed: %s"):format(stream:stderr():match("[^\n]+") or ("exit " .. status)), "remote"
-    end
-    local by = {}
-    for _, e in ipairs(entries) do by[e.path] = e end
-    return by
-  end)
+  local stream, msg, code = t:open({ "sh", "-c", FETCH }, { cwd = root, stdin_pipe = true })
+  if not stream then return nil, msg, code end
+  local ok, wmsg, wcode = stream:write(table.concat(list, "\0") .. "\0")
+  if ok then ok, wmsg, wcode = stream:send_eof() end
+  if not ok then stream:close(); return nil, wmsg, wcode end
+  local entries
+  entries, msg, code = core.archive.store_tar(stream, st, progress)
+  local status = stream:wait()
+  if not entries then return nil, msg, code end
+  if status ~= 0 then
+    return nil, ("tar on the host failed: %s"):format(stream:stderr():match("[^\n]+") or ("exit " .. status)), "remote"
+  end
+  local by = {}
+  for _, e in ipairs(entries) do by[e.path] = e end
+  return by
 end
 
 -- collect(...) -> manifest, files, bytes, sent, listing digest: the listing
@@ -199,19 +204,20 @@ end
 
 -- squeezed(t, argv) -> argv that runs argv on the host with its output compressed by
 -- the host's zstd (or gzip) when it has one, keeping argv's exit status: fewer bytes
--- cross the wire, and archive.store_stream stores them decompressed.
+-- cross the wire, and archive.store_stream stores them decompressed. (Fds 5 and 6 carry
+-- the status; fd 3 is left to argv.)
 local function squeezed(t, argv)
   local z = t:which({ "zstd", "gzip" })
   if not z then return argv end
   local squeeze = z == "zstd" and "zstd -1 -q -c -T0" or "gzip -1 -c"
-  return { "sh", "-c", "exec 4>&1; s=$( { { \"$@\" 3>&- 4>&-; echo $? >&3; } | " .. squeeze
-    .. " >&4; } 3>&1 ); exit ${s:-1}", "sh", table.unpack(argv) }
+  return { "sh", "-c", "exec 6>&1; s=$( { { \"$@\" 5>&- 6>&-; echo $? >&5; } | " .. squeeze
+    .. " >&6; } 5>&1 ); exit ${s:-1}", "sh", table.unpack(argv) }
 end
 
--- dump_stream(t, argv, st) -> hex, size, tail, stream | nil, msg, code: argv's output
--- into the store, compressed on the way when the host can.
-local function dump_stream(t, argv, st)
-  local stream, msg, code = t:open(squeezed(t, argv))
+-- dump_stream(t, argv, st [, fds]) -> hex, size, tail, stream | nil, msg, code: argv's
+-- output into the store, compressed on the way when the host can.
+local function dump_stream(t, argv, st, fds)
+  local stream, msg, code = t:open(squeezed(t, argv), { fds = fds })
   if not stream then return nil, msg, code end
   local r = table.pack(core.archive.store_stream(stream, st))
   local status = stream:wait()
@@ -219,34 +225,38 @@ local function dump_stream(t, argv, st)
   return r[1], r[2], r[4], stream, status
 end
 
--- dump_db(t, settings, st) -> {object, bytes} | nil, msg, code
+-- A SQLite database copied whole (.backup: consistent while the site writes) into a temp
+-- file that the same script removes however it ends, then sent.
+local SQLITE_COPY = [[f=$(mktemp) || exit 125
+trap 'rm -f -- "$f"' EXIT
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
+sqlite3 "$1" ".backup '$f'" >&2 || exit 1
+cat -- "$f"]]
+
+-- dump_db(t, settings, st) -> {object, bytes} | nil, msg, code. The password reaches the
+-- dump client as its option file on fd 3: a pipe, never a file on the host.
 function M.dump_db(t, s, st)
   if s.driver == "sqlite" then
-    return t:with_temp(function(tmp)
-      local r, msg, code = t:exec({ "sqlite3", s.path, ".backup '" .. tmp:gsub("'", "''") .. "'" })
-      if not r then return nil, msg, code end
-      if r.code ~= 0 then return nil, ("database %s: %s"):format(db.describe(s), r.stderr:match("[^\n]+") or "sqlite3 failed"), "db" end
-      local hex, size, _, _, status = dump_stream(t, { "cat", "--", tmp }, st)
-      if not hex or status ~= 0 then return nil, ("database %s: could not read the copy"):format(db.describe(s)), "db" end
-      return { object = hex, bytes = size }
-    end)
+    if s.path:find("'", 1, true) then return nil, ("database %s: a path with ' cannot be copied"):format(db.describe(s)), "db" end
+    local hex, size, _, stream, status = dump_stream(t, { "sh", "-c", SQLITE_COPY, "sh", s.path }, st)
+    if not hex then return nil, size, _ end
+    if status ~= 0 then
+      return nil, ("database %s: %s"):format(db.describe(s), stream:stderr():match("[^\n]+") or ("could not copy it (exit " .. tostring(status) .. ")")), "db"
+    end
+    return { object = hex, bytes = size }
   end
   local client = t:which({ "mariadb-dump", "mysqldump" })
   if not client then return nil, ("no mariadb-dump or mysqldump on %s"):format(tostring(t)), "enoent" end
-  return t:with_temp(function(optfile)
-    local ok, msg, code = t:write(optfile, db.option_file(s), 384)
-    if not ok then return nil, msg, code end
-    -- --skip-dump-date: an unchanged database gives the same dump, stored once
-    local hex, size, tail, stream, status = dump_stream(t, { client, "--defaults-extra-file=" .. optfile,
-      "--single-transaction", "--quick", "--routines", "--triggers", "--hex-blob", "--skip-dump-date",
-      s.name }, st)
-    if not hex then return nil, size, tail end
-    if status ~= 0 or not tail:find("%-%- Dump completed") then
-      local why = stream:stderr():match("[^\n]+") or ("the dump did not end cleanly (exit " .. status .. ")")
-      return nil, ("database %s: %s"):format(db.describe(s), why), "db"
-    end
-    return { object = hex, bytes = size }
-  end)
+  -- --skip-dump-date: an unchanged database gives the same dump, stored once
+  local hex, size, tail, stream, status = dump_stream(t, { client, "--defaults-extra-file=/dev/fd/3",
+    "--single-transaction", "--quick", "--routines", "--triggers", "--hex-blob", "--skip-dump-date",
+    s.name }, st, { [3] = db.option_file(s) })
+  if not hex then return nil, size, tail end
+  if status ~= 0 or not tail:find("%-%- Dump completed") then
+    local why = stream:stderr():match("[^\n]+") or ("the dump did not end cleanly (exit " .. tostring(status) .. ")")
+    return nil, ("database %s: %s"):format(db.describe(s), why), "db"
+  end
+  return { object = hex, bytes = size }
 end
 
 -- The database is dumped by a helper `tend helper dump-db NAME PID` (its own SSH

@@ -90,19 +90,17 @@ function M.with_db(ctx, side, fn)
   local t = inst:transport()
   local client = t:which({ "mariadb-dump", "mysqldump" })
   if not client then errors.fail("%s: no mariadb-dump or mysqldump on %s", side.label, tostring(t)) end
-  return t:with_temp(function(optfile)
-    errors.check(t:write(optfile, require("tend.db").option_file(s), 384))
-    local stream = errors.check(t:open({ client, "--defaults-extra-file=" .. optfile, "--single-transaction",
-      "--quick", "--skip-extended-insert", "--order-by-primary", "--hex-blob", "--skip-dump-date",
-      "--skip-triggers", s.name }))
-    local r = table.pack(pcall(fn, stream))
-    local status = stream:wait()
-    if not r[1] then error(r[2], 0) end
-    if status ~= 0 then
-      errors.fail("%s: the database dump failed: %s", side.label, stream:stderr():match("[^\n]+") or ("exit " .. tostring(status)))
-    end
-    return table.unpack(r, 2, r.n)
-  end)
+  -- the option file (the password) on fd 3: a pipe, never a file on the host
+  local stream = errors.check(t:open({ client, "--defaults-extra-file=/dev/fd/3", "--single-transaction",
+    "--quick", "--skip-extended-insert", "--order-by-primary", "--hex-blob", "--skip-dump-date",
+    "--skip-triggers", s.name }, { fds = { [3] = require("tend.db").option_file(s) } }))
+  local r = table.pack(pcall(fn, stream))
+  local status = stream:wait()
+  if not r[1] then error(r[2], 0) end
+  if status ~= 0 then
+    errors.fail("%s: the database dump failed: %s", side.label, stream:stderr():match("[^\n]+") or ("exit " .. tostring(status)))
+  end
+  return table.unpack(r, 2, r.n)
 end
 
 -- Tables whose rows come and go by themselves: not worth a difference.

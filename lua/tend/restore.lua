@@ -112,44 +112,41 @@ local function build(t, st, manifest, dir, live, keep, progress)
   return { files = (snapshot.tally(manifest)), sent_files = sent, sent_bytes = sent_bytes, reused_files = #from_live }
 end
 
--- On the host: zstd -dc | "$@", exiting with the first failure of the two.
-local UNZSTD = 'exec 4>&1; z=$( { { zstd -dcq 3>&- 4>&-; echo $? >&3; } | "$@" 3>&- >&4 4>&-; } 3>&1 ); c=$?; '
+-- On the host: zstd -dc | "$@", exiting with the first failure of the two (fds 5 and 6
+-- carry the status; fd 3 is left to the client).
+local UNZSTD = 'exec 6>&1; z=$( { { zstd -dcq 5>&- 6>&-; echo $? >&5; } | "$@" 5>&- >&6 6>&-; } 5>&1 ); c=$?; '
   .. '[ "$c" -ne 0 ] && exit "$c"; exit "${z:-1}"'
 
 -- client_run(t, s, argv_tail, feed [, unzstd]) -> stdout | nil, msg, code: the host's
--- client, password in a 0600 option file; feed(stream) writes its input, through the
--- host's zstd -dc when unzstd.
+-- client, its option file (the password) on fd 3, a pipe; feed(stream) writes its input,
+-- through the host's zstd -dc when unzstd.
 local function client_run(t, s, argv_tail, feed, unzstd)
   local client = t:which({ "mariadb", "mysql" })
   if not client then return nil, ("no mariadb or mysql client on %s"):format(tostring(t)), "enoent" end
-  return t:with_temp(function(optfile)
-    local ok, msg, code = t:write(optfile, db.option_file(s), 384)
-    if not ok then return nil, msg, code end
-    local argv = { client, "--defaults-extra-file=" .. optfile, "--batch", "--skip-column-names" }
-    for _, a in ipairs(argv_tail) do argv[#argv + 1] = a end
-    argv[#argv + 1] = s.name
-    if unzstd then argv = { "sh", "-c", UNZSTD, "sh", table.unpack(argv) } end
-    local stream
-    stream, msg, code = t:open(argv, { stdin_pipe = true })
-    if not stream then return nil, msg, code end
-    if feed then
-      ok, msg, code = feed(stream)
-      if not ok then stream:close(); return nil, msg, code end
-    end
-    stream:send_eof()
-    local out = {}
-    while true do
-      local chunk = stream:read()
-      if not chunk then break end
-      out[#out + 1] = chunk
-    end
-    local status, wmsg = stream:wait()
-    if status == nil then return nil, wmsg, "stream" end
-    if status ~= 0 then
-      return nil, ("database %s: %s"):format(db.describe(s), stream:stderr():match("ERROR[^\n]*") or stream:stderr():match("[^\n]+") or ("exit " .. status)), "db"
-    end
-    return table.concat(out)
-  end)
+  local argv = { client, "--defaults-extra-file=/dev/fd/3", "--batch", "--skip-column-names" }
+  for _, a in ipairs(argv_tail) do argv[#argv + 1] = a end
+  argv[#argv + 1] = s.name
+  if unzstd then argv = { "sh", "-c", UNZSTD, "sh", table.unpack(argv) } end
+  local stream, msg, code = t:open(argv, { stdin_pipe = true, fds = { [3] = db.option_file(s) } })
+  if not stream then return nil, msg, code end
+  if feed then
+    local ok
+    ok, msg, code = feed(stream)
+    if not ok then stream:close(); return nil, msg, code end
+  end
+  stream:send_eof()
+  local out = {}
+  while true do
+    local chunk = stream:read()
+    if not chunk then break end
+    out[#out + 1] = chunk
+  end
+  local status, wmsg = stream:wait()
+  if status == nil then return nil, wmsg, "stream" end
+  if status ~= 0 then
+    return nil, ("database %s: %s"):format(db.describe(s), stream:stderr():match("ERROR[^\n]*") or stream:stderr():match("[^\n]+") or ("exit " .. status)), "db"
+  end
+  return table.concat(out)
 end
 
 -- sqlite_dump(st, object) -> path: a stored SQLite file as SQL (`sqlite3 .dump`), in a
@@ -249,8 +246,8 @@ end
 -- no other run takes its journals for those of a killed restore. Raises (exit 4) when
 -- a live restore holds it.
 function M.hold(ctx, target)
-  errors.check(core.fs.mkdir_p(ctx.home .. "/journal", 448))
-  local lock, msg, code = core.fs.lock(("%s/journal/restore-%d.lock"):format(ctx.home, target.id), "exclusive", false)
+  errors.check(core.fs.mkdir_p(ctx.home .. "/locks", 448))
+  local lock, msg, code = core.fs.lock(("%s/locks/restore-%d.lock"):format(ctx.home, target.id), "exclusive", false)
   if lock then return lock end
   if code == "locked" then errors.raise(4, "%s: a restore of it is running; try again when it ends", target.name) end
   errors.fail("%s", msg)
@@ -355,9 +352,7 @@ end
 -- anything is touched; raises naming the snapshot when it does not.
 local function check_dump(ctx, snap)
   local ok, msg = snapshot.store(ctx):verify(snap.db_object)
-  if not ok then
-    errors.fail("snapshot %d: its database dump does not read back (%s); nothing was changed", snap.id, msg)
-  end
+  if not ok then errors.fail("snapshot %d: its database dump does not read back (%s)", snap.id, msg) end
 end
 
 -- restore_db(...) -> summary part: the steps, for --db-only and for the helper.
@@ -477,7 +472,8 @@ function M.run(ctx, inst, snap, opts)
   end
 
   if sqlite then
-    check_dump(ctx, snap)
+    local cok, cerr = pcall(check_dump, ctx, snap)
+    if not cok then errors.fail("%s", as_was(errors.message(cerr))) end
     summary.safety_object = safety_dump(ctx, target, settings, snap, say)
   end
   journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging })

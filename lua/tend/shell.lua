@@ -17,15 +17,21 @@ function M.join(argv)
   return table.concat(words, " ")
 end
 
+-- printf_line(s) -> s as one line that a POSIX printf takes as its format and prints
+-- back as it was (letters and digits kept, every other byte \ooo); secret:printf_line()
+-- does the same in guarded memory.
+function M.printf_line(s)
+  return (s:gsub("[^%w]", function(c) return ("\\%03o"):format(c:byte()) end)) .. "\n"
+end
+
 -- script(argv, opts) -> a POSIX sh script that runs argv in opts.cwd with opts.env
--- added; with fd3_len, the first fd3_len bytes of stdin become fd 3 (through a 0600
--- temp file that is removed before argv starts).
+-- added. With opts.fd3, argv's fd 3 is a pipe that holds what the first line of stdin
+-- says (a printf_line): the line is read into a variable of the shell, printf writes it
+-- into the pipe, and argv gets the rest of stdin. No file holds it at any moment, so
+-- nothing is left behind whatever is killed when, and it is never in an argv or the
+-- environment (printf is a builtin of every sh that matters: dash, bash, ksh, busybox).
 function M.script(argv, opts)
   local parts = {}
-  if opts.fd3_len then
-    parts[#parts + 1] = ("umask 077 && f=$(mktemp) && { dd bs=1 count=%d of=\"$f\" 2>/dev/null"
-      .. " && exec 3<\"$f\"; } ; s=$?; rm -f -- \"$f\"; [ $s -eq 0 ] || exit 125"):format(opts.fd3_len)
-  end
   if opts.cwd then parts[#parts + 1] = "cd -- " .. M.quote(opts.cwd) .. " || exit 126" end
   local env = {}
   for k, v in pairs(opts.env or {}) do
@@ -34,7 +40,9 @@ function M.script(argv, opts)
   table.sort(env)
   local run = #env > 0 and ("exec env " .. table.concat(env, " ") .. " ") or "exec "
   parts[#parts + 1] = run .. M.join(argv)
-  return table.concat(parts, "\n")
+  if not opts.fd3 then return table.concat(parts, "\n") end
+  return "exec 4<&0\nIFS= read -r tend_fd3 || exit 125\n"
+    .. 'printf "$tend_fd3" | { exec 3<&0 0<&4 4<&-\n' .. table.concat(parts, "\n") .. "\n}"
 end
 
 return M

@@ -26,7 +26,7 @@ function Local:list(path) return fs.list(path) end
 -- C reader and writer (archive.store_tar / write_tar take it). No shell involved.
 function Local:open(argv, opts)
   opts = opts or {}
-  return proc.open(argv, { cwd = opts.cwd, env = opts.env, stdin_pipe = opts.stdin_pipe })
+  return proc.open(argv, { cwd = opts.cwd, env = opts.env, stdin_pipe = opts.stdin_pipe, fds = opts.fds })
 end
 function Local:write(path, data, mode) return fs.write_atomic(path, data, mode) end
 function Local:mkdir_p(path, mode) return fs.mkdir_p(path, mode) end
@@ -52,20 +52,25 @@ local Ssh = {}
 Ssh.__index = Ssh
 Ssh.__tostring = function(t) return t.spec end
 
-local function input_len(v) return type(v) == "string" and #v or v:len() end
+-- fd3_line(opts) -> the first line of the channel's stdin that becomes argv's fd 3 (see
+-- shell.script), or nil. Only fd 3 can be fed besides stdin.
+local function fd3_line(opts, level)
+  for k in pairs(opts.fds or {}) do
+    if k ~= 3 then error("ssh transport: only fd 3 can be fed, not " .. tostring(k), level + 1) end
+  end
+  local fd3 = opts.fds and opts.fds[3]
+  if fd3 == nil then return nil end
+  return type(fd3) == "string" and shell.printf_line(fd3) or fd3:printf_line()
+end
 
--- exec(argv, opts): as Local:exec. Only fd 3 can be fed besides stdin: its bytes go
--- first on the channel and a 0600 temp file on the host, removed before argv starts,
--- turns them into fd 3.
+-- exec(argv, opts): as Local:exec; fd 3 crosses as the first line of stdin, into a pipe
+-- on the host, never a file.
 function Ssh:exec(argv, opts)
   opts = opts or {}
-  local stdin, fd3 = {}, opts.fds and opts.fds[3]
-  for k in pairs(opts.fds or {}) do
-    if k ~= 3 then error("ssh transport: only fd 3 can be fed, not " .. tostring(k), 2) end
-  end
+  local stdin, fd3 = {}, fd3_line(opts, 2)
   if fd3 then stdin[#stdin + 1] = fd3 end
   if opts.stdin then stdin[#stdin + 1] = opts.stdin end
-  local script = shell.script(argv, { cwd = opts.cwd, env = opts.env, fd3_len = fd3 and input_len(fd3) })
+  local script = shell.script(argv, { cwd = opts.cwd, env = opts.env, fd3 = fd3 ~= nil })
   local cmd = "sh -c " .. shell.quote(script)
   if opts.output == "inherit" and #stdin == 0 then return self:exec_live(cmd) end
   local r, msg, code = self.session:exec(cmd, { stdin = stdin, timeout = opts.timeout })
@@ -83,11 +88,18 @@ function Ssh:exec(argv, opts)
   return r
 end
 
--- open(argv, {cwd=, env=}) -> stream, as Local:open (an SSH channel; its stdin is
--- always writable).
+-- open(argv, {cwd=, env=, fds=}) -> stream, as Local:open (an SSH channel; its stdin is
+-- always writable); fds[3] as in exec.
 function Ssh:open(argv, opts)
   opts = opts or {}
-  return self.session:open("sh -c " .. shell.quote(shell.script(argv, { cwd = opts.cwd, env = opts.env })))
+  local fd3 = fd3_line(opts, 2)
+  local ch, msg, code = self.session:open("sh -c " .. shell.quote(shell.script(argv,
+    { cwd = opts.cwd, env = opts.env, fd3 = fd3 ~= nil })))
+  if ch and fd3 then
+    local ok, wmsg, wcode = ch:write(fd3)
+    if not ok then ch:close(); return nil, wmsg, wcode end
+  end
+  return ch, msg, code
 end
 
 -- exec_live(cmd) -> {code, signal}: output straight to our stdout and stderr as it comes.

@@ -31,6 +31,23 @@ static void test_stdin_and_fd3(void **state)
 	       "1048576 from-fd3");
 }
 
+static void test_open_with_fd3(void **state)
+{
+	lua_State *L = *state;
+	lua_is(L,
+	       "local st = assert(core.proc.open({'sh', '-c', 'cat /dev/fd/3; cat'},\n"
+	       "  {stdin_pipe = true, fds = {[3] = core.vault.secret('secret-line ')}}))\n"
+	       "st:write('then stdin'); st:send_eof()\n"
+	       "local out = {}\n"
+	       "for c in function() return st:read() end do out[#out + 1] = c end\n"
+	       "return table.concat(out) .. ' ' .. st:wait()",
+	       "secret-line then stdin 0");
+	lua_is(L,
+	       "local ok, err = pcall(core.proc.open, {'true'}, {fds = {[3] = string.rep('x', 70000)}})\n"
+	       "return tostring(ok) .. ' ' .. tostring(err:match('must fit a pipe'))",
+	       "false must fit a pipe");
+}
+
 static void test_env_and_cwd(void **state)
 {
 	lua_State *L = *state;
@@ -94,6 +111,7 @@ int main(void)
 		cmocka_unit_test(test_exit_and_output),
 		cmocka_unit_test(test_argv_is_not_a_shell),
 		cmocka_unit_test(test_stdin_and_fd3),
+		cmocka_unit_test(test_open_with_fd3),
 		cmocka_unit_test(test_env_and_cwd),
 		cmocka_unit_test(test_failures),
 		cmocka_unit_test(test_child_closing_stdin_early),

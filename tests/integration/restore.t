@@ -7,6 +7,7 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/harness/services.sh
 need sshd mariadb wordpress
 fresh_home
+T=$(harness_tmp)
 add_wordpress_over_ssh wp
 q() { wp_sql "$1"; }
 tree() { (cd "$WP_PATH" && find . -printf '%p %m %s %l\n' | sort | sha256sum | cut -c1-16); }
@@ -46,18 +47,29 @@ sf=$(sums)
 is "$(sums):$(rows)" "$sf:$r0" "--db-only restores the database and leaves the files"
 "$TEND" restore wp --files-only >/dev/null 2>&1
 
-# A load that fails midway (the snapshot's dump object damaged): as it was.
+# A load that fails midway (a snapshot whose dump is whole but stops with an SQL error
+# after its tables were made): the safety dump goes back in, the files stay as they were.
 q "UPDATE wp_posts SET post_title = 'EDITED' WHERE post_type = 'post'"
 echo tampered >> "$WP_PATH/index.php"
 t2=$(tree); s2=$(sums); r2=$(rows); tb2=$(tables)
-obj=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT db_object FROM snapshots WHERE id = $snap")
-flip_object "$obj"
-err=$("$TEND" --quiet restore wp "$snap" 2>&1 >/dev/null); rc=$?
-like "$rc:$err" "^1:tend: restore: store: object [0-9a-f]{12} is damaged \(the instance is as it was\)$" "a failing database load fails the restore, in one line"
+"$TEND" --quiet export wp "$snap" "$T/wp.tar" >/dev/null 2>&1 || bail "export failed"
+mkdir -p "$T/bad" && tar -xf "$T/wp.tar" -C "$T/bad" || bail "could not unpack the export"
+printf 'INSERT INTO no_such_table VALUES (1);\n' >> "$T"/bad/db/*.sql
+tar -cf "$T/bad.tar" -C "$T/bad" . && "$TEND" --quiet import wp "$T/bad.tar" >/dev/null 2>&1 || bail "import failed"
+bad=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT max(id) FROM snapshots")
+err=$("$TEND" --quiet restore wp "$bad" 2>&1 >/dev/null); rc=$?
+like "$rc:$err" "^1:tend: restore: database mysql:.*Table '.*no_such_table' doesn't exist \(the instance is as it was\)$" "a load that fails midway fails the restore, in one line"
 is "$(tree):$(sums)" "$t2:$s2" "... the files are as they were"
 is "$(rows)" "$r2" "... the database rows are as they were (the safety dump went back in)"
 is "$(tables)" "$tb2" "... and so are its tables"
 is "$(ls -a "$(dirname "$WP_PATH")" | grep -c '^\.tend-')" 0 "... with nothing left beside the web root"
+
+# The snapshot's dump damaged: refused before anything is touched.
+obj=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT db_object FROM snapshots WHERE id = $snap")
+flip_object "$obj"
+err=$("$TEND" --quiet restore wp "$snap" 2>&1 >/dev/null); rc=$?
+like "$rc:$err" "^1:tend: restore: snapshot $snap: its database dump does not read back \(store: object [0-9a-f]{12} is damaged\) \(the instance is as it was\)$" "a damaged dump fails the restore before it starts, in one line"
+is "$(tree):$(sums):$(rows):$(tables)" "$t2:$s2:$r2:$tb2" "... files and database as they were"
 flip_object "$obj" # mended
 
 # After a failed restore a good one works, and leaves the shared site as we found it.
