@@ -37,6 +37,22 @@ end
 
 local function rm_rf(t, path) return t:exec({ "rm", "-rf", "--", path }) end
 
+-- exists(t, path) -> whether path is there; raises when the host cannot say (a lost
+-- connection is not an absent file).
+local function exists(t, path)
+  local st, msg, code = t:stat(path)
+  if st then return true end
+  if code == "enoent" then return false end
+  errors.fail("%s", msg)
+end
+
+-- remove_tree(t, path): gone, or raises.
+local function remove_tree(t, path)
+  local r, msg = rm_rf(t, path)
+  if not r then errors.fail("%s", msg) end
+  if r.code ~= 0 then errors.fail("rm %s: %s", path, require("tend.transport").why(r)) end
+end
+
 -- reusable(t, live, manifest) -> {path = true}: the snapshot's files that the live tree
 -- at `live` holds already: same size, mode and mtime (to the second), and the same
 -- SHA-256 as the host's sha256sum computes it (so a file changed behind our back with
@@ -279,11 +295,18 @@ function M.recover(ctx, target, opts)
       ctx:warn("%s: a restore was interrupted (%s); putting the instance back as it was", target.name,
         os.date("!%Y-%m-%d %H:%M UTC", j.started_at or 0))
     end
-    if j.old and t:stat(j.old) then
-      if t:stat(target.path) then rm_rf(t, target.path) end
-      errors.check(t:rename(j.old, target.path))
+    -- A step that cannot be done now (the host unreachable) keeps the journal for the next run.
+    local ok, err = pcall(function()
+      if j.old and exists(t, j.old) then
+        if exists(t, target.path) then remove_tree(t, target.path) end
+        errors.check(t:rename(j.old, target.path))
+      end
+      if j.staging and exists(t, j.staging) then remove_tree(t, j.staging) end
+    end)
+    if not ok then
+      errors.fail("%s: the files " .. UNRECOVERED .. " yet (%s); the next tend job on %s finishes it (journal %s)",
+        target.name, errors.message(err), target.name, path)
     end
-    if j.staging and t:stat(j.staging) then rm_rf(t, j.staging) end
     if j.safety then
       local settings = errors.check(target:db_settings(ctx:vault()))
       local ok, msg = st:verify(j.safety)

@@ -119,6 +119,48 @@ ok "the helper died with the backup" sh -c "! pgrep -f -- 'helper dump-db [w]pk'
 rm -f "$TEND_HOME/paused-backup.db-dumped"
 is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots")" "$snaps" "no snapshot is recorded"
 
+# 6. Kills at many points of a backup and of a restore, and a lost connection: no file
+#    on the host holds the DB password at any time after, no staging tree survives the
+#    next run, and every site is either as it was or as the snapshot has it.
+mark=$T/mark; touch "$mark"; sleep 1
+secret_files() { find /tmp -maxdepth 1 -type f -newer "$mark" -exec grep -l 'password=' {} + 2>/dev/null | wc -l; }
+restored_files=$(wsums); restored_rows=$(wrows)
+wp_sql "UPDATE wp_posts SET post_title = 'BEFORE THE KILLS' WHERE post_type = 'post'"
+echo "// before the kills" >> "$WP_PATH/index.php"
+kept_files=$(wsums); kept_rows=$(wrows)
+half=0
+for delay in 0.3 0.8 1.3 2 3 4.5; do
+  "$TEND" --quiet backup wpk >/dev/null 2>&1 &
+  tend=$!; sleep "$delay"; kill -KILL "$tend" 2>/dev/null; wait "$tend" 2>/dev/null
+  "$TEND" --quiet restore wpk "$wsnap" >/dev/null 2>&1 &
+  tend=$!; sleep "$delay"; kill -KILL "$tend" 2>/dev/null; wait "$tend" 2>/dev/null
+  sleep 0.3
+  "$TEND" --quiet check wpk >/dev/null 2>&1 # rolls a killed restore back
+  now="$(wsums):$(wrows)"
+  case $now in
+    "$kept_files:$kept_rows") ;;
+    "$restored_files:$restored_rows") # the restore had finished: start again from the edit
+      wp_sql "UPDATE wp_posts SET post_title = 'BEFORE THE KILLS' WHERE post_type = 'post'"
+      cp "$T/index.php.good" "$WP_PATH/index.php"; echo "// before the kills" >> "$WP_PATH/index.php" ;;
+    *) half=$((half + 1)); diag "after kills at ${delay}s: $now" ;;
+  esac
+done
+is "$half" 0 "after kills of backups and restores at 6 points, every site was as it was or as the snapshot"
+"$TEND" --quiet restore wpk "$wsnap" >/dev/null 2>&1 &
+tend=$!
+wait_for "the restore's helper" 30 pgrep -f -- 'restore wpk [0-9]+ --db-only'
+pkill -KILL -P "$(cat "$SSHD_PIDFILE")"   # every SSH connection lost
+wait "$tend"
+"$TEND" --quiet check wpk >/dev/null 2>&1
+case "$(wsums):$(wrows)" in
+  "$kept_files:$kept_rows"|"$restored_files:$restored_rows") _tap_result 0 "a restore whose connections were cut leaves the site whole" ;;
+  *) _tap_result 1 "a restore whose connections were cut leaves the site whole" ;;
+esac
+sleep 1
+is "$(secret_files)" 0 "no file in the host's /tmp holds the DB password after all those kills"
+is "$(ls -a "$(dirname "$WP_PATH")" | grep -c '^\.tend-restore')" 0 "no staging tree is left after the next runs"
+is "$(ls "$TEND_HOME/journal" 2>/dev/null | wc -l)" 0 "no journal is left"
+
 # Leave the shared WordPress as we found it.
 "$TEND" --quiet restore wpk 1 >/dev/null 2>&1 || "$TEND" --quiet restore wpk >/dev/null 2>&1
 snap_first=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT min(id) FROM snapshots WHERE instance_id = (SELECT id FROM instances WHERE name = 'wpk')")
