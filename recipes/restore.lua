@@ -16,7 +16,7 @@ and its database gets the snapshot's with the URL and path rewritten for OTHER.]
     { name = "to", type = "instance", help = "restore into this instance instead" },
     { name = "files-only", type = "bool", help = "only the files" },
     { name = "db-only", type = "bool", help = "only the database" },
-    { name = "yes-overwrite-production", type = "bool", help = "with --to: overwrite an instance tagged production" },
+    { name = "yes-overwrite-production", type = "bool", help = "the target is tagged production: overwrite it (in place, a terminal asks instead)" },
   },
 
   run = function(ctx, args)

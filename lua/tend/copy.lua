@@ -13,6 +13,16 @@ local duration = require "tend.duration"
 
 local M = {}
 
+-- check_target(src, dst, opts): the refusals of a copy, made before anything is done on
+-- either side (no backup of src, no maintenance page on dst): dst is not src, and dst is
+-- not tagged production unless opts.overwrite_production.
+function M.check_target(src, dst, opts)
+  if src.id == dst.id then errors.usage("cannot copy %s onto itself", src.name) end
+  if dst:is_production() and not opts.overwrite_production then
+    errors.usage("%s is tagged production: add --yes-overwrite-production to overwrite it with %s's data", dst.name, src.name)
+  end
+end
+
 -- fresh_snapshot(ctx, inst, say) -> snapshot row: a backup of inst now.
 function M.fresh_snapshot(ctx, inst, say)
   restore.recover(ctx, inst) -- a killed restore of the source is rolled back first
@@ -36,7 +46,7 @@ end
 -- it back as it was (restore's rollback) and lifts the page, except when only the
 -- redaction failed: then the unredacted copy stays behind the page.
 function M.clone(ctx, src, dst, snap, opts)
-  if src.id == dst.id then errors.usage("cannot clone %s onto itself", src.name) end
+  M.check_target(src, dst, opts)
   local say = opts.progress or function() end
   local t, adapter = dst:transport(), apps.get(dst.app)
   local live = t:stat(dst.path) ~= nil
@@ -93,7 +103,7 @@ end
 -- migrate_data(ctx, src, dst, snap, opts) -> summary: src's database (rewritten for dst)
 -- and its data folders into dst; every other file of dst is left as it is.
 function M.migrate_data(ctx, src, dst, snap, opts)
-  if src.id == dst.id then errors.usage("cannot migrate %s onto itself", src.name) end
+  M.check_target(src, dst, opts)
   local say = opts.progress or function() end
   local t, adapter = dst:transport(), apps.get(dst.app)
   if not t:stat(dst.path) then errors.usage("%s: %s does not exist; clone it first", dst.name, dst.path) end

@@ -430,6 +430,21 @@ local function prepare_copy(target, t, staging, settings, kept)
   if adapter.mail_off and not target:is_production() then errors.check(adapter.mail_off(t, staging)) end
 end
 
+-- confirm_production(target, snap): an in-place restore of a production instance goes on
+-- only when the operator types its name at a terminal; elsewhere (cron, a pipe) it
+-- needs --yes-overwrite-production. Raises a usage error otherwise, before any change.
+local function confirm_production(target, snap)
+  local flag = "add --yes-overwrite-production to restore over it"
+  if not (core.fs.isatty(0) and core.fs.isatty(2)) then
+    errors.usage("%s is tagged production: %s", target.name, flag)
+  end
+  io.stderr:write(("%s is tagged production. Restoring snapshot %d replaces its files and database.\n"
+    .. "Type %s to go on: "):format(target.name, snap.id, target.name))
+  io.stderr:flush()
+  local answer = io.read("l")
+  if answer ~= target.name then errors.usage("%s: not confirmed; nothing restored (or %s)", target.name, flag) end
+end
+
 -- run(ctx, inst, snap, opts) -> summary.  opts: files_only, db_only, target (an Instance,
 -- default inst), progress(fmt, ...), overwrite_production, prepare(t, staging) (a hook
 -- for the new tree before it goes live: clone puts its maintenance page there). Raises
@@ -452,8 +467,11 @@ function M.run(ctx, inst, snap, opts)
   local lock <close> = snapshot.lock_store(ctx, "shared")
   local held <close> = not helper_of and M.hold(ctx, target) or nil -- its journals are this run's
   if helper_of then core.proc.die_with_parent(tonumber(helper_of)) else
-    if copy and target:is_production() and not opts.overwrite_production then
-      errors.usage("%s is tagged production: add --yes-overwrite-production to overwrite it with %s's data", target.name, inst.name)
+    if target:is_production() and not opts.overwrite_production then
+      if copy then
+        errors.usage("%s is tagged production: add --yes-overwrite-production to overwrite it with %s's data", target.name, inst.name)
+      end
+      confirm_production(target, snap)
     end
     M.recover(ctx, target, { held = true })
   end

@@ -94,7 +94,7 @@ function M.run(ctx, inst, opts)
     local msg = errors.message(err)
     say("%s; rolling back to snapshot %d", msg, id)
     local snaprow = require("tend.snapshot").get(ctx:catalog(), inst, id)
-    local rok, rerr = pcall(require("tend.restore").run, ctx, inst, snaprow, { progress = say })
+    local rok, rerr = pcall(require("tend.restore").run, ctx, inst, snaprow, { progress = say, overwrite_production = true })
     if not rok then
       errors.fail("%s; and the rollback to snapshot %d failed: %s (the maintenance page stays up)", msg, id, errors.message(rerr))
     end

@@ -159,10 +159,26 @@ is "$(cat "$B/wp-content/uploads/2026/new.txt" 2>&1)" "upload" "... and A's uplo
 is "$(sha256sum < "$B/wp-content/b-marker.php" 2>&1)" "$marker" "... and B's code is untouched"
 is "$(sql wp_b -e "SELECT option_value FROM wp_options WHERE option_name = 'home'")" "$B_URL" "... its URL still B's"
 
-# Production is not overwritten unless asked by name.
+# Production is not overwritten unless asked by name, and a refusal touches nothing on
+# either side: no backup of A, no maintenance page on B (B's own .maintenance kept).
 "$TEND" instance edit b --tag env=production >/dev/null 2>&1
-like "$("$TEND" clone a b --snapshot "$second" 2>&1; echo "rc=$?")" "b is tagged production: add --yes-overwrite-production.*rc=2" \
-  "a clone onto an instance tagged production is refused"
+echo '<?php $upgrading = 0; // the operator'"'"'s own' > "$B/.maintenance"
+bstate() { (cd "$B" && find . -printf '%p %m %s %T@ %l\n' | sort; find . -type f -exec sha256sum {} + | sort) | sha256sum | cut -c1-16; }
+brows() { sql wp_b -e "SELECT * FROM wp_posts ORDER BY ID" | sha256sum | cut -c1-16; }
+snaps() { sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots"; }
+"$TEND" --quiet backup b >/dev/null 2>&1 || bail "backup of b failed"
+b0=$(bstate); r0=$(brows); n0=$(snaps)
+for argv in "clone a b" "clone a b --snapshot $second" "migrate-data a b" "restore a --to b"; do
+  like "$("$TEND" $argv 2>&1; echo "rc=$?")" "b is tagged production: add --yes-overwrite-production.*rc=2" \
+    "$argv onto an instance tagged production is refused (exit 2)"
+done
+is "$(bstate):$(brows):$(snaps)" "$b0:$r0:$n0" "... and B's files (its own .maintenance too) and rows are byte-identical, no snapshot was made"
+out=$("$TEND" restore b </dev/null 2>&1); rc=$?
+like "$rc:$out" "^2:.*b is tagged production: add --yes-overwrite-production to restore over it" "an in-place restore of production without a terminal needs the flag (exit 2)"
+out=$(printf 'nope\n' | script -qec "'$TEND' restore b" /dev/null 2>&1); rc=$?
+like "$out" "Type b to go on: .*not confirmed; nothing restored" "at a terminal it asks, and a wrong answer restores nothing"
+is "$(bstate):$(brows)" "$b0:$r0" "... B untouched"
+rm -f "$B/.maintenance"
 ok "... and goes with --yes-overwrite-production" "$TEND" clone a b --snapshot "$second" --yes-overwrite-production
 
 # A Tiki-shaped app: detected as tiki, cloned with db/local.php rewritten for the copy.
