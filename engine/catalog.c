@@ -44,7 +44,7 @@ static int l_open(lua_State *L)
 	c->db = NULL;
 	snprintf(c->path, sizeof c->path, "%s", path);
 	luaL_setmetatable(L, DB_CLASS);
-	int err = flags & SQLITE_OPEN_CREATE ? tend_create_private(path) : 0;
+	int err = flags & SQLITE_OPEN_CREATE && path[0] && path[0] != ':' ? tend_create_private(path) : 0;
 	if (err)
 		return tend_fail_errno(L, err, "catalog %s", path);
 	if (sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {

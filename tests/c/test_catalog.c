@@ -53,7 +53,7 @@ static void test_errors_are_results(void **state)
 	lua_is(L,
 	       "local r, msg, code = core.catalog.open('/nonexistent/dir/x.db')\n"
 	       "return tostring(r) .. '|' .. code",
-	       "nil|sqlite");
+	       "nil|enoent");
 	lua_is(L,
 	       "local db = assert(core.catalog.open(':memory:'))\n"
 	       "db:exec('CREATE TABLE t(k TEXT PRIMARY KEY)'); db:run('INSERT INTO t VALUES (?)', 'a')\n"
