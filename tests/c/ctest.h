@@ -4,6 +4,7 @@
 #define CTEST_H
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
+#include <sys/stat.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,7 @@ __attribute__((unused)) static void ctest_tempdir(lua_State *L, char buf[32])
 {
 	snprintf(buf, 32, "/tmp/tend-ctest-XXXXXX");
 	assert_non_null(mkdtemp(buf));
+	chmod(buf, 01777); /* the sshd user may be another one (the slow-shell user) */
 	lua_pushstring(L, buf);
 	lua_setglobal(L, "dir");
 }

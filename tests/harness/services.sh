@@ -5,6 +5,7 @@
 # Exports:
 #   sshd:      SSHD_PORT SSHD_USER SSHD_KEY SSHD_KNOWN_HOSTS SSHD_HOST_KEY_PUB SSHD_PIDFILE
 #              SSHD_PW_USER SSHD_PW_PASSWORD (a password login; when run as root)
+#              SSHD_SLOW_USER (a login whose ~/.bashrc sleeps 0.3 s; when run as root)
 #   mariadb:   MARIADB_PORT MARIADB_SOCKET MARIADB_USER MARIADB_PASSWORD MARIADB_DB
 #   wordpress: WP_PATH WP_URL WP_PORT WP_POST_TITLE WP_VERSION
 #   smtp:      SMTP_PORT SMTP_MAILDIR
@@ -99,6 +100,18 @@ start_sshd() {
     id "$SSHD_PW_USER" >/dev/null 2>&1 || useradd -M -d /tmp -s /bin/sh "$SSHD_PW_USER"
     printf '%s:%s\n' "$SSHD_PW_USER" "$SSHD_PW_PASSWORD" | chpasswd
     export SSHD_PW_USER SSHD_PW_PASSWORD
+    # A user whose login shell starts slowly, as on real servers whose rc files start
+    # version managers: bash reads ~/.bashrc even for `ssh host cmd`. Each start is
+    # counted in ~/rc-starts, so a test can tell the rc file really ran.
+    SSHD_SLOW_USER=tend-test-slow
+    local home=$d/slow-home
+    mkdir -p "$home"
+    printf 'echo x >> "$HOME/rc-starts"\nsleep 0.3\n' > "$home/.bashrc"
+    if id "$SSHD_SLOW_USER" >/dev/null 2>&1; then usermod -d "$home" -s /bin/bash "$SSHD_SLOW_USER"
+    else useradd -M -d "$home" -s /bin/bash "$SSHD_SLOW_USER"; fi
+    usermod -p '*' "$SSHD_SLOW_USER" # no password, yet not locked: sshd lets a key in
+    chown -R "$SSHD_SLOW_USER" "$home"
+    export SSHD_SLOW_USER
   fi
   export SSHD_PORT SSHD_USER SSHD_KEY SSHD_KNOWN_HOSTS SSHD_HOST_KEY_PUB SSHD_PIDFILE
 }
