@@ -125,6 +125,8 @@ static const char *take_entry(lua_State *L, struct archive *a, struct archive_en
 	set_str(L, "type", type);
 	set_int(L, "mode", archive_entry_perm(e));
 	set_int(L, "mtime", (lua_Integer)archive_entry_mtime(e));
+	if (archive_entry_mtime_is_set(e))
+		set_int(L, "mtime_ns", (lua_Integer)archive_entry_mtime(e) * 1000000000 + archive_entry_mtime_nsec(e));
 	set_int(L, "uid", (lua_Integer)archive_entry_uid(e));
 	set_int(L, "gid", (lua_Integer)archive_entry_gid(e));
 	if (strcmp(type, "link") == 0)
@@ -381,6 +383,29 @@ static lua_Integer field_int(lua_State *L, int t, const char *k)
 
 /* One manifest row into the archive, its path under prefix; NULL, or why not.
  * A row may carry its bytes in `data` instead of a stored object. */
+static int ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 0;
+	return 1;
+}
+
+/* Are the paths and link targets of the entries at idx all plain ASCII? */
+static int all_ascii(lua_State *L, int idx)
+{
+	int yes = 1;
+	for (lua_Integer i = 1; yes && i <= luaL_len(L, idx); i++) {
+		lua_rawgeti(L, idx, i);
+		if (lua_istable(L, -1)) {
+			const char *path = field_str(L, -1, "path"), *link = field_str(L, -1, "link");
+			yes = ascii(path ? path : "") && ascii(link ? link : "");
+		}
+		lua_pop(L, 1);
+	}
+	return yes;
+}
+
 static const char *put_entry(lua_State *L, int row, struct archive *a, struct archive_entry *e,
                              tend_store *st, const char *prefix)
 {
@@ -397,11 +422,27 @@ static const char *put_entry(lua_State *L, int row, struct archive *a, struct ar
 	archive_entry_clear(e);
 	archive_entry_set_pathname(e, full);
 	archive_entry_set_perm(e, (mode_t)field_int(L, row, "mode"));
+	lua_getfield(L, row, "mtime_ns");
 	lua_getfield(L, row, "mtime");
-	double mtime = lua_tonumber(L, -1);
-	lua_pop(L, 1);
-	archive_entry_set_mtime(e, (time_t)mtime, (long)((mtime - (double)(time_t)mtime) * 1e9));
-	if (strcmp(type, "file") == 0) {
+	if (lua_isinteger(L, -2)) { /* to the nanosecond */
+		lua_Integer ns = lua_tointeger(L, -2);
+		archive_entry_set_mtime(e, (time_t)(ns / 1000000000), (long)(ns % 1000000000));
+	} else {
+		double mtime = lua_tonumber(L, -1);
+		archive_entry_set_mtime(e, (time_t)mtime, (long)((mtime - (double)(time_t)mtime) * 1e9));
+	}
+	lua_pop(L, 2);
+	const char *hardlink = field_str(L, row, "hardlink");
+	char target[8192];
+	if (strcmp(type, "file") == 0 && hardlink) { /* another name of a file written before */
+		if (!clean_path(hardlink, clean, sizeof clean) || strcmp(clean, hardlink) != 0)
+			return "unsafe hard link target in the manifest";
+		snprintf(target, sizeof target, "%s%s", prefix, hardlink);
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_hardlink(e, target);
+		archive_entry_set_size(e, 0);
+		return archive_write_header(a, e) != ARCHIVE_OK ? archive_error_string(a) : NULL;
+	} else if (strcmp(type, "file") == 0) {
 		if (!hex && !data)
 			return "a file without sha256 in the manifest";
 		archive_entry_set_filetype(e, AE_IFREG);
@@ -411,8 +452,10 @@ static const char *put_entry(lua_State *L, int row, struct archive *a, struct ar
 	} else if (strcmp(type, "link") == 0 && link) {
 		archive_entry_set_filetype(e, AE_IFLNK);
 		archive_entry_set_symlink(e, link);
+	} else if (strcmp(type, "fifo") == 0) {
+		archive_entry_set_filetype(e, AE_IFIFO);
 	} else {
-		return NULL; /* fifos, sockets, devices are not restored */
+		return NULL; /* sockets and devices are not made; restore keeps the live ones */
 	}
 	if (archive_write_header(a, e) != ARCHIVE_OK)
 		return archive_error_string(a);
@@ -465,7 +508,14 @@ static int l_write_tar(lua_State *L)
 	}
 	char tmp[4096];
 	struct archive *a = archive_write_new();
-	archive_write_set_format_pax_restricted(a);
+	/* pax, not pax_restricted: every entry carries its mtime to the sub-second. Names are
+	 * bytes, not text: when one is not plain ASCII, all go out as they are, marked
+	 * hdrcharset=BINARY (GNU tar reads them back byte for byte, saying it ignores the
+	 * keyword; libarchive takes it) */
+	archive_write_set_format_pax(a);
+	if (!all_ascii(L, 3))
+		archive_write_set_format_option(a, "pax", "hdrcharset", "BINARY");
+
 	struct archive_entry *e = archive_entry_new();
 	const char *bad = NULL;
 	int fd = -1;

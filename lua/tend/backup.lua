@@ -35,9 +35,11 @@ function M.check_pattern(p)
   return q
 end
 
--- type, mode, size, mtime, path, link target, ctime. ctime is there because a writer
--- can put a file's mtime back, never its ctime (see unchanged()).
-local FORMAT = "%y\\0%m\\0%s\\0%T@\\0%p\\0%l\\0%C@\\0"
+-- type, mode, size, mtime, path, link target, ctime, device:inode, link count. ctime is
+-- there because a writer can put a file's mtime back, never its ctime (see unchanged());
+-- the inode and link count find the names of one file (hard links).
+local FORMAT = "%y\\0%m\\0%s\\0%T@\\0%p\\0%l\\0%C@\\0%D:%i\\0%n\\0"
+local FIELDS = 9
 
 -- find_argv(argv, exclude [, format]) -> argv: `find ...` (argv's start) with every path
 -- matching a checked pattern pruned, printing format for the rest (without format, the
@@ -70,27 +72,58 @@ function M.listing(t, root, exclude)
   return raw or r.stdout, sec and tonumber(sec .. (frac ~= "" and ("." .. frac) or ""))
 end
 
--- parse(raw) -> {path = {path, type, mode, size, mtime, link, ctime}}
+-- ns(text) -> find's "SECONDS.FRACTION" as whole nanoseconds (an integer: a double
+-- cannot hold them).
+function M.ns(text)
+  local sec, frac = text:match("^(%d+)%.?(%d*)")
+  if not sec then return nil end
+  return math.tointeger(tonumber(sec)) * 1000000000 + (math.tointeger(tonumber(((frac or "") .. "000000000"):sub(1, 9))) or 0)
+end
+
+-- parse(raw) -> {path = {path, type, mode, size, mtime, mtime_ns, link, ctime, inode,
+-- nlink}}, root: the web root's own {mode, mtime_ns}.
 function M.parse(raw)
-  local out, fields = {}, {}
+  local out, fields, root = {}, {}, nil
   for field in raw:gmatch("([^%z]*)%z") do
     fields[#fields + 1] = field
-    if #fields == 7 then
-      local kind, mode, size, mtime, path, link, ctime = table.unpack(fields)
+    if #fields == FIELDS then
+      local kind, mode, size, mtime, path, link, ctime, inode, nlink = table.unpack(fields)
       fields = {}
       path = path:gsub("^%./", "")
-      if path ~= "." then
-        -- mtime keeps find's fraction (a double holds microseconds today): two writes of
-        -- the same size within one second are still two versions.
+      if path == "." then
+        root = { mode = tonumber(mode, 8), mtime_ns = M.ns(mtime) }
+      else
+        -- mtime keeps find's fraction (a double holds microseconds): two writes of the
+        -- same size within one second are still two versions; mtime_ns is exact.
         local e = { path = path, type = TYPES[kind] or "device", mode = tonumber(mode, 8),
-          size = tonumber(size), mtime = tonumber(mtime), ctime = tonumber(ctime) }
+          size = tonumber(size), mtime = tonumber(mtime), mtime_ns = M.ns(mtime), ctime = tonumber(ctime),
+          inode = inode, nlink = tonumber(nlink) }
         if e.type == "link" then e.link = link end
         if e.type ~= "file" then e.size = 0 end
         out[path] = e
       end
     end
   end
-  return out
+  return out, root
+end
+
+-- link_groups(listing): every file that is one of several names of an inode in the tree
+-- gets hardlink = the group's first path (by byte order), which is stored; the others
+-- are restored as links to it.
+local function link_groups(listing)
+  local groups = {}
+  for path, e in pairs(listing) do
+    if e.type == "file" and (e.nlink or 1) > 1 and e.inode then
+      groups[e.inode] = groups[e.inode] or {}
+      table.insert(groups[e.inode], path)
+    end
+  end
+  for _, g in pairs(groups) do
+    if #g > 1 then
+      table.sort(g)
+      for i = 2, #g do listing[g[i]].hardlink = g[1] end
+    end
+  end
 end
 
 -- unchanged(now, before, since) -> whether the file is the one the last snapshot read:
@@ -136,10 +169,11 @@ end
 -- against the previous manifest; new and changed files fetched in one tar stream.
 function M.collect(ctx, inst, t, st, listing, before, digest, say, since)
   local manifest, wanted = {}, {}
+  link_groups(listing)
   for path, e in pairs(listing) do
     local old = before[path]
-    if e.type == "file" and unchanged(e, old, since) then e.sha256 = old.sha256 end
-    if e.type == "file" and not e.sha256 then wanted[#wanted + 1] = path end
+    if e.type == "file" and not e.hardlink and unchanged(e, old, since) then e.sha256 = old.sha256 end
+    if e.type == "file" and not e.hardlink and not e.sha256 then wanted[#wanted + 1] = path end
     manifest[#manifest + 1] = e
   end
   table.sort(wanted)
@@ -156,7 +190,7 @@ function M.collect(ctx, inst, t, st, listing, before, digest, say, since)
     local kept = {}
     for _, e in ipairs(manifest) do
       local g = got[e.path]
-      if e.type == "file" and not e.sha256 then
+      if e.type == "file" and not e.sha256 and not e.hardlink then
         if g and g.sha256 then
           -- tar's size and mode are what was stored; the listing's mtime is the precise one
           e.sha256, e.size, e.mode = g.sha256, g.size, g.mode
@@ -171,6 +205,14 @@ function M.collect(ctx, inst, t, st, listing, before, digest, say, since)
     end
     manifest = kept
   end
+  -- the other names of a file: its leader's content (and gone with it, if it vanished)
+  local kept = {}
+  for _, e in ipairs(manifest) do
+    local leader = e.hardlink and listing[e.hardlink]
+    if leader then e.sha256, e.size, e.mode = leader.sha256, leader.size, leader.mode end
+    if not e.hardlink or e.sha256 then kept[#kept + 1] = e else digest = nil end
+  end
+  manifest = kept
   local files, bytes = snapshot.tally(manifest)
   return manifest, files, bytes, sent, digest
 end
@@ -190,12 +232,12 @@ function M.collect_all(ctx, inst, t, st, exclude)
     errors.fail("tar on the host failed: %s", stream:stderr():match("[^\n]+") or ("exit " .. status))
   end
   local manifest, sent = {}, 0
-  for _, e in ipairs(entries) do
+  for _, e in ipairs(snapshot.resolve_hardlinks(entries)) do
     if e.path ~= "." then
       local file = e.type == "file"
       manifest[#manifest + 1] = { path = e.path, type = e.type, mode = e.mode, size = file and e.size or 0,
-        mtime = e.mtime, sha256 = e.sha256, link = e.link }
-      if file then sent = sent + e.size end
+        mtime = e.mtime, mtime_ns = e.mtime_ns, sha256 = e.sha256, link = e.link, hardlink = e.hardlink }
+      if file and not e.hardlink then sent = sent + e.size end
     end
   end
   local files, bytes = snapshot.tally(manifest)
@@ -320,7 +362,7 @@ function M.run(ctx, inst, opts)
   local prev_listing = prev and prev.manifest_id
     and catalog:first("SELECT listing FROM manifests WHERE id = ?", prev.manifest_id).listing
   local written = st:written()
-  local manifest, sent, files, bytes = nil, 0, 0, 0
+  local manifest, sent, files, bytes, root = nil, 0, 0, 0, nil
   if not raw then
     say("%s: the host's find cannot list the tree; reading all of it", lmsg)
     manifest, files, bytes, sent = M.collect_all(ctx, inst, t, st, exclude)
@@ -328,9 +370,12 @@ function M.run(ctx, inst, opts)
     say("no file changed since snapshot %d", prev.id)
     files, bytes = prev.files, prev.bytes
   else
-    manifest, files, bytes, sent, digest = M.collect(ctx, inst, t, st, M.parse(raw),
+    local listing
+    listing, root = M.parse(raw)
+    manifest, files, bytes, sent, digest = M.collect(ctx, inst, t, st, listing,
       not opts.rehash and snapshot.files(catalog, prev) or {}, digest, say, prev and prev.listed_at)
   end
+  if raw and not root then root = select(2, M.parse(raw:match("^[^%z]*%z" .. ("[^%z]*%z"):rep(FIELDS - 1)) or "")) end
 
   local dbinfo, dbmsg
   if helper then
@@ -346,7 +391,7 @@ function M.run(ctx, inst, opts)
     app = adapter.name, version = version, files = files, bytes = bytes, sent_bytes = sent,
     db_driver = settings and settings.driver, db_object = dbinfo and dbinfo.object,
     db_bytes = dbinfo and dbinfo.bytes, consistent = true, manifest_id = not manifest and prev.manifest_id or nil,
-    listed_at = listed_at }
+    listed_at = listed_at, root_mode = root and root.mode, root_mtime_ns = root and root.mtime_ns }
   errors.check(st:sync()) -- every object on disk before the snapshot that needs them
   snap.stored_bytes = st:written() - written + (dbinfo and dbinfo.stored or 0)
   -- damaged objects replaced by the good copies this backup read (not recorded)

@@ -165,6 +165,12 @@ local migrations = {
   ALTER TABLE instances ADD COLUMN releases TEXT;       -- where release tarballs and their SHA256SUMS are
   ALTER TABLE snapshots ADD COLUMN listed_at REAL;      -- the host's clock when the listing began (ctime checks)
   ]],
+  [[
+  ALTER TABLE manifest_files ADD COLUMN hardlink TEXT;  -- another name of this path's file: the path that holds it
+  ALTER TABLE manifest_files ADD COLUMN mtime_ns INTEGER; -- mtime to the nanosecond, where it was known
+  ALTER TABLE snapshots ADD COLUMN root_mode INTEGER;   -- the web root's own mode
+  ALTER TABLE snapshots ADD COLUMN root_mtime_ns INTEGER; -- and mtime
+  ]],
 }
 
 local Catalog = {}

@@ -74,6 +74,8 @@ function M.clone(ctx, src, dst, snap, opts)
   if not opts.keep_maintenance then
     say("maintenance page off")
     maintenance.off(t, dst.path, adapter)
+    -- the page came and went in the web root: its own mtime back to the snapshot's
+    if not opts.db_only then restore.finish_root(t, dst.path, snap, dst.path) end
   end
   require("tend.watch").rebaseline(ctx, dst) -- what tend put there is what is accepted
   return summary

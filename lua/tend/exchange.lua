@@ -27,12 +27,14 @@ function M.export(ctx, inst, snap, file)
   local rows = snapshot.manifest(catalog, snap)
   local entries, lines = {}, {}
   local now = snap.started_at
-  entries[1] = { path = "files", type = "dir", mode = 493, mtime = now }
+  -- files/ is the web root itself: its mode and mtime are the snapshot's root's
+  entries[1] = { path = "files", type = "dir", mode = snap.root_mode or 493, mtime = now, mtime_ns = snap.root_mtime_ns }
   for _, r in ipairs(rows) do
     lines[#lines + 1] = cjson.encode({ path = r.path, type = r.type, mode = r.mode, size = r.size,
-      mtime = r.mtime, sha256 = r.sha256, link = r.link })
+      mtime = r.mtime, mtime_ns = r.mtime_ns, sha256 = r.sha256, link = r.link, hardlink = r.hardlink })
     entries[#entries + 1] = { path = "files/" .. r.path, type = r.type, mode = r.mode, size = r.size,
-      mtime = r.mtime, sha256 = r.sha256, link = r.link }
+      mtime = r.mtime, mtime_ns = r.mtime_ns, sha256 = r.sha256, link = r.link,
+      hardlink = r.hardlink and ("files/" .. r.hardlink) }
   end
   local dbname
   if snap.db_object then
@@ -71,23 +73,27 @@ function M.import(ctx, inst, file)
   local st = snapshot.store(ctx)
   local lock <close> = snapshot.lock_store(ctx, "shared")
   local written = st:written()
-  local entries = errors.check(core.archive.store_tar(file, st))
+  local entries = snapshot.resolve_hardlinks(errors.check(core.archive.store_tar(file, st)))
   local by = {}
   for _, e in ipairs(entries) do by[e.path] = e end
 
   local manifest, dbobj, dbbytes, meta, kind, note = {}, nil, nil, {}, nil, nil
-  local function add(path, e)
-    if path == "" then return end
+  local top_dir = {} -- the web root's own mode and mtime
+  -- add(path, e [, strip]): e under path in the snapshot; its hard link's first name
+  -- loses the same prefix (strip), and the root folder's own mode and mtime are kept.
+  local function add(path, e, strip)
+    if path == "" then top_dir = { mode = e.mode, mtime_ns = e.mtime_ns }; return end
+    local leader = e.hardlink and strip and e.hardlink:sub(1, #strip) == strip and e.hardlink:sub(#strip + 1)
     manifest[#manifest + 1] = { path = path, type = e.type, mode = e.mode, size = e.size or 0,
-      mtime = e.mtime, sha256 = e.sha256, link = e.link }
+      mtime = e.mtime, mtime_ns = e.mtime_ns, sha256 = e.sha256, link = e.link, hardlink = leader or nil }
   end
 
   if by["meta.json"] then
     kind = "tend export"
     meta = cjson.decode(st:get_string(by["meta.json"].sha256))
     for _, e in ipairs(entries) do
-      local rel = e.path:match("^files/(.+)$")
-      if rel then add(rel, e) end
+      local rel = e.path == "files" and "" or e.path:match("^files/(.+)$")
+      if rel then add(rel, e, "files/") end
     end
     local db = meta.db_file and by[meta.db_file]
     if db then dbobj, dbbytes = db.sha256, db.size end
@@ -112,7 +118,7 @@ function M.import(ctx, inst, file)
         local abs = rest ~= "" and (f.path .. "/" .. rest) or f.path
         if abs == root then
         elseif abs:sub(1, #root + 1) == root .. "/" then
-          add(abs:sub(#root + 2), e)
+          add(abs:sub(#root + 2), e, top .. "/" .. md5 .. "/")
         else
           skipped = skipped + 1 -- a data folder outside the web root: not in a snapshot yet
         end
@@ -129,7 +135,7 @@ function M.import(ctx, inst, file)
   local snap = { instance_id = inst.id, started_at = os.time(), finished_at = os.time(),
     app = meta.app or inst.app, version = meta.version, files = files, bytes = bytes,
     sent_bytes = 0, stored_bytes = 0, db_driver = dbobj and (meta.db_driver or "mysql") or nil,
-    db_object = dbobj, db_bytes = dbbytes, consistent = true,
+    db_object = dbobj, db_bytes = dbbytes, consistent = true, root_mode = top_dir.mode, root_mtime_ns = top_dir.mtime_ns,
     note = ("imported from %s (%s)%s"):format(file, kind, note and ("; " .. note) or "") }
   errors.check(st:sync()) -- every object on disk before the snapshot that needs them
   snap.stored_bytes = st:written() - written

@@ -37,6 +37,14 @@ end
 
 local function rm_rf(t, path) return t:exec({ "rm", "-rf", "--", path }) end
 
+-- real_path(t, path) -> the folder path names: itself, or where it leads when it is a
+-- symlink (resolved on the host).
+local function real_path(t, path)
+  local r = t:exec({ "sh", "-c", '[ -L "$1" ] && exec readlink -f -- "$1"', "sh", path })
+  local real = r and r.code == 0 and r.stdout:match("^(.-)\n?$")
+  return real and real ~= "" and real or path
+end
+
 -- exists(t, path) -> whether path is there; raises when the host cannot say (a lost
 -- connection is not an absent file).
 local function exists(t, path)
@@ -62,15 +70,20 @@ local function reusable(t, live, manifest)
   local raw = backup.listing(t, live, {})
   if not raw then return {} end
   local now, candidates, want = backup.parse(raw), {}, {}
+  local out = {}
   for _, f in ipairs(manifest) do
     local e = now[f.path]
-    if f.type == "file" and e and e.type == "file" and e.size == f.size and e.mode == f.mode
-      and math.floor(e.mtime) == math.floor(f.mtime) then
+    local same_time = (e and e.mtime_ns and f.mtime_ns) and e.mtime_ns == f.mtime_ns
+      or (e and math.floor(e.mtime) == math.floor(f.mtime))
+    -- a hard link's other names are always made anew from its first one
+    if f.type == "file" and not f.hardlink and e and e.type == "file" and e.size == f.size and e.mode == f.mode
+      and same_time then
       candidates[#candidates + 1], want[f.path] = f.path, f.sha256
     end
+    -- what tar cannot make (sockets, device nodes) is kept from the live tree
+    if (f.type == "socket" or f.type == "device") and e and e.type == f.type then out[f.path] = true end
   end
   local hashes = t:sha256(live, candidates) or {}
-  local out = {}
   for path, hex in pairs(hashes) do if want[path] == hex then out[path] = true end end
   return out
 end
@@ -106,9 +119,11 @@ local function build(t, st, manifest, dir, live, keep, progress)
   for path in pairs(keep) do
     if t:stat(live .. "/" .. path) then from_live[#from_live + 1] = path else keep[path] = nil end
   end
+  local unmade = {}
   for _, f in ipairs(manifest) do
     if keep[f.path] then -- the live one was listed above
     elseif same[f.path] then from_live[#from_live + 1] = f.path
+    elseif f.type == "socket" or f.type == "device" then unmade[#unmade + 1] = f.path
     else send[#send + 1] = f end
   end
   local ok, cmsg, ccode = link_local(t, live, dir, from_live)
@@ -125,7 +140,18 @@ local function build(t, st, manifest, dir, live, keep, progress)
   if status ~= 0 then
     return nil, ("tar on the host could not extract: %s"):format(stream:stderr():match("[^\n]+") or ("exit " .. status)), "remote"
   end
-  return { files = (snapshot.tally(manifest)), sent_files = sent, sent_bytes = sent_bytes, reused_files = #from_live }
+  return { files = (snapshot.tally(manifest)), sent_files = sent, sent_bytes = sent_bytes, reused_files = #from_live,
+    unmade = unmade }
+end
+
+-- finish_root(t, dir, snap, live): the new tree's own mode and mtime as the snapshot
+-- recorded them (else the live tree's mode), set once everything inside is written.
+local function finish_root(t, dir, snap, live)
+  local mode = snap.root_mode and ("%o"):format(snap.root_mode)
+  local ns = math.tointeger(snap.root_mtime_ns)
+  local stamp = ns and ("@%d.%09d"):format(ns // 1000000000, ns % 1000000000)
+  t:exec({ "sh", "-c", 'if [ -n "$2" ]; then chmod "$2" -- "$1"; elif [ -e "$4" ]; then chmod --reference="$4" -- "$1"; fi; '
+    .. '[ -z "$3" ] || touch -d "$3" -- "$1"', "sh", dir, mode or "", stamp or "", live })
 end
 
 -- On the host: zstd -dc | "$@", exiting with the first failure of the two (fds 5 and 6
@@ -298,8 +324,9 @@ function M.recover(ctx, target, opts)
     -- A step that cannot be done now (the host unreachable) keeps the journal for the next run.
     local ok, err = pcall(function()
       if j.old and exists(t, j.old) then
-        if exists(t, target.path) then remove_tree(t, target.path) end
-        errors.check(t:rename(j.old, target.path))
+        local root = j.root or target.path -- the real folder, when the web root is a symlink
+        if exists(t, root) then remove_tree(t, root) end
+        errors.check(t:rename(j.old, root))
       end
       if j.staging and exists(t, j.staging) then remove_tree(t, j.staging) end
     end)
@@ -489,7 +516,10 @@ function M.run(ctx, inst, snap, opts)
     return summary
   end
 
-  local parent, base = split(target.path)
+  -- A web root that is a symlink (current -> releases/r1) stays one: the tree is built
+  -- and swapped beside the folder it points to.
+  local root = real_path(t, target.path)
+  local parent, base = split(root)
   local tag = ("%d-%d"):format(os.time(), math.random(1, 1 << 30))
   local staging = ("%s/.tend-restore-%s-%s"):format(parent, base, tag)
   local old = ("%s/.tend-old-%s-%s"):format(parent, base, tag)
@@ -517,14 +547,18 @@ function M.run(ctx, inst, snap, opts)
     if not cok then errors.fail("%s", as_was(errors.message(cerr))) end
     summary.safety_object = safety_dump(ctx, target, settings, snap, say)
   end
-  journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging })
+  journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging, root = root })
   say("building %d entries in %s", #manifest, staging)
-  local built, msg = build(t, st, manifest, staging, target.path, keep,
+  local built, msg = build(t, st, manifest, staging, root, keep,
     function(files, bytes) return require("tend.progress").new(ctx, target.name, files, bytes) end)
   if not built then fail(msg) end
   for k, v in pairs(built) do summary[k] = v end
   say("%d files sent, %d taken from the tree in place", built.sent_files, built.reused_files)
-  t:exec({ "chmod", "--reference", target.path, staging })
+  if #built.unmade > 0 then
+    ctx:warn("%s: %d sockets or device nodes of the snapshot were not made (tar cannot carry them): %s",
+      target.name, #built.unmade, table.concat(built.unmade, ", "))
+  end
+  finish_root(t, staging, snap, root)
   local pok, perr = pcall(function()
     if copy then prepare_copy(target, t, staging, settings, keep) end
     if opts.prepare then opts.prepare(t, staging) end
@@ -543,10 +577,10 @@ function M.run(ctx, inst, snap, opts)
     for k, v in pairs(part) do summary[k] = v end
   end
 
-  journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging, old = old })
+  journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging, old = old, root = root })
   local ok, err = pcall(function()
-    if t:stat(target.path) then errors.check(t:rename(target.path, old)) end
-    errors.check(t:rename(staging, target.path))
+    if t:stat(root) then errors.check(t:rename(root, old)) end
+    errors.check(t:rename(staging, root))
   end)
   if not ok then fail(errors.message(err)) end
   if sqlite then
@@ -563,6 +597,7 @@ function M.run(ctx, inst, snap, opts)
 end
 
 M.build = build
+M.finish_root = finish_root
 
 -- record_copy(ctx, src, dst, snap, kind): dst now holds snap of src.
 function M.record_copy(ctx, src, dst, snap, kind)

@@ -103,6 +103,32 @@ function M.unsafe(manifest)
   if linked then return linked, "it lies under a symlink" end
 end
 
+-- resolve_hardlinks(entries) -> entries: tar's hard-link entries (type "hardlink",
+-- link = the path that holds the data) as files of that content, hardlink = that path.
+-- One whose target is not among the entries is refused.
+function M.resolve_hardlinks(entries)
+  local by, groups = {}, {}
+  for _, e in ipairs(entries) do by[e.path] = e end
+  for _, e in ipairs(entries) do
+    if e.type == "hardlink" then
+      local target = by[e.link]
+      if not target or target.type ~= "file" then
+        errors.fail("%q is a hard link to %q, which the archive does not hold before it", e.path, tostring(e.link))
+      end
+      e.type, e.link, e.sha256, e.size = "file", nil, target.sha256, target.size
+      groups[target.path] = groups[target.path] or { target.path }
+      table.insert(groups[target.path], e.path)
+    end
+  end
+  -- each group's first path by byte order holds the data, as a backup's listing has it
+  for _, g in pairs(groups) do
+    table.sort(g)
+    by[g[1]].hardlink = nil
+    for i = 2, #g do by[g[i]].hardlink = g[1] end
+  end
+  return entries
+end
+
 -- tally(manifest) -> files, bytes: the manifest sorted by path (in place), and counted.
 function M.tally(manifest)
   table.sort(manifest, function(a, b) return a.path < b.path end)
@@ -124,15 +150,15 @@ function M.record(catalog, snap, manifest, listing)
       _, snap.manifest_id = catalog:run("INSERT INTO manifests(listing) VALUES (?)", listing)
       for _, f in ipairs(manifest) do f.manifest_id = snap.manifest_id end
       errors.check(catalog.db:insert_many([[INSERT INTO manifest_files(manifest_id, path, type, mode,
-        size, mtime, sha256, link) VALUES (?, ?, ?, ?, ?, ?, ?, ?)]], manifest,
-        { "manifest_id", "path", "type", "mode", "size", "mtime", "sha256", "link" }))
+        size, mtime, sha256, link, hardlink, mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]], manifest,
+        { "manifest_id", "path", "type", "mode", "size", "mtime", "sha256", "link", "hardlink", "mtime_ns" }))
     end
     _, id = catalog:run([[INSERT INTO snapshots(instance_id, started_at, finished_at, app, version,
       files, bytes, sent_bytes, stored_bytes, db_driver, db_object, db_bytes, consistent, note,
-      manifest_id, listed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+      manifest_id, listed_at, root_mode, root_mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
       snap.instance_id, snap.started_at, snap.finished_at, snap.app, snap.version, snap.files,
       snap.bytes, snap.sent_bytes, snap.stored_bytes, snap.db_driver, snap.db_object, snap.db_bytes,
-      snap.consistent and 1 or 0, snap.note, snap.manifest_id, snap.listed_at)
+      snap.consistent and 1 or 0, snap.note, snap.manifest_id, snap.listed_at, snap.root_mode, snap.root_mtime_ns)
   end)
   return id
 end

@@ -6,7 +6,10 @@ plan() { echo "1..$1"; }
 
 _tap_result() { # status description
   TAP_N=$((TAP_N + 1))
-  if [ "$1" -eq 0 ]; then echo "ok $TAP_N - $2"; else echo "not ok $TAP_N - $2"; TAP_FAILED=$((TAP_FAILED + 1)); fi
+  if [ "$1" -eq 0 ]; then echo "ok $TAP_N - $2"; else echo "not ok $TAP_N - $2"
+    # a test marked "# TODO why" is known not to pass yet: prove reports it, it fails nothing
+    case $2 in *"# TODO"*) ;; *) TAP_FAILED=$((TAP_FAILED + 1)) ;; esac
+  fi
 }
 
 # ok DESC CMD...: passes when CMD exits 0.
