@@ -5,7 +5,8 @@
  * site) go into packs (store_pack.c). An object that exists is never written twice, nor
  * compressed twice. Durability is batched: st:sync() makes the packs and loose objects
  * durable, then indexes the new packed objects, before a snapshot that needs them is
- * recorded; packed bytes that never got indexed are garbage for gc.
+ * recorded; packs whose objects never got indexed are removed when the handle goes (a
+ * failed run), or by gc (a killed one).
  *   st = store.open(dir [, level])   st:put_file(path) / st:put_string(data)
  *     -> hex, size, added | nil, msg, code
  *   st:put_stream(stream) -> the same, and the stream's last bytes (a dump's end)
@@ -861,7 +862,7 @@ static int l_healed(lua_State *L)
 static int l_gc(lua_State *L)
 {
 	tend_store *st = luaL_checkudata(L, 1, STORE_CLASS);
-	tend_pack_close(st); /* packed but never synced: garbage for gc */
+	tend_pack_close(st); /* packs never indexed are removed */
 	ZSTD_freeCCtx(st->zc);
 	if (st->key)
 		sodium_free(st->key);

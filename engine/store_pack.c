@@ -304,8 +304,21 @@ void tend_pack_close(tend_store *st)
 	st->nworkers = 0;
 	st->stopping = 0;
 	if (st->pack_fd >= 0)
-		close(st->pack_fd); /* packed but never indexed: garbage for gc */
+		close(st->pack_fd);
 	st->pack_fd = -1;
+	/* Objects still pending were packed but never indexed (the run failed before its
+	 * sync): their packs hold nothing else, and no other process can have seen them,
+	 * so they go now rather than wait for gc. */
+	char last[40] = "";
+	for (size_t i = 0; i < st->npending; i++) {
+		const char *pack = st->pending[i].pack;
+		if (pack[0] && strcmp(pack, last) != 0) {
+			char path[PATH_MAX];
+			snprintf(path, sizeof path, "%s/packs/%s.pack", st->dir, pack);
+			unlink(path);
+			snprintf(last, sizeof last, "%s", pack);
+		}
+	}
 	free(st->pending);
 	free(st->slots);
 	st->pending = NULL;

@@ -402,7 +402,12 @@ function store_cmds.gc(ctx, argv)
     end
   end
   local packs = 0
-  if not opts["dry-run"] then packs = st:prune() end
+  if not opts["dry-run"] then
+    packs = st:prune()
+    -- objects a killed run was writing (no run writes while gc holds the store)
+    local tmp = ctx.home .. "/store/tmp"
+    for _, name in ipairs(tend.core.fs.list(tmp) or {}) do tend.core.fs.remove(tmp .. "/" .. name) end
+  end
   ctx:result({ removed = removed, freed_bytes = freed, packs_removed = packs, dry_run = opts["dry-run"] or false },
     ("%s %d unreferenced objects (%d bytes)%s"):format(opts["dry-run"] and "would remove" or "removed", removed, freed,
       packs > 0 and ("; %d empty packs deleted"):format(packs) or ""))

@@ -12,6 +12,7 @@ big=$T/big
 mkdir -p "$big"
 for i in 1 2 3 4 5 6; do head -c 50000000 /dev/urandom > "$big/part$i.bin"; done
 echo '<?php echo "big";' > "$big/index.php"
+for i in $(seq 1 20); do echo "small $i" > "$big/0-small-$i.txt"; done # packed before the big ones
 "$TEND" instance add big --app generic --host "ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" \
   --ssh-key "$SSHD_KEY" --path "$big" >/dev/null 2>&1
 "$TEND" host trust big >/dev/null 2>&1
@@ -48,6 +49,7 @@ if [ "$(id -u)" -eq 0 ]; then
   like "$err" "^tend: backup: big: .*disk full$" "... saying \"disk full\""
   is "$(sqlite3 "$small/catalog.db" 'SELECT count(*) FROM snapshots')" 0 "... with no snapshot"
   is "$(ls "$small/store/tmp" | wc -l)" 0 "... and no half-written object"
+  is "$(ls "$small/store/packs" | wc -l)" 0 "... and no pack of objects it never indexed"
   umount "$small"
 else
   for _ in 1 2 3 4; do _tap_result 0 "# SKIP the tmpfs needs root"; done
