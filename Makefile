@@ -1,5 +1,5 @@
 # tend: C engine + embedded Lua. `make`, `make test`, `make check-asan`, `make bench`,
-# `make demo`, `make install PREFIX=/usr/local`.
+# `make demo`, `make fuzz`, `make install PREFIX=/usr/local`.
 PREFIX  ?= /usr/local
 PKGS    := lua5.4 libssh2 libcurl libarchive sqlite3 libsodium libcrypto libzstd libedit
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
@@ -84,8 +84,29 @@ install: all
 	cd lua && find tend -name '*.lua' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/share/lua/5.4/{} \;
 	install -m 644 docs/tend.1 $(DESTDIR)$(PREFIX)/share/man/man1/tend.1
 
+# libFuzzer targets (clang), each run FUZZ_SECONDS on its corpus in tests/fuzz/corpus/;
+# crashes found are kept there as regression inputs once fixed.
+FUZZ_TARGETS := rewrite rowdiff tar
+FUZZ_SECONDS ?= 60
+FUZZCC  := clang
+FUZZFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -pthread -Iengine -Ibuild $(shell pkg-config --cflags $(PKGS)) \
+             -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+FUZZOBJS := $(PRIMS:%=build/fuzz/%.o) build/fuzz/embedded.o
+build/fuzz/%.o: engine/%.c engine/tend.h engine/ssh.h engine/store.h | build
+	@mkdir -p build/fuzz
+	@echo "  FUZZCC  $@"
+	@$(FUZZCC) $(FUZZFLAGS) -c -o $@ $<
+build/fuzz/embedded.o: build/embedded.c engine/embedded.h
+	@mkdir -p build/fuzz
+	@$(FUZZCC) $(FUZZFLAGS) -c -o $@ $<
+build/fuzz/fuzz-%: tests/fuzz/fuzz_lua.c $(FUZZOBJS)
+	@echo "  FUZZLD  $@"
+	@$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer -DFUZZ_TARGET='"$*"' -o $@ $< $(FUZZOBJS) $(LDLIBS)
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz-%)
+	tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
 	rm -rf build
 
-.PHONY: all test check-asan bench demo install clean FORCE
+.PHONY: all test check-asan bench demo fuzz install clean FORCE
 .SECONDARY:

@@ -287,8 +287,8 @@ function M.dump_db(t, s, st)
     end
     return { object = hex, bytes = size }
   end
-  local client = t:which({ "mariadb-dump", "mysqldump" })
-  if not client then return nil, ("no mariadb-dump or mysqldump on %s"):format(tostring(t)), "enoent" end
+  local client, wmsg, wcode = t:which({ "mariadb-dump", "mysqldump" })
+  if not client then return nil, wmsg or ("no mariadb-dump or mysqldump on %s"):format(tostring(t)), wcode or "enoent" end
   -- --skip-dump-date: an unchanged database gives the same dump, stored once
   local hex, size, tail, stream, status = dump_stream(t, { client, "--defaults-extra-file=/dev/fd/3",
     "--single-transaction", "--quick", "--routines", "--triggers", "--hex-blob", "--skip-dump-date",

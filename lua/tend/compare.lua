@@ -88,8 +88,8 @@ function M.with_db(ctx, side, fn)
   local s = errors.check(inst:db_settings(ctx:vault()))
   if s.driver ~= "mysql" then errors.fail("%s: only MySQL/MariaDB databases are compared", side.label) end
   local t = inst:transport()
-  local client = t:which({ "mariadb-dump", "mysqldump" })
-  if not client then errors.fail("%s: no mariadb-dump or mysqldump on %s", side.label, tostring(t)) end
+  local client, wmsg = t:which({ "mariadb-dump", "mysqldump" })
+  if not client then errors.fail("%s: %s", side.label, wmsg or ("no mariadb-dump or mysqldump on " .. tostring(t))) end
   -- the option file (the password) on fd 3: a pipe, never a file on the host
   local stream = errors.check(t:open({ client, "--defaults-extra-file=/dev/fd/3", "--single-transaction",
     "--quick", "--skip-extended-insert", "--order-by-primary", "--hex-blob", "--skip-dump-date",

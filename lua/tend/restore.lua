@@ -163,8 +163,8 @@ local UNZSTD = 'exec 6>&1; z=$( { { zstd -dcq 5>&- 6>&-; echo $? >&5; } | "$@" 5
 -- client, its option file (the password) on fd 3, a pipe; feed(stream) writes its input,
 -- through the host's zstd -dc when unzstd.
 local function client_run(t, s, argv_tail, feed, unzstd)
-  local client = t:which({ "mariadb", "mysql" })
-  if not client then return nil, ("no mariadb or mysql client on %s"):format(tostring(t)), "enoent" end
+  local client, wmsg, wcode = t:which({ "mariadb", "mysql" })
+  if not client then return nil, wmsg or ("no mariadb or mysql client on %s"):format(tostring(t)), wcode or "enoent" end
   local argv = { client, "--defaults-extra-file=/dev/fd/3", "--batch", "--skip-column-names" }
   for _, a in ipairs(argv_tail) do argv[#argv + 1] = a end
   argv[#argv + 1] = s.name

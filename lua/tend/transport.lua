@@ -190,11 +190,14 @@ exec xargs -0 sha256sum --]]
 -- What every transport can do through its own exec.
 for _, class in ipairs({ Local, Ssh }) do
   -- which(names) -> the first of names the host has (mariadb-dump, mysqldump...) | nil
+  -- when it has none | nil, msg, code when the host could not be asked (a lost
+  -- connection is not a missing program)
   function class:which(names)
     local tests = {}
     for i, n in ipairs(names) do tests[i] = "command -v " .. shell.quote(n) end
-    local r = self:exec({ "sh", "-c", table.concat(tests, " || ") })
-    return r and r.code == 0 and r.stdout:match("([^/\n]+)\n") or nil
+    local r, msg, code = self:exec({ "sh", "-c", table.concat(tests, " || ") })
+    if not r then return nil, msg, code end
+    return r.code == 0 and r.stdout:match("([^/\n]+)\n") or nil
   end
 
   -- with_temp(fn) -> fn(tmp)'s results: a temp file on the host (mktemp, 0600) that
