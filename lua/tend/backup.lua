@@ -136,12 +136,16 @@ local function unchanged(now, before, since)
     and (not since or (now.ctime and now.ctime < since))
 end
 
--- The list of paths crosses on stdin into a temp file that the same script removes
--- however it ends (tar reads its list from a file, so the stream is never stalled).
-local FETCH = [[f=$(mktemp) || exit 125
+-- A script's start: $f, a temp file on the host that the same script removes however
+-- it ends (a lost connection ends it with a signal, or with the pipe closed).
+local SELF_CLEANING_TEMP = [[f=$(mktemp) || exit 125
 trap 'rm -f -- "$f"' EXIT
 trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
-cat > "$f" || exit 125
+]]
+
+-- The list of paths crosses on stdin into the temp file (tar reads its list from a
+-- file, so the stream is never stalled).
+local FETCH = SELF_CLEANING_TEMP .. [[cat > "$f" || exit 125
 tar --null --no-recursion --ignore-failed-read -T "$f" -cf -]]
 
 -- fetch(t, root, paths, st [, progress]) -> {path = entry} | nil, msg: one tar stream.
@@ -267,19 +271,15 @@ local function dump_stream(t, argv, st, fds)
   return r[1], r[2], r[4], stream, status
 end
 
--- A SQLite database copied whole (.backup: consistent while the site writes) into a temp
--- file that the same script removes however it ends, then sent.
-local SQLITE_COPY = [[f=$(mktemp) || exit 125
-trap 'rm -f -- "$f"' EXIT
-trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
-sqlite3 "$1" ".backup '$f'" >&2 || exit 1
+-- A SQLite database copied whole (.backup: consistent while the site writes) into the
+-- temp file (mktemp's names hold no quote), then sent.
+local SQLITE_COPY = SELF_CLEANING_TEMP .. [[sqlite3 "$1" ".backup '$f'" >&2 || exit 1
 cat -- "$f"]]
 
 -- dump_db(t, settings, st) -> {object, bytes} | nil, msg, code. The password reaches the
 -- dump client as its option file on fd 3: a pipe, never a file on the host.
 function M.dump_db(t, s, st)
   if s.driver == "sqlite" then
-    if s.path:find("'", 1, true) then return nil, ("database %s: a path with ' cannot be copied"):format(db.describe(s)), "db" end
     local hex, size, _, stream, status = dump_stream(t, { "sh", "-c", SQLITE_COPY, "sh", s.path }, st)
     if not hex then return nil, size, _ end
     if status ~= 0 then

@@ -304,7 +304,6 @@ end
 function M.recover(ctx, target, opts)
   opts = opts or {}
   local in_process, half = opts.own, opts.half
-  local held <close> = not opts.held and M.hold(ctx, target) or nil
   local names = {}
   for _, name in ipairs(core.fs.list(ctx.home .. "/journal") or {}) do
     local h = name:match("^restore%-" .. target.id .. "%-(%a+)%.json$")
@@ -312,6 +311,8 @@ function M.recover(ctx, target, opts)
     if h and (not half or h == half) then names[#names + 1] = name end
   end
   if #names == 0 then return false end
+  -- journals: a killed restore's only when no live restore holds the lock
+  local held <close> = not opts.held and M.hold(ctx, target) or nil
   table.sort(names, function(a, b) return a:find("files", 1, true) and not b:find("files", 1, true) end)
   local t, st = target:transport(), snapshot.store(ctx)
   for i, name in ipairs(names) do
