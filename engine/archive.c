@@ -2,14 +2,19 @@
  *   archive.store_tar(stream, store) -> {entry, ...} | nil, msg, code
  * reads a tar stream (any compression libarchive knows) from a channel; each regular
  * file goes straight into the store (hashed and compressed in C, never a Lua string);
- * every entry comes back as {path, type, mode, size, mtime, uid, gid, sha256 | link}.
+ * every entry comes back as {path, type, mode, size, mtime, mtime_ns, uid, gid, sha256 |
+ * link}, a sparse file's data regions as sparse = "OFFSET+LENGTH,..." (its holes are
+ * never stored: the store holds the whole bytes, zeros included, compressed), a device
+ * node's number as rdev = "char MAJOR,MINOR" | "block MAJOR,MINOR".
  * Paths are normalised ("./a" -> "a"); an absolute path or a ".." component fails the
  * whole stream: a backup never records what it could not restore safely.
  *   archive.write_tar(stream | path, store, entries [, {compression=, prefix=, progress=}])
  *     -> files, bytes | nil, msg, code
  * writes a tar (POSIX pax) of entries (manifest rows; a row may carry `data` instead of
  * a stored object) into a stream (then end-of-file) or a compressed file, each file's
- * bytes from the store, verified. Unsafe paths are refused before writing.
+ * bytes from the store, verified; owners as numbers (uid, gid), a sparse file as its
+ * data regions only (GNU sparse 1.0: tar makes the holes again), a device node from its
+ * rdev (a socket, or a device without one, is left out). Unsafe paths are refused.
  * store_tar also takes a path: an archive file (tar, any compression).
  *   archive.store_stream(stream, store) -> hex, size, added, tail | nil, msg, code
  * stores one compressed stream (a database dump zstd'd on its host) as its plain bytes
@@ -20,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <string.h>
 #include <time.h>
@@ -56,13 +62,45 @@ static la_ssize_t on_read(struct archive *a, void *ctx, const void **buf)
 	return n;
 }
 
-/* Feed one entry's data to the store. */
+/* One entry's data for the store, from libarchive's blocks: each at its offset, the
+ * gaps before and after them (a sparse file's holes) as zeros, up to the entry's size. */
+typedef struct {
+	struct archive *a;
+	const char *block; /* what is left of the current block */
+	size_t block_left;
+	la_int64_t block_at; /* its offset in the file */
+	la_int64_t pos, size;
+	int eof;
+} entry_source;
+
 static ssize_t entry_data(void *ctx, char *buf, size_t n)
 {
-	la_ssize_t r = archive_read_data(ctx, buf, n);
-	if (r < 0)
-		errno = EIO;
-	return r;
+	entry_source *s = ctx;
+	while (!s->block_left && !s->eof) {
+		const void *b;
+		size_t len;
+		la_int64_t at;
+		int rc = archive_read_data_block(s->a, &b, &len, &at);
+		if (rc == ARCHIVE_EOF)
+			s->eof = 1;
+		else if (rc < ARCHIVE_WARN || at < s->pos) {
+			errno = EIO;
+			return -1;
+		} else
+			s->block = b, s->block_left = len, s->block_at = at;
+	}
+	la_int64_t upto = s->block_left ? s->block_at : s->size; /* zeros before the next block */
+	size_t k;
+	if (s->pos < upto) {
+		k = upto - s->pos < (la_int64_t)n ? (size_t)(upto - s->pos) : n;
+		memset(buf, 0, k);
+	} else {
+		k = s->block_left < n ? s->block_left : n;
+		memcpy(buf, s->block, k);
+		s->block += k, s->block_left -= k, s->block_at += (la_int64_t)k;
+	}
+	s->pos += (la_int64_t)k;
+	return (ssize_t)k;
 }
 
 /* "./a//b/" -> "a/b"; NULL for an absolute path or one with a ".." component. */
@@ -131,6 +169,23 @@ static const char *take_entry(lua_State *L, struct archive *a, struct archive_en
 	set_int(L, "gid", (lua_Integer)archive_entry_gid(e));
 	if (strcmp(type, "link") == 0)
 		set_str(L, "link", archive_entry_symlink(e));
+	if (strcmp(type, "device") == 0 && (archive_entry_filetype(e) == AE_IFCHR || archive_entry_filetype(e) == AE_IFBLK)) {
+		lua_pushfstring(L, "%s %d,%d", archive_entry_filetype(e) == AE_IFCHR ? "char" : "block",
+		                (int)archive_entry_rdevmajor(e), (int)archive_entry_rdevminor(e));
+		lua_setfield(L, -2, "rdev");
+	}
+	if (strcmp(type, "file") == 0 && archive_entry_sparse_reset(e) > 0) {
+		luaL_Buffer b;
+		la_int64_t off, len;
+		luaL_buffinit(L, &b);
+		for (int i = 0; archive_entry_sparse_next(e, &off, &len) == ARCHIVE_OK; i++) {
+			char region[48];
+			snprintf(region, sizeof region, "%s%lld+%lld", i ? "," : "", (long long)off, (long long)len);
+			luaL_addstring(&b, region);
+		}
+		luaL_pushresult(&b);
+		lua_setfield(L, -2, "sparse");
+	}
 	if (strcmp(type, "hardlink") == 0) {
 		char target[4096];
 		const char *t = clean_path(archive_entry_hardlink(e), target, sizeof target);
@@ -144,7 +199,8 @@ static const char *take_entry(lua_State *L, struct archive *a, struct archive_en
 	}
 	tend_store_result res;
 	const char *what;
-	int err = tend_store_put(st, entry_data, a, &res, &what);
+	entry_source src = {a, NULL, 0, 0, 0, archive_entry_size(e), 0};
+	int err = tend_store_put(st, entry_data, &src, &res, &what);
 	if (err)
 		return err == ENOSPC || err == EDQUOT ? "store: disk full"
 		     : strcmp(what, "read source") == 0 ? archive_error_string(a) : strerror(err);
@@ -406,6 +462,46 @@ static int all_ascii(lua_State *L, int idx)
 	return yes;
 }
 
+/* The entry's data regions from "OFFSET+LENGTH,..." (ascending, within size); 0, or -1
+ * for a map that is not one. */
+static int add_sparse(struct archive_entry *e, const char *map, la_int64_t size)
+{
+	long long end = 0;
+	for (const char *p = map; *p;) {
+		char *rest;
+		errno = 0;
+		long long off = strtoll(p, &rest, 10);
+		if (errno || rest == p || *rest != '+' || off < end)
+			return -1;
+		p = rest + 1;
+		long long len = strtoll(p, &rest, 10);
+		if (errno || rest == p || len < 0 || off > size - len || (*rest && *rest != ','))
+			return -1;
+		archive_entry_sparse_add_entry(e, off, len);
+		end = off + len;
+		p = *rest ? rest + 1 : rest;
+	}
+	return 0;
+}
+
+/* A device node's "char MAJOR,MINOR" | "block MAJOR,MINOR"; 0, or -1. */
+static int set_rdev(struct archive_entry *e, const char *rdev)
+{
+	char kind[8];
+	unsigned major, minor;
+	if (sscanf(rdev, "%7s %u,%u", kind, &major, &minor) != 3)
+		return -1;
+	if (strcmp(kind, "char") == 0)
+		archive_entry_set_filetype(e, AE_IFCHR);
+	else if (strcmp(kind, "block") == 0)
+		archive_entry_set_filetype(e, AE_IFBLK);
+	else
+		return -1;
+	archive_entry_set_rdevmajor(e, major);
+	archive_entry_set_rdevminor(e, minor);
+	return 0;
+}
+
 static const char *put_entry(lua_State *L, int row, struct archive *a, struct archive_entry *e,
                              tend_store *st, const char *prefix)
 {
@@ -422,6 +518,8 @@ static const char *put_entry(lua_State *L, int row, struct archive *a, struct ar
 	archive_entry_clear(e);
 	archive_entry_set_pathname(e, full);
 	archive_entry_set_perm(e, (mode_t)field_int(L, row, "mode"));
+	archive_entry_set_uid(e, field_int(L, row, "uid"));
+	archive_entry_set_gid(e, field_int(L, row, "gid"));
 	lua_getfield(L, row, "mtime_ns");
 	lua_getfield(L, row, "mtime");
 	if (lua_isinteger(L, -2)) { /* to the nanosecond */
@@ -447,6 +545,9 @@ static const char *put_entry(lua_State *L, int row, struct archive *a, struct ar
 			return "a file without sha256 in the manifest";
 		archive_entry_set_filetype(e, AE_IFREG);
 		archive_entry_set_size(e, data ? (la_int64_t)dlen : field_int(L, row, "size"));
+		const char *sparse = data ? NULL : field_str(L, row, "sparse");
+		if (sparse && add_sparse(e, sparse, archive_entry_size(e)) != 0)
+			return "a bad sparse map in the manifest";
 	} else if (strcmp(type, "dir") == 0) {
 		archive_entry_set_filetype(e, AE_IFDIR);
 	} else if (strcmp(type, "link") == 0 && link) {
@@ -454,8 +555,11 @@ static const char *put_entry(lua_State *L, int row, struct archive *a, struct ar
 		archive_entry_set_symlink(e, link);
 	} else if (strcmp(type, "fifo") == 0) {
 		archive_entry_set_filetype(e, AE_IFIFO);
+	} else if (strcmp(type, "device") == 0 && field_str(L, row, "rdev")) {
+		if (set_rdev(e, field_str(L, row, "rdev")) != 0)
+			return "a bad device number in the manifest";
 	} else {
-		return NULL; /* sockets and devices are not made; restore keeps the live ones */
+		return NULL; /* a socket (or a device of unknown number) is not made; restore keeps the live one */
 	}
 	if (archive_write_header(a, e) != ARCHIVE_OK)
 		return archive_error_string(a);

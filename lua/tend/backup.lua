@@ -35,11 +35,12 @@ function M.check_pattern(p)
   return q
 end
 
--- type, mode, size, mtime, path, link target, ctime, device:inode, link count. ctime is
--- there because a writer can put a file's mtime back, never its ctime (see unchanged());
--- the inode and link count find the names of one file (hard links).
-local FORMAT = "%y\\0%m\\0%s\\0%T@\\0%p\\0%l\\0%C@\\0%D:%i\\0%n\\0"
-local FIELDS = 9
+-- type, mode, size, mtime, path, link target, ctime, device:inode, link count, owner
+-- and group (numbers). ctime is there because a writer can put a file's mtime back,
+-- never its ctime (see unchanged()); the inode and link count find the names of one
+-- file (hard links).
+local FORMAT = "%y\\0%m\\0%s\\0%T@\\0%p\\0%l\\0%C@\\0%D:%i\\0%n\\0%U\\0%G\\0"
+local FIELDS = 11
 
 -- find_argv(argv, exclude [, format]) -> argv: `find ...` (argv's start) with every path
 -- matching a checked pattern pruned, printing format for the rest (without format, the
@@ -81,23 +82,24 @@ function M.ns(text)
 end
 
 -- parse(raw) -> {path = {path, type, mode, size, mtime, mtime_ns, link, ctime, inode,
--- nlink}}, root: the web root's own {mode, mtime_ns}.
+-- nlink, uid, gid}}, root: the web root's own {mode, mtime_ns, uid, gid}.
 function M.parse(raw)
   local out, fields, root = {}, {}, nil
   for field in raw:gmatch("([^%z]*)%z") do
     fields[#fields + 1] = field
     if #fields == FIELDS then
-      local kind, mode, size, mtime, path, link, ctime, inode, nlink = table.unpack(fields)
+      local kind, mode, size, mtime, path, link, ctime, inode, nlink, uid, gid = table.unpack(fields)
       fields = {}
       path = path:gsub("^%./", "")
+      uid, gid = math.tointeger(tonumber(uid)), math.tointeger(tonumber(gid))
       if path == "." then
-        root = { mode = tonumber(mode, 8), mtime_ns = M.ns(mtime) }
+        root = { mode = tonumber(mode, 8), mtime_ns = M.ns(mtime), uid = uid, gid = gid }
       else
         -- mtime keeps find's fraction (a double holds microseconds): two writes of the
         -- same size within one second are still two versions; mtime_ns is exact.
         local e = { path = path, type = TYPES[kind] or "device", mode = tonumber(mode, 8),
           size = tonumber(size), mtime = tonumber(mtime), mtime_ns = M.ns(mtime), ctime = tonumber(ctime),
-          inode = inode, nlink = tonumber(nlink) }
+          inode = inode, nlink = tonumber(nlink), uid = uid, gid = gid }
         if e.type == "link" then e.link = link end
         if e.type ~= "file" then e.size = 0 end
         out[path] = e
@@ -144,9 +146,11 @@ trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
 ]]
 
 -- The list of paths crosses on stdin into the temp file (tar reads its list from a
--- file, so the stream is never stalled).
+-- file, so the stream is never stalled). GNU tar is told to find holes (a sparse file
+-- crosses as its data); bsdtar finds them by itself.
 local FETCH = SELF_CLEANING_TEMP .. [[cat > "$f" || exit 125
-tar --null --no-recursion --ignore-failed-read -T "$f" -cf -]]
+case $(tar --version 2>/dev/null) in *GNU*) s=--sparse ;; *) s= ;; esac
+tar --null --no-recursion --ignore-failed-read $s -T "$f" -cf -]]
 
 -- fetch(t, root, paths, st [, progress]) -> {path = entry} | nil, msg: one tar stream.
 local function fetch(t, root, paths, st, progress)
@@ -176,8 +180,9 @@ function M.collect(ctx, inst, t, st, listing, before, digest, say, since)
   link_groups(listing)
   for path, e in pairs(listing) do
     local old = before[path]
-    if e.type == "file" and not e.hardlink and unchanged(e, old, since) then e.sha256 = old.sha256 end
-    if e.type == "file" and not e.hardlink and not e.sha256 then wanted[#wanted + 1] = path end
+    if e.type == "file" and not e.hardlink and unchanged(e, old, since) then e.sha256, e.sparse = old.sha256, old.sparse end
+    -- a device node's number is only in tar's header (find cannot print it)
+    if (e.type == "file" and not e.hardlink and not e.sha256) or e.type == "device" then wanted[#wanted + 1] = path end
     manifest[#manifest + 1] = e
   end
   table.sort(wanted)
@@ -186,7 +191,7 @@ function M.collect(ctx, inst, t, st, listing, before, digest, say, since)
   if #wanted > 0 then
     say("fetching %d new or changed files", #wanted)
     local total = 0
-    for _, p in ipairs(wanted) do total = total + listing[p].size end
+    for _, p in ipairs(wanted) do total = total + (listing[p].type == "file" and listing[p].size or 0) end
     local update, finish = require("tend.progress").new(ctx, inst.name, #wanted, total)
     local got, fmsg = fetch(t, inst.path, wanted, st, update)
     finish()
@@ -197,13 +202,14 @@ function M.collect(ctx, inst, t, st, listing, before, digest, say, since)
       if e.type == "file" and not e.sha256 and not e.hardlink then
         if g and g.sha256 then
           -- tar's size and mode are what was stored; the listing's mtime is the precise one
-          e.sha256, e.size, e.mode = g.sha256, g.size, g.mode
-          sent = sent + g.size
+          e.sha256, e.size, e.mode, e.sparse = g.sha256, g.size, g.mode, g.sparse
+          sent = sent + snapshot.data_bytes(g)
           kept[#kept + 1] = e
         else -- it vanished between listing and reading: not in this snapshot, and this
           digest = nil -- manifest is not the listing's, so no later run may reuse it
         end
       else
+        if e.type == "device" and g then e.rdev = g.rdev end
         kept[#kept + 1] = e
       end
     end
@@ -213,7 +219,7 @@ function M.collect(ctx, inst, t, st, listing, before, digest, say, since)
   local kept = {}
   for _, e in ipairs(manifest) do
     local leader = e.hardlink and listing[e.hardlink]
-    if leader then e.sha256, e.size, e.mode = leader.sha256, leader.size, leader.mode end
+    if leader then e.sha256, e.size, e.mode, e.sparse = leader.sha256, leader.size, leader.mode, leader.sparse end
     if not e.hardlink or e.sha256 then kept[#kept + 1] = e else digest = nil end
   end
   manifest = kept
@@ -239,9 +245,8 @@ function M.collect_all(ctx, inst, t, st, exclude)
   for _, e in ipairs(snapshot.resolve_hardlinks(entries)) do
     if e.path ~= "." then
       local file = e.type == "file"
-      manifest[#manifest + 1] = { path = e.path, type = e.type, mode = e.mode, size = file and e.size or 0,
-        mtime = e.mtime, mtime_ns = e.mtime_ns, sha256 = e.sha256, link = e.link, hardlink = e.hardlink }
-      if file and not e.hardlink then sent = sent + e.size end
+      manifest[#manifest + 1] = snapshot.row(e)
+      if file and not e.hardlink then sent = sent + snapshot.data_bytes(e) end
     end
   end
   local files, bytes = snapshot.tally(manifest)
@@ -391,7 +396,8 @@ function M.run(ctx, inst, opts)
     app = adapter.name, version = version, files = files, bytes = bytes, sent_bytes = sent,
     db_driver = settings and settings.driver, db_object = dbinfo and dbinfo.object,
     db_bytes = dbinfo and dbinfo.bytes, consistent = true, manifest_id = not manifest and prev.manifest_id or nil,
-    listed_at = listed_at, root_mode = root and root.mode, root_mtime_ns = root and root.mtime_ns }
+    listed_at = listed_at, root_mode = root and root.mode, root_mtime_ns = root and root.mtime_ns,
+    root_uid = root and root.uid, root_gid = root and root.gid }
   errors.check(st:sync()) -- every object on disk before the snapshot that needs them
   snap.stored_bytes = st:written() - written + (dbinfo and dbinfo.stored or 0)
   -- damaged objects replaced by the good copies this backup read (not recorded)

@@ -171,6 +171,14 @@ local migrations = {
   ALTER TABLE snapshots ADD COLUMN root_mode INTEGER;   -- the web root's own mode
   ALTER TABLE snapshots ADD COLUMN root_mtime_ns INTEGER; -- and mtime
   ]],
+  [[
+  ALTER TABLE manifest_files ADD COLUMN uid INTEGER;    -- owner and group, as numbers
+  ALTER TABLE manifest_files ADD COLUMN gid INTEGER;
+  ALTER TABLE manifest_files ADD COLUMN sparse TEXT;    -- a sparse file's data regions: OFFSET+LENGTH,...
+  ALTER TABLE manifest_files ADD COLUMN rdev TEXT;      -- a device node's number: char|block MAJOR,MINOR
+  ALTER TABLE snapshots ADD COLUMN root_uid INTEGER;    -- the web root's own owner
+  ALTER TABLE snapshots ADD COLUMN root_gid INTEGER;
+  ]],
 }
 
 local Catalog = {}

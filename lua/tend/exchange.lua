@@ -28,13 +28,13 @@ function M.export(ctx, inst, snap, file)
   local entries, lines = {}, {}
   local now = snap.started_at
   -- files/ is the web root itself: its mode and mtime are the snapshot's root's
-  entries[1] = { path = "files", type = "dir", mode = snap.root_mode or 493, mtime = now, mtime_ns = snap.root_mtime_ns }
+  entries[1] = { path = "files", type = "dir", mode = snap.root_mode or 493, mtime = now, mtime_ns = snap.root_mtime_ns,
+    uid = snap.root_uid, gid = snap.root_gid }
   for _, r in ipairs(rows) do
-    lines[#lines + 1] = cjson.encode({ path = r.path, type = r.type, mode = r.mode, size = r.size,
-      mtime = r.mtime, mtime_ns = r.mtime_ns, sha256 = r.sha256, link = r.link, hardlink = r.hardlink })
-    entries[#entries + 1] = { path = "files/" .. r.path, type = r.type, mode = r.mode, size = r.size,
-      mtime = r.mtime, mtime_ns = r.mtime_ns, sha256 = r.sha256, link = r.link,
-      hardlink = r.hardlink and ("files/" .. r.hardlink) }
+    lines[#lines + 1] = cjson.encode(snapshot.row(r))
+    local e = snapshot.row(r, "files/" .. r.path)
+    e.hardlink = r.hardlink and ("files/" .. r.hardlink)
+    entries[#entries + 1] = e
   end
   local dbname
   if snap.db_object then
@@ -82,10 +82,11 @@ function M.import(ctx, inst, file)
   -- add(path, e [, strip]): e under path in the snapshot; its hard link's first name
   -- loses the same prefix (strip), and the root folder's own mode and mtime are kept.
   local function add(path, e, strip)
-    if path == "" then top_dir = { mode = e.mode, mtime_ns = e.mtime_ns }; return end
+    if path == "" then top_dir = { mode = e.mode, mtime_ns = e.mtime_ns, uid = e.uid, gid = e.gid }; return end
     local leader = e.hardlink and strip and e.hardlink:sub(1, #strip) == strip and e.hardlink:sub(#strip + 1)
-    manifest[#manifest + 1] = { path = path, type = e.type, mode = e.mode, size = e.size or 0,
-      mtime = e.mtime, mtime_ns = e.mtime_ns, sha256 = e.sha256, link = e.link, hardlink = leader or nil }
+    local row = snapshot.row(e, path)
+    row.hardlink = leader or nil
+    manifest[#manifest + 1] = row
   end
 
   if by["meta.json"] then
@@ -136,6 +137,7 @@ function M.import(ctx, inst, file)
     app = meta.app or inst.app, version = meta.version, files = files, bytes = bytes,
     sent_bytes = 0, stored_bytes = 0, db_driver = dbobj and (meta.db_driver or "mysql") or nil,
     db_object = dbobj, db_bytes = dbbytes, consistent = true, root_mode = top_dir.mode, root_mtime_ns = top_dir.mtime_ns,
+    root_uid = top_dir.uid, root_gid = top_dir.gid,
     note = ("imported from %s (%s)%s"):format(file, kind, note and ("; " .. note) or "") }
   errors.check(st:sync()) -- every object on disk before the snapshot that needs them
   snap.stored_bytes = st:written() - written

@@ -62,7 +62,7 @@ local function remove_tree(t, path)
 end
 
 -- reusable(t, live, manifest) -> {path = true}: the snapshot's files that the live tree
--- at `live` holds already: same size, mode and mtime (to the second), and the same
+-- at `live` holds already: same size, mode, owner and mtime (to the second), and the same
 -- SHA-256 as the host's sha256sum computes it (so a file changed behind our back with
 -- its mtime put back is still sent). Empty when the host cannot say.
 local function reusable(t, live, manifest)
@@ -77,7 +77,7 @@ local function reusable(t, live, manifest)
       or (e and math.floor(e.mtime) == math.floor(f.mtime))
     -- a hard link's other names are always made anew from its first one
     if f.type == "file" and not f.hardlink and e and e.type == "file" and e.size == f.size and e.mode == f.mode
-      and same_time then
+      and same_time and (f.uid == nil or (e.uid == f.uid and e.gid == f.gid)) then
       candidates[#candidates + 1], want[f.path] = f.path, f.sha256
     end
     -- what tar cannot make (sockets, device nodes) is kept from the live tree
@@ -92,9 +92,9 @@ end
 -- another on the host (parent folders made) as hard links: no byte is copied, and both
 -- trees stay whole whichever one the swap keeps (nothing writes into these files: tar
 -- and our writes replace files, never rewrite them). A host without GNU cp copies
--- them through tar instead, mode and mtime kept.
+-- them through tar instead, mode and mtime kept (and owners, as root).
 local LINK = [[if cp --help 2>/dev/null | grep -q -- --parents; then exec xargs -0 cp -al --parents -t "$1" --; fi
-tar --null --no-recursion -T - -cf - | tar -xpf - --no-same-owner -C "$1"]]
+tar --null --no-recursion -T - -cf - | tar -xpf - -C "$1"]]
 local function link_local(t, from, to, paths)
   if #paths == 0 then return true end
   local list = {}
@@ -112,9 +112,12 @@ end
 -- the snapshot's tree made in dir (created). Files the live tree holds already are
 -- copied there on the host; paths in keep come from the live tree whatever the snapshot
 -- says (a copy's own config file); only the rest crosses the wire, in one tar stream.
--- The local links go first: tar sets the folders' modes and times last.
+-- The local links go first: tar sets the folders' modes and times last. Owners are kept
+-- where the login is root (tar's own rule) and device nodes made; elsewhere the login
+-- owns what it writes, and device nodes are kept from the live tree.
 local function build(t, st, manifest, dir, live, keep, progress)
   errors.check(t:mkdir_p(dir, 448))
+  local root = errors.check(t:is_root())
   local same, from_live, send = reusable(t, live, manifest), {}, {}
   for path in pairs(keep) do
     if t:stat(live .. "/" .. path) then from_live[#from_live + 1] = path else keep[path] = nil end
@@ -123,12 +126,12 @@ local function build(t, st, manifest, dir, live, keep, progress)
   for _, f in ipairs(manifest) do
     if keep[f.path] then -- the live one was listed above
     elseif same[f.path] then from_live[#from_live + 1] = f.path
-    elseif f.type == "socket" or f.type == "device" then unmade[#unmade + 1] = f.path
+    elseif f.type == "socket" or (f.type == "device" and not (root and f.rdev)) then unmade[#unmade + 1] = f.path
     else send[#send + 1] = f end
   end
   local ok, cmsg, ccode = link_local(t, live, dir, from_live)
   if not ok then return nil, cmsg, ccode end
-  local stream, omsg, ocode = t:open({ "tar", "-xpf", "-", "--no-same-owner", "-C", dir }, { stdin_pipe = true })
+  local stream, omsg, ocode = t:open({ "tar", "-xpf", "-", "-C", dir }, { stdin_pipe = true })
   if not stream then return nil, omsg, ocode end
   local sent, sent_bytes = snapshot.tally(send)
   local update, finish = (progress or function() end)(sent, sent_bytes)
@@ -144,14 +147,17 @@ local function build(t, st, manifest, dir, live, keep, progress)
     unmade = unmade }
 end
 
--- finish_root(t, dir, snap, live): the new tree's own mode and mtime as the snapshot
--- recorded them (else the live tree's mode), set once everything inside is written.
+-- finish_root(t, dir, snap, live): the new tree's own mode, owner (as root) and mtime
+-- as the snapshot recorded them (else the live tree's mode), set once everything inside
+-- is written.
 local function finish_root(t, dir, snap, live)
   local mode = snap.root_mode and ("%o"):format(snap.root_mode)
   local ns = math.tointeger(snap.root_mtime_ns)
   local stamp = ns and ("@%d.%09d"):format(ns // 1000000000, ns % 1000000000)
-  t:exec({ "sh", "-c", 'if [ -n "$2" ]; then chmod "$2" -- "$1"; elif [ -e "$4" ]; then chmod --reference="$4" -- "$1"; fi; '
-    .. '[ -z "$3" ] || touch -d "$3" -- "$1"', "sh", dir, mode or "", stamp or "", live })
+  local owner = snap.root_uid and snap.root_gid and ("%d:%d"):format(snap.root_uid, snap.root_gid)
+  t:exec({ "sh", "-c", '[ -z "$5" ] || [ "$(id -u)" != 0 ] || chown -- "$5" "$1"; '
+    .. 'if [ -n "$2" ]; then chmod "$2" -- "$1"; elif [ -e "$4" ]; then chmod --reference="$4" -- "$1"; fi; '
+    .. '[ -z "$3" ] || touch -d "$3" -- "$1"', "sh", dir, mode or "", stamp or "", live, owner or "" })
 end
 
 -- On the host: zstd -dc | "$@", exiting with the first failure of the two (fds 5 and 6

@@ -103,6 +103,27 @@ function M.unsafe(manifest)
   if linked then return linked, "it lies under a symlink" end
 end
 
+-- The fields of a manifest row (manifest_files' columns but its id).
+M.FIELDS = { "path", "type", "mode", "size", "mtime", "mtime_ns", "uid", "gid", "sha256", "link", "hardlink",
+  "sparse", "rdev" }
+
+-- row(e [, path]) -> a manifest row of entry e (a tar entry, a listing's, another row),
+-- at path instead of e.path when given; only a file has a size.
+function M.row(e, path)
+  local r = {}
+  for _, k in ipairs(M.FIELDS) do r[k] = e[k] end
+  r.path, r.size = path or e.path, e.type == "file" and (e.size or 0) or 0
+  return r
+end
+
+-- data_bytes(e) -> the bytes of file e that are not holes (what crosses for it).
+function M.data_bytes(e)
+  if not e.sparse then return e.size end
+  local n = 0
+  for len in e.sparse:gmatch("%+(%d+)") do n = n + tonumber(len) end
+  return n
+end
+
 -- resolve_hardlinks(entries) -> entries: tar's hard-link entries (type "hardlink",
 -- link = the path that holds the data) as files of that content, hardlink = that path.
 -- One whose target is not among the entries is refused.
@@ -115,7 +136,7 @@ function M.resolve_hardlinks(entries)
       if not target or target.type ~= "file" then
         errors.fail("%q is a hard link to %q, which the archive does not hold before it", e.path, tostring(e.link))
       end
-      e.type, e.link, e.sha256, e.size = "file", nil, target.sha256, target.size
+      e.type, e.link, e.sha256, e.size, e.sparse = "file", nil, target.sha256, target.size, target.sparse
       groups[target.path] = groups[target.path] or { target.path }
       table.insert(groups[target.path], e.path)
     end
@@ -149,16 +170,18 @@ function M.record(catalog, snap, manifest, listing)
     if not snap.manifest_id then
       _, snap.manifest_id = catalog:run("INSERT INTO manifests(listing) VALUES (?)", listing)
       for _, f in ipairs(manifest) do f.manifest_id = snap.manifest_id end
-      errors.check(catalog.db:insert_many([[INSERT INTO manifest_files(manifest_id, path, type, mode,
-        size, mtime, sha256, link, hardlink, mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]], manifest,
-        { "manifest_id", "path", "type", "mode", "size", "mtime", "sha256", "link", "hardlink", "mtime_ns" }))
+      local columns = { "manifest_id", table.unpack(M.FIELDS) }
+      errors.check(catalog.db:insert_many(("INSERT INTO manifest_files(%s) VALUES (%s)"):format(
+        table.concat(columns, ", "), ("?, "):rep(#columns - 1) .. "?"), manifest, columns))
     end
     _, id = catalog:run([[INSERT INTO snapshots(instance_id, started_at, finished_at, app, version,
       files, bytes, sent_bytes, stored_bytes, db_driver, db_object, db_bytes, consistent, note,
-      manifest_id, listed_at, root_mode, root_mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+      manifest_id, listed_at, root_mode, root_mtime_ns, root_uid, root_gid)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
       snap.instance_id, snap.started_at, snap.finished_at, snap.app, snap.version, snap.files,
       snap.bytes, snap.sent_bytes, snap.stored_bytes, snap.db_driver, snap.db_object, snap.db_bytes,
-      snap.consistent and 1 or 0, snap.note, snap.manifest_id, snap.listed_at, snap.root_mode, snap.root_mtime_ns)
+      snap.consistent and 1 or 0, snap.note, snap.manifest_id, snap.listed_at, snap.root_mode, snap.root_mtime_ns,
+      snap.root_uid, snap.root_gid)
   end)
   return id
 end

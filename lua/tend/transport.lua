@@ -200,6 +200,16 @@ for _, class in ipairs({ Local, Ssh }) do
     return r.code == 0 and r.stdout:match("([^/\n]+)\n") or nil
   end
 
+  -- is_root() -> whether the login is root on the host (asked once) | nil, msg, code
+  function class:is_root()
+    if self.root == nil then
+      local r, msg, code = self:exec({ "id", "-u" })
+      if not r then return nil, msg, code end
+      self.root = r.code == 0 and r.stdout:match("^0\n") ~= nil
+    end
+    return self.root
+  end
+
   -- with_temp(fn) -> fn(tmp)'s results: a temp file on the host (mktemp, 0600) that
   -- fn may use, removed afterwards whatever happens.
   function class:with_temp(fn)
