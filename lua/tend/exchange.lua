@@ -50,7 +50,7 @@ function M.export(ctx, inst, snap, file)
     db_file = dbname and ("db/" .. dbname .. ".sql") or nil }
   entries[#entries + 1] = { path = "manifest", type = "file", mode = 420, mtime = now, data = table.concat(lines, "\n") .. "\n" }
   entries[#entries + 1] = { path = "meta.json", type = "file", mode = 420, mtime = now, data = cjson.encode(meta) .. "\n" }
-  return errors.check(core.archive.write_tar(file, st, entries, { compression = compression }))
+  return errors.check(core.archive.write_tar(file, st, snapshot.tar_order(entries), { compression = compression }))
 end
 
 -- Tiki Manager's manifest.txt: "<md5>    app|data    <abs path>    full|partial" (the

@@ -135,7 +135,7 @@ local function build(t, st, manifest, dir, live, keep, progress)
   if not stream then return nil, omsg, ocode end
   local sent, sent_bytes = snapshot.tally(send)
   local update, finish = (progress or function() end)(sent, sent_bytes)
-  local files, msg, code = core.archive.write_tar(stream, st, send, { progress = update })
+  local files, msg, code = core.archive.write_tar(stream, st, snapshot.tar_order(send), { progress = update })
   if finish then finish() end
   local status = stream:wait()
   if not files then return nil, msg, code end

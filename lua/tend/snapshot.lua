@@ -116,6 +116,31 @@ function M.row(e, path)
   return r
 end
 
+-- tar_order(entries) -> a copy of entries in the order a tar of them must have: each
+-- folder's whole contents right after it ("a/x" before "a.b", which byte order puts
+-- between them, and whose extraction would change a's mtime after tar has set it), and
+-- in each hard-link group the first one written holding the data, the others linked
+-- to it. A group's holder that is not among entries is there already (taken from the
+-- live tree).
+function M.tar_order(entries)
+  local out, key, present = {}, {}, {}
+  for i, e in ipairs(entries) do
+    local c = {}
+    for k, v in pairs(e) do c[k] = v end
+    out[i], key[c], present[e.path] = c, (e.path:gsub("/", "\0")), true
+  end
+  table.sort(out, function(a, b) return key[a] < key[b] end)
+  local holder = {}
+  for _, e in ipairs(out) do
+    local group = e.hardlink or e.path
+    if e.type == "file" and present[group] then
+      e.hardlink = holder[group]
+      holder[group] = holder[group] or e.path
+    end
+  end
+  return out
+end
+
 -- data_bytes(e) -> the bytes of file e that are not holes (what crosses for it).
 function M.data_bytes(e)
   if not e.sparse then return e.size end

@@ -25,6 +25,9 @@ w=$deploy/releases/r1
 mkdir -p "$w/lib/deep" "$w/uploads"
 echo '<?php echo "torture";' > "$w/index.php"
 echo 'shared bytes' > "$w/lib/one.txt"; ln "$w/lib/one.txt" "$w/lib/two.txt"; ln "$w/lib/one.txt" "$w/uploads/three.txt"
+# byte order puts lib.d/ and lib.txt between lib and lib/...: tar must not (lib's mtime),
+# and the group's first name by byte order (lib.d/four.txt) is not the first tar writes
+mkdir "$w/lib.d"; ln "$w/lib/one.txt" "$w/lib.d/four.txt"; printf 'sibling' > "$w/lib.txt"
 printf 'not utf-8' > "$w/uploads/"$'\xff\xfe'
 printf 'utf-8' > "$w/uploads/café-€.txt"
 printf 'newline' > "$w/uploads/a"$'\n'"b"
@@ -64,7 +67,7 @@ is "$rc" 0 "the torture tree backs up"
 ok "... and its 70 MB of holes did not cross (sent under 1 MB)" \
   test "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT sent_bytes FROM snapshots ORDER BY id DESC LIMIT 1")" -lt 1000000
 names() { sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM manifest_files WHERE manifest_id = (SELECT manifest_id FROM snapshots ORDER BY id DESC LIMIT 1) $1"; }
-is "$(names "AND hardlink IS NOT NULL")" 2 "... its hard-link group is recorded (two names of lib/one.txt)"
+is "$(names "AND hardlink IS NOT NULL")" 3 "... its hard-link group is recorded (three other names of lib.d/four.txt)"
 is "$(names "AND type IN ('fifo', 'socket', 'device')")" "$([ "$(id -u)" -eq 0 ] && echo 3 || echo 2)" "... and its FIFO, socket and device node"
 out=$("$TEND" verify src 2>&1); rc=$?
 like "$rc:$out" "^0:.*all intact" "verify finds every object and every path restorable"
@@ -82,6 +85,11 @@ compare() {
   ok "$2: the tree takes about the source's disk space, not 70 MB more (holes not filled)" \
     test "$(du -sk "$1" | cut -f1)" -lt "$(( $(du -sk "$w" | cut -f1) + 1024 ))"
 }
+
+# 0. A restore drill here: the tree restored into a scratch directory and compared.
+out=$("$TEND" verify src latest --restore-to "$T/drill" 2>&1); rc=$?
+like "$rc:$out" "^0:.*the tree matches the manifest" "a restore drill of the torture tree matches its manifest"
+compare "$T/drill/files" "restore drill" copy
 
 # 1. In place, over damage: the link stays a link, the tree the snapshot's.
 rm "$w/lib/two.txt"; rm "$w/uploads/"$'\xff\xfe'; echo changed > "$w/index.php"; chmod 755 "$w"
