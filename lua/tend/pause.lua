@@ -1,6 +1,7 @@
 -- pause: a hook for tests and operators to hold a job at a named point. With
 -- TEND_PAUSE=NAME, the job creates $TEND_HOME/paused-NAME when it reaches that point and
--- waits until the file is removed (at most 120 s). Names: restore.db-emptied, ...
+-- waits until the file is removed (at most 120 s). Names: restore.db-emptied,
+-- restore.sqlite-sent, ...
 local core = require "tend.core"
 
 return function(ctx, name)

@@ -197,29 +197,69 @@ local function client_run(t, s, argv_tail, feed, unzstd)
   return table.concat(out)
 end
 
--- sqlite_dump(st, object) -> path: a stored SQLite file as SQL (`sqlite3 .dump`), in a
--- temp file here; sqlite3 must be installed here for copies of SQLite sites.
-local function sqlite_dump(st, object)
-  local db, sql = os.tmpname(), os.tmpname()
-  local ok, msg = st:get_file(object, db, 384)
-  if not ok then os.remove(db); os.remove(sql); errors.fail("%s", msg) end
-  local r, rmsg = core.proc.run({ "sh", "-c", 'sqlite3 -bail "$1" .dump > "$2"', "sh", db, sql })
-  os.remove(db)
+-- run_here(argv, what) -> true: a program run here, or raises saying what needs it.
+local function run_here(argv, what)
+  local r, msg = core.proc.run(argv)
   if not r or r.code ~= 0 then
-    os.remove(sql)
-    errors.fail("a copy's SQLite database is rewritten as SQL, which needs sqlite3 here: %s",
-      rmsg or r.stderr:match("[^\n]+") or ("exit " .. r.code))
+    errors.fail("%s needs sqlite3 here: %s", what, msg or r.stderr:match("[^\n]+") or ("exit " .. r.code))
   end
-  return sql
+  return true
 end
 
--- feed_file(path, w): a file's bytes into a writer (a rewriter), a MiB at a time.
-local function feed_file(path, w)
-  local f = assert(io.open(path, "rb"))
-  for chunk in function() return f:read(1 << 20) end do errors.check(w:write(chunk)) end
-  f:close()
-  errors.check(w:flush())
-  w:close()
+-- rewritten_sqlite(st, object, rewrites) -> path: a copy's SQLite database, built here
+-- in a temp file (0600): the stored file's `.dump`, through the rewriter, into sqlite3.
+local function rewritten_sqlite(st, object, rewrites)
+  local stored, sql, db = os.tmpname(), os.tmpname(), os.tmpname()
+  local ok, err = pcall(function()
+    errors.check(st:get_file(object, stored, 384))
+    run_here({ "sh", "-c", 'sqlite3 -bail "$1" .dump > "$2"', "sh", stored, sql }, "a copy of a SQLite database")
+    os.remove(db) -- sqlite3 makes it anew
+    local into = errors.check(core.proc.open({ "sh", "-c", 'umask 077 && exec sqlite3 -bail "$1"', "sh", db }, { stdin_pipe = true }))
+    local f = assert(io.open(sql, "rb"))
+    local w <close> = core.rewrite.new(rewrites, "sqlite", into)
+    for chunk in function() return f:read(1 << 20) end do errors.check(w:write(chunk)) end
+    f:close()
+    errors.check(w:flush())
+    into:send_eof()
+    local status = into:wait()
+    if status ~= 0 then errors.fail("rewriting the SQLite database: %s", into:stderr():match("[^\n]+") or "sqlite3 failed") end
+  end)
+  os.remove(stored); os.remove(sql)
+  if not ok then os.remove(db); error(err, 0) end
+  return db
+end
+
+-- On the host: stdin into a temp file beside the database ($1) that replaces it only
+-- once its SHA-256 is $2 (a stream cut short never does), with the old file's mode (and
+-- owner, as root). The temp file goes however the script ends: it never outlives it.
+local SQLITE_PUT = [[d=$(dirname -- "$1") && f=$(mktemp "$d/.tend-sqlite-XXXXXX") || exit 125
+trap 'rm -f -- "$f"' EXIT
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
+cat > "$f" || exit 1
+sum=$(sha256sum < "$f") || { echo "no sha256sum on the host" >&2; exit 127; }
+[ "${sum%% *}" = "$2" ] || { echo "the database file arrived incomplete" >&2; exit 1; }
+if [ -e "$1" ]; then
+  chmod --reference="$1" -- "$f" && { [ "$(id -u)" != 0 ] || chown --reference="$1" -- "$f"; } || exit 1
+else chmod 644 -- "$f" || exit 1; fi
+sync -- "$f" 2>/dev/null
+mv -f -- "$f" "$1"]]
+
+-- put_sqlite(t, path, hex, feed [, ctx]) -> true | nil, msg, code: feed(stream) writes
+-- the new database file, whose SHA-256 is hex; readers see the old file or the new one.
+local function put_sqlite(t, path, hex, feed, ctx)
+  local stream, msg, code = t:open({ "sh", "-c", SQLITE_PUT, "sh", path, hex }, { stdin_pipe = true })
+  if not stream then return nil, msg, code end
+  local ok
+  ok, msg, code = feed(stream)
+  if not ok then stream:close(); return nil, msg, code end
+  if ctx then pause(ctx, "restore.sqlite-sent") end
+  stream:send_eof()
+  local status = stream:wait()
+  if status == nil then return nil, "the connection broke while the database file was written", "stream" end
+  if status ~= 0 then
+    return nil, ("could not replace %s: %s"):format(path, stream:stderr():match("[^\n]+") or ("exit " .. status)), "remote"
+  end
+  return true
 end
 
 -- load_db(t, st, s, object [, ctx [, rewrites]]) -> true | nil, msg, code: empty the
@@ -228,30 +268,21 @@ end
 function M.load_db(t, st, s, object, ctx, rewrites)
   local rewrite = rewrites and #rewrites > 0
   if s.driver == "sqlite" then
-    -- The stored object is the database file itself. A copy's is rewritten as SQL: its
-    -- .dump made here, through the rewriter, into the host's sqlite3.
-    local dump = rewrite and sqlite_dump(st, object)
-    return t:with_temp(function(tmp)
-      local argv = dump and { "sqlite3", "-bail", tmp } or { "sh", "-c", 'cat > "$1"', "sh", tmp }
-      local stream = errors.check(t:open(argv, { stdin_pipe = true }))
-      local ok, msg, code
-      if dump then
-        ok, msg, code = pcall(feed_file, dump, core.rewrite.new(rewrites, "sqlite", stream))
-        os.remove(dump)
-        if ok then stream:send_eof() else stream:close(); return nil, errors.message(msg) end
-        ok = true
-      else
-        ok, msg, code = st:write_to(object, stream)
+    -- The stored object is the database file itself; a copy's is rewritten here first.
+    if not rewrite then return put_sqlite(t, s.path, object, function(stream) return st:write_to(object, stream) end, ctx) end
+    local db = rewritten_sqlite(st, object, rewrites)
+    local hex = core.hash.file(db)
+    local ok, msg, code = put_sqlite(t, s.path, hex, function(stream)
+      local f = assert(io.open(db, "rb"))
+      for chunk in function() return f:read(1 << 20) end do
+        local w, wmsg, wcode = stream:write(chunk)
+        if not w then f:close(); return nil, wmsg, wcode end
       end
-      local status = stream:wait()
-      if not ok then return nil, msg, code end
-      if status ~= 0 then
-        return nil, ("could not write the database copy%s"):format(dump and (": " .. (stream:stderr():match("[^\n]+") or "sqlite3 failed")) or ""), "remote"
-      end
-      -- mktemp made it 0600: it takes the mode of the file it replaces, for the web server
-      t:exec({ "sh", "-c", '[ -e "$2" ] && chmod --reference="$2" -- "$1" || chmod 644 -- "$1"', "sh", tmp, s.path })
-      return t:rename(tmp, s.path) -- readers see the old file or the new one
-    end)
+      f:close()
+      return true
+    end, ctx)
+    os.remove(db)
+    return ok, msg, code
   end
   local tables, msg, code = client_run(t, s, { "-e", "SHOW TABLES" })
   if not tables then return nil, msg, code end
