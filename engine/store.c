@@ -146,6 +146,17 @@ static int frame_out(loose_out *o, const char *p, size_t n)
 	return o->st->key ? tend_seal_push(o->st->seal, p, n, to_fd, o) : to_fd(o, p, n);
 }
 
+/* An object this handle added, noted (one line of hex) in the run file, if any: what a
+ * failed or killed run leaves is then known by name (tend.snapshot.sweep). */
+static void note_added(tend_store *st, const char *hex)
+{
+	char line[65];
+	memcpy(line, hex, 64);
+	line[64] = '\n';
+	if (st->added_fd >= 0 && tend_write_all(st->added_fd, line, sizeof line) != 0)
+		st->added_fd = -1; /* best effort: gc still finds what is not noted */
+}
+
 /* Seal the temp file's end, close it, and give it its name (res->hex) unless the store
  * has the object already (then res->added is 0). err: what went wrong before. */
 static int finish_loose(tend_store *st, loose_out *o, const char *tmp, int err, tend_store_result *res)
@@ -163,8 +174,10 @@ static int finish_loose(tend_store *st, loose_out *o, const char *tmp, int err, 
 			err = errno;
 		else if (res->added && rename(tmp, final) != 0)
 			err = errno;
-		else if (res->added)
+		else if (res->added) {
 			st->written += o->stored;
+			note_added(st, res->hex);
+		}
 	}
 	if (err || !res->added)
 		unlink(tmp);
@@ -279,6 +292,8 @@ int tend_store_put(tend_store *st, tend_store_source src, void *ctx, tend_store_
 		tend_sha256_hex(h, res->hex);
 		res->added = !object_whole(st, res->hex);
 		err = res->added ? tend_pack_queue(st, res->hex, st->raw, len) : 0;
+		if (res->added && !err)
+			note_added(st, res->hex);
 	}
 	tend_sha256_free(h);
 	return err;
@@ -859,10 +874,27 @@ static int l_healed(lua_State *L)
 	return 1;
 }
 
+/* st:note_added(path | nil) -> true | nil, msg, code: from now on each object this
+ * handle adds is noted in path (appended, 0600); nil stops noting. */
+static int l_note_added(lua_State *L)
+{
+	tend_store *st = check_store(L);
+	const char *path = luaL_optstring(L, 2, NULL);
+	if (st->added_fd >= 0)
+		close(st->added_fd);
+	st->added_fd = -1;
+	if (path && (st->added_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return tend_fail_errno(L, errno, "store: %s", path);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 static int l_gc(lua_State *L)
 {
 	tend_store *st = luaL_checkudata(L, 1, STORE_CLASS);
 	tend_pack_close(st); /* packs never indexed are removed */
+	if (st->added_fd >= 0)
+		close(st->added_fd);
 	ZSTD_freeCCtx(st->zc);
 	if (st->key)
 		sodium_free(st->key);
@@ -877,6 +909,7 @@ static int l_gc(lua_State *L)
 	pthread_mutex_destroy(&st->mu);
 	memset(st, 0, sizeof *st);
 	st->pack_fd = -1;
+	st->added_fd = -1;
 	return 0;
 }
 
@@ -962,6 +995,7 @@ static int l_open(lua_State *L)
 	tend_store *st = lua_newuserdatauv(L, sizeof *st, 0);
 	memset(st, 0, sizeof *st);
 	st->pack_fd = -1;
+	st->added_fd = -1;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->more, NULL);
 	pthread_cond_init(&st->room, NULL);
@@ -1013,7 +1047,7 @@ int tend_open_store(lua_State *L)
 		{"put_file", l_put_file}, {"put_string", l_put_string}, {"put_stream", l_put_stream},
 		{"has", l_has}, {"write_to", l_write_to}, {"write_frame_to", l_write_frame_to},
 		{"get_file", l_get_file}, {"get_string", l_get_string}, {"verify", l_verify},
-		{"sync", l_sync}, {"encrypt", l_encrypt}, {"written", l_written}, {"healed", l_healed}, {"locate", l_locate}, {"sealed", l_sealed}, {"list", l_list}, {"remove", l_remove},
+		{"sync", l_sync}, {"encrypt", l_encrypt}, {"written", l_written}, {"healed", l_healed}, {"note_added", l_note_added}, {"locate", l_locate}, {"sealed", l_sealed}, {"list", l_list}, {"remove", l_remove},
 		{"prune", l_prune}, {"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};
 	tend_new_class(L, STORE_CLASS, methods);

@@ -40,6 +40,7 @@ typedef struct {
 	char *in, *out;           /* buffers, reused */
 	long long written;        /* compressed bytes this handle added to the store */
 	long long healed;         /* damaged objects it replaced with good copies */
+	int added_fd;             /* where each object this handle adds is noted (a run file), or -1 */
 	void *index, *find;       /* sqlite3 *: store/index.db, opened on first use; its look-up */
 	/* the rest is guarded by mu (worker threads append to the pack) */
 	pthread_mutex_t mu;

@@ -312,12 +312,16 @@ end
 function M.dump_helper(ctx, inst, parent_pid)
   core.proc.die_with_parent(parent_pid)
   local st = snapshot.store(ctx)
+  -- the dump's object is noted in a run file the parent adopts: if the backup fails, or
+  -- either process is killed, the dump goes with the next sweep
+  local run = snapshot.begin_run(ctx)
   local lock <close> = snapshot.lock_store(ctx, "shared")
   local settings = errors.check(inst:db_settings(ctx:vault()))
   local written = st:written()
   local dbinfo = errors.check(M.dump_db(inst:transport(), settings, st))
   errors.check(st:sync())
-  dbinfo.stored, dbinfo.healed = st:written() - written, st:healed()
+  dbinfo.stored, dbinfo.healed, dbinfo.run = st:written() - written, st:healed(), run.path
+  st:note_added(nil)
   require("tend.pause")(ctx, "backup.db-dumped")
   return dbinfo
 end
@@ -333,7 +337,7 @@ local function finish_dump_helper(helper)
   local ok, info = pcall(cjson.decode, r.code == 0 and r.stdout or "")
   if ok and type(info) == "table" and info.object then
     return { object = info.object, bytes = math.tointeger(info.bytes), stored = math.tointeger(info.stored),
-      healed = math.tointeger(info.healed) }
+      healed = math.tointeger(info.healed), run = info.run }
   end
   return nil, r.stderr:match("^tend: ([^\n]+)") or ("the database dump ended with %s"):format(r.signal or ("exit " .. tostring(r.code)))
 end
@@ -345,6 +349,9 @@ function M.run(ctx, inst, opts)
   local say = opts.progress or function() end
   local catalog, st, t = ctx:catalog(), snapshot.store(ctx), inst:transport()
   local started = os.time()
+  pcall(snapshot.sweep, ctx) -- what killed runs added and nothing needs
+  -- What this run adds is noted: if it fails, that goes (once the lock below is free).
+  local run <close> = snapshot.begin_run(ctx)
   -- Objects written before the snapshot is recorded must not be collected meanwhile.
   local lock <close> = snapshot.lock_store(ctx, "shared")
   local adapter, version = inst:detect()
@@ -386,6 +393,7 @@ function M.run(ctx, inst, opts)
   if helper then
     say("waiting for the database dump")
     dbinfo, dbmsg = finish_dump_helper(helper)
+    if dbinfo and dbinfo.run then run.adopted[#run.adopted + 1] = dbinfo.run end
     if not dbinfo then errors.fail("%s", dbmsg) end
   elseif settings then -- no helper could start: the dump here
     say("dumping database %s", db.describe(settings))
@@ -403,6 +411,7 @@ function M.run(ctx, inst, opts)
   -- damaged objects replaced by the good copies this backup read (not recorded)
   snap.healed = st:healed() + (dbinfo and dbinfo.healed or 0)
   local id = snapshot.record(catalog, snap, manifest, digest)
+  snapshot.end_run(ctx, run, true)
   snap.id = id
   return id, snap
 end

@@ -71,6 +71,7 @@ end
 function M.import(ctx, inst, file)
   if not core.fs.stat(file) then errors.usage("%s: no such file", file) end
   local st = snapshot.store(ctx)
+  local run <close> = snapshot.begin_run(ctx) -- a failed import's objects go (snapshot.sweep)
   local lock <close> = snapshot.lock_store(ctx, "shared")
   local written = st:written()
   local entries = snapshot.resolve_hardlinks(errors.check(core.archive.store_tar(file, st)))
@@ -142,6 +143,7 @@ function M.import(ctx, inst, file)
   errors.check(st:sync()) -- every object on disk before the snapshot that needs them
   snap.stored_bytes = st:written() - written
   local id = snapshot.record(ctx:catalog(), snap, manifest)
+  snapshot.end_run(ctx, run, true)
   return id, { kind = kind, files = files, bytes = bytes, db_bytes = dbbytes, note = note }
 end
 

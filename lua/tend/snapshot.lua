@@ -22,6 +22,70 @@ function M.lock_store(ctx, kind)
   return lock
 end
 
+-- Runs that add objects (backups, imports, a backup's dump helper) mark themselves
+-- with a file in store/runs/, locked while they live, in which the store notes each
+-- object they add. A run that fails, or was killed (its file no longer locked), leaves
+-- objects nothing needs: sweep removes those, by name, as soon as no other run holds
+-- the store (until then they wait for it, or for gc).
+
+-- begin_run(ctx) -> run: this process's run file, locked, noting the objects it adds.
+-- Take it before the store's shared lock, so that end_run's sweep finds that free.
+function M.begin_run(ctx)
+  local st = ctx:store()
+  local dir = ctx.home .. "/store/runs"
+  errors.check(core.fs.mkdir_p(dir, 448))
+  local path = ("%s/%d-%d-%d.run"):format(dir, os.time(), core.proc.pid(), math.random(1, 1 << 30))
+  local run = { path = path, lock = errors.check(core.fs.lock(path, "exclusive", false)), adopted = {} }
+  errors.check(st:note_added(path))
+  return setmetatable(run, { __close = function(r, err) if err ~= nil and not r.done then M.end_run(ctx, r, false) end end })
+end
+
+-- end_run(ctx, run, ok): a run that recorded its snapshot forgets its notes (and those
+-- of helpers it adopted); one that failed gives them to sweep. Call it with the
+-- store's shared lock released.
+function M.end_run(ctx, run, ok)
+  if run.done then return end
+  run.done = true
+  ctx:store():note_added(nil)
+  if ok then
+    for _, p in ipairs(run.adopted) do core.fs.remove(p) end
+    core.fs.remove(run.path)
+  end
+  run.lock:release()
+  if not ok then pcall(M.sweep, ctx) end
+end
+
+-- sweep(ctx) -> objects removed: what failed and killed runs added that no snapshot
+-- (and no restore journal) needs, when no other run holds the store; else 0, and the
+-- notes stay for the next sweep or gc.
+function M.sweep(ctx)
+  local dir = ctx.home .. "/store/runs"
+  local ended, names = {}, core.fs.list(dir) or {}
+  for _, name in ipairs(names) do
+    local lock = name:match("%.run$") and core.fs.lock(dir .. "/" .. name, "exclusive", false)
+    if lock then ended[#ended + 1] = { path = dir .. "/" .. name, lock = lock } end
+  end
+  if #ended == 0 then return 0 end
+  local removed = 0
+  local got, store_lock = pcall(core.fs.lock, ctx.home .. "/store/lock", "exclusive", false)
+  if got and store_lock then
+    local st, keep = ctx:store(), M.referenced(ctx:catalog())
+    for hex in pairs(require("tend.restore").pinned(ctx)) do keep[hex] = true end
+    for _, run in ipairs(ended) do
+      local f = io.open(run.path, "rb")
+      for hex in (f and f:read("a") or ""):gmatch("(%x+)\n") do
+        if #hex == 64 and not keep[hex] and st:remove(hex) then removed = removed + 1 end
+      end
+      if f then f:close() end
+      core.fs.remove(run.path)
+    end
+    st:prune() -- packs a killed run left unindexed
+    store_lock:release()
+  end
+  for _, run in ipairs(ended) do run.lock:release() end
+  return removed
+end
+
 -- referenced(catalog) -> {hex = true}: every object some snapshot needs.
 function M.referenced(catalog)
   local keep = {}

@@ -50,9 +50,11 @@ if [ "$(id -u)" -eq 0 ]; then
   is "$(sqlite3 "$small/catalog.db" 'SELECT count(*) FROM snapshots')" 0 "... with no snapshot"
   is "$(ls "$small/store/tmp" | wc -l)" 0 "... and no half-written object"
   is "$(ls "$small/store/packs" | wc -l)" 0 "... and no pack of objects it never indexed"
+  is "$(find "$small/store/objects" -type f | wc -l)" 0 "... and none of the objects it stored before the disk filled"
+  is "$(ls "$small/store/runs" | wc -l)" 0 "... and no note of them"
   umount "$small"
 else
-  for _ in 1 2 3 4; do _tap_result 0 "# SKIP the tmpfs needs root"; done
+  for _ in 1 2 3 4 5 6; do _tap_result 0 "# SKIP the tmpfs needs root"; done
 fi
 
 # 3. A restore killed midway (while the new tree is being built): the target unchanged.
@@ -111,6 +113,7 @@ done
 # 5. A backup killed while its helper dumps the database: the helper dies with it, and
 #    no snapshot is recorded.
 snaps=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots")
+wp_sql "UPDATE wp_posts SET post_title = 'A BACKUP OF THIS IS KILLED' WHERE post_type = 'post'" # a new dump
 TEND_PAUSE=backup.db-dumped "$TEND" --quiet backup wpk > "$T/out" 2>&1 &
 tend=$!
 wait_for "the dump helper to reach its pause" 60 test -e "$TEND_HOME/paused-backup.db-dumped"
@@ -120,6 +123,12 @@ sleep 0.5
 ok "the helper died with the backup" sh -c "! pgrep -f -- 'helper dump-db [w]pk'"
 rm -f "$TEND_HOME/paused-backup.db-dumped"
 is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots")" "$snaps" "no snapshot is recorded"
+added=$(cat "$TEND_HOME"/store/runs/*.run 2>/dev/null | sort -u)
+ok "the objects the killed backup and its helper added are noted by name" test -n "$added"
+still() { n=0; for h in $added; do "$TEND" store cat "$h" >/dev/null 2>&1 && n=$((n + 1)); done; echo "$n"; }
+ok "... and are in the store" test "$(still)" -gt 0
+"$TEND" --quiet backup big >/dev/null 2>&1 || diag "the backup of big failed"
+is "$(still):$(ls "$TEND_HOME/store/runs" | wc -l)" "0:0" "the next backup (of another instance) removes them, and the notes"
 
 # 6. Kills at many points of a backup and of a restore, and a lost connection: no file
 #    on the host holds the DB password at any time after, no staging tree survives the
