@@ -86,7 +86,7 @@ install: all
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on its corpus in tests/fuzz/corpus/;
 # crashes found are kept there as regression inputs once fixed.
-FUZZ_TARGETS := rewrite rowdiff tar
+FUZZ_TARGETS := rewrite rowdiff tar import
 FUZZ_SECONDS ?= 60
 FUZZCC  := clang
 FUZZFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -pthread -Iengine -Ibuild $(shell pkg-config --cflags $(PKGS)) \

@@ -94,6 +94,8 @@ static ssize_t entry_data(void *ctx, char *buf, size_t n)
 	if (s->pos < upto) {
 		k = upto - s->pos < (la_int64_t)n ? (size_t)(upto - s->pos) : n;
 		memset(buf, 0, k);
+	} else if (!s->block_left) {
+		return 0; /* the end */
 	} else {
 		k = s->block_left < n ? s->block_left : n;
 		memcpy(buf, s->block, k);
@@ -163,7 +165,8 @@ static const char *take_entry(lua_State *L, struct archive *a, struct archive_en
 	set_str(L, "type", type);
 	set_int(L, "mode", archive_entry_perm(e));
 	set_int(L, "mtime", (lua_Integer)archive_entry_mtime(e));
-	if (archive_entry_mtime_is_set(e))
+	/* to the nanosecond where 64 bits hold it (until 2262; beyond, to the second) */
+	if (archive_entry_mtime_is_set(e) && archive_entry_mtime(e) > -9000000000LL && archive_entry_mtime(e) < 9000000000LL)
 		set_int(L, "mtime_ns", (lua_Integer)archive_entry_mtime(e) * 1000000000 + archive_entry_mtime_nsec(e));
 	set_int(L, "uid", (lua_Integer)archive_entry_uid(e));
 	set_int(L, "gid", (lua_Integer)archive_entry_gid(e));

@@ -67,6 +67,25 @@ local function tiki_manager_manifest(text)
   return out
 end
 
+-- text_of(st, file, e) -> the bytes of archive entry e, a file, or a job failure.
+local function text_of(st, file, e)
+  if e.type ~= "file" or not e.sha256 then errors.fail("%s: %s is not a file; nothing imported", file, e.path) end
+  return errors.check(st:get_string(e.sha256))
+end
+
+-- read_meta(file, text) -> our export's meta.json as a table of strings (and numbers),
+-- or a job failure naming what is wrong with it.
+local function read_meta(file, text)
+  local ok, meta = pcall(cjson.decode, text)
+  if not ok or type(meta) ~= "table" then errors.fail("%s: its meta.json is not a JSON object; nothing imported", file) end
+  for _, k in ipairs({ "app", "version", "db_driver", "db_file" }) do
+    local v = meta[k]
+    if v == cjson.null then meta[k] = nil
+    elseif v ~= nil and type(v) ~= "string" then errors.fail("%s: meta.json: %s is not a string; nothing imported", file, k) end
+  end
+  return meta
+end
+
 -- import(ctx, inst, file) -> snapshot id, summary
 function M.import(ctx, inst, file)
   if not core.fs.stat(file) then errors.usage("%s: no such file", file) end
@@ -92,7 +111,7 @@ function M.import(ctx, inst, file)
 
   if by["meta.json"] then
     kind = "tend export"
-    meta = cjson.decode(st:get_string(by["meta.json"].sha256))
+    meta = read_meta(file, text_of(st, file, by["meta.json"]))
     for _, e in ipairs(entries) do
       local rel = e.path == "files" and "" or e.path:match("^files/(.+)$")
       if rel then add(rel, e, "files/") end
@@ -108,7 +127,7 @@ function M.import(ctx, inst, file)
       errors.usage("%s is neither a tend export (meta.json) nor a Tiki Manager backup (<id>-<name>/manifest.txt)", file)
     end
     kind = "Tiki Manager backup"
-    local folders = tiki_manager_manifest(st:get_string(by[top .. "/manifest.txt"].sha256))
+    local folders = tiki_manager_manifest(text_of(st, file, by[top .. "/manifest.txt"]))
     local root
     for _, f in pairs(folders) do if f.kind == "app" then root = f.path end end
     if not root then errors.fail("%s: its manifest.txt names no app folder", file) end

@@ -110,6 +110,16 @@ out=$("$TEND" import tk "$T/4-evil.tar.bz2" 2>&1); rc=$?
 like "$rc:$out" '^1:.*unsafe path "\.\./\.\./x" \(a "\.\." component\); nothing imported' "a Tiki Manager manifest path with .. is refused, by name"
 is "$(q 'SELECT count(*) FROM snapshots')" 3 "... and records no snapshot"
 
+# A damaged export (what the fuzzer found): meta.json that is not JSON, or not a file.
+bad=$T/bad-export; mkdir -p "$bad/files"; echo '<?php' > "$bad/files/index.php"; printf '{"app": "word' > "$bad/meta.json"
+tar -cf "$T/bad-meta.tar" -C "$bad" files meta.json
+out=$("$TEND" import copy "$T/bad-meta.tar" 2>&1); rc=$?
+is "$rc:$out" "1:tend: import: $T/bad-meta.tar: its meta.json is not a JSON object; nothing imported" "an export whose meta.json is cut short is refused in one line"
+rm "$bad/meta.json"; mkdir "$bad/meta.json"; tar -cf "$T/dir-meta.tar" -C "$bad" files meta.json
+out=$("$TEND" import copy "$T/dir-meta.tar" 2>&1); rc=$?
+is "$rc:$out" "1:tend: import: $T/dir-meta.tar: meta.json is not a file; nothing imported" "... and one whose meta.json is a folder"
+is "$(q 'SELECT count(*) FROM snapshots')" 3 "... recording no snapshot"
+
 # Exports hold secrets (the config file, the users table): 0600 whatever the umask; so
 # is every state file tend creates.
 (umask 022; "$TEND" --quiet export copy latest "$T/secret.tar.zst" >/dev/null 2>&1)
