@@ -72,7 +72,7 @@ function M.compare(snap, manifest, files, unmade)
   local now, root = backup.parse(raw)
   local skip, diffs, hashes = {}, {}, {}
   for _, p in ipairs(unmade or {}) do skip[p] = true end
-  local am_root = errors.check(t:is_root())
+  local am_root = t:is_root()
   local function differ(path, fmt, ...) diffs[#diffs + 1] = ("%s: " .. fmt):format(path, ...) end
   local function same_time(e, f)
     if f.mtime_ns and e.mtime_ns then return e.mtime_ns == f.mtime_ns end

@@ -200,11 +200,12 @@ for _, class in ipairs({ Local, Ssh }) do
     return r.code == 0 and r.stdout:match("([^/\n]+)\n") or nil
   end
 
-  -- is_root() -> whether the login is root on the host (asked once) | nil, msg, code
+  -- is_root() -> whether the login is root on the host (asked once); raises when the
+  -- host cannot be asked
   function class:is_root()
     if self.root == nil then
-      local r, msg, code = self:exec({ "id", "-u" })
-      if not r then return nil, msg, code end
+      local r, msg = self:exec({ "id", "-u" })
+      if not r then require("tend.errors").fail("%s", msg) end
       self.root = r.code == 0 and r.stdout:match("^0\n") ~= nil
     end
     return self.root

@@ -20,6 +20,8 @@ _harness_cleanup() {
   local pid
   for pid in $HARNESS_PIDS; do kill "$pid" 2>/dev/null; done
   for pid in $HARNESS_PIDS; do wait "$pid" 2>/dev/null; done
+  # what the slow user's sessions left running (a remote `sleep 30` outlives its channel)
+  [ -n "${SSHD_SLOW_USER:-}" ] && pkill -KILL -u "$SSHD_SLOW_USER" 2>/dev/null
   [ -n "$HARNESS_TMP" ] && rm -rf "$HARNESS_TMP"
 }
 trap _harness_cleanup EXIT
@@ -103,12 +105,19 @@ start_sshd() {
     # A user whose login shell starts slowly, as on real servers whose rc files start
     # version managers: bash reads ~/.bashrc even for `ssh host cmd`. Each start is
     # counted in ~/rc-starts, so a test can tell the rc file really ran.
+    # Its home is a fixed symlink to this harness's folder: the account never changes
+    # (usermod refuses while a process of the user lives, as an earlier run's may).
     SSHD_SLOW_USER=tend-test-slow
-    local home=$d/slow-home
+    local home=$d/slow-home link=/tmp/tend-test-slow-home
     mkdir -p "$home"
     printf 'echo x >> "$HOME/rc-starts"\nsleep 0.3\n' > "$home/.bashrc"
-    if id "$SSHD_SLOW_USER" >/dev/null 2>&1; then usermod -d "$home" -s /bin/bash "$SSHD_SLOW_USER"
-    else useradd -M -d "$home" -s /bin/bash "$SSHD_SLOW_USER"; fi
+    chown -R "$SSHD_SLOW_USER" "$home" 2>/dev/null
+    ln -sfn "$home" "$link"
+    if ! id "$SSHD_SLOW_USER" >/dev/null 2>&1; then useradd -M -d "$link" -s /bin/bash "$SSHD_SLOW_USER"
+    elif [ "$(getent passwd "$SSHD_SLOW_USER" | cut -d: -f6)" != "$link" ]; then
+      pkill -KILL -u "$SSHD_SLOW_USER" 2>/dev/null; sleep 0.2
+      usermod -d "$link" -s /bin/bash "$SSHD_SLOW_USER"
+    fi
     usermod -p '*' "$SSHD_SLOW_USER" # no password, yet not locked: sshd lets a key in
     chown -R "$SSHD_SLOW_USER" "$home"
     export SSHD_SLOW_USER
