@@ -612,6 +612,7 @@ end
 -- whose parent holds that restore).
 local function recover_instances(ctx, r, args)
   if os.getenv("TEND_RESTORE_HELPER_OF") then return end
+  require("tend.home").sweep_scratch(ctx.home) -- a killed run's temp files here
   local restore = require "tend.restore"
   for _, p in ipairs(r.params) do
     local v = p.type == "instance" and args[p.name]

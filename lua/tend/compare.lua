@@ -57,8 +57,7 @@ function M.unified(ctx, a, b, path, fa, fb)
   local ca = fa and M.content(ctx, a, path, fa) or ""
   local cb = fb and M.content(ctx, b, path, fb) or ""
   if (ca .. cb):find("\0", 1, true) then return ("Binary files %s:%s and %s:%s differ"):format(a.label, path, b.label, path) end
-  local dir = os.tmpname()
-  os.remove(dir)
+  local dir = require("tend.home").scratch(ctx.home)
   errors.check(core.fs.mkdir_p(dir, 448))
   errors.check(core.fs.write_atomic(dir .. "/a", ca, 384))
   errors.check(core.fs.write_atomic(dir .. "/b", cb, 384))
@@ -76,7 +75,7 @@ function M.with_db(ctx, side, fn)
   if side.snap then
     if not side.snap.db_object then errors.fail("%s has no database dump", side.label) end
     if side.snap.db_driver ~= "mysql" then errors.fail("%s: only MySQL/MariaDB databases are compared", side.label) end
-    local tmp = os.tmpname()
+    local tmp = require("tend.home").scratch(ctx.home)
     local ok, msg, code = ctx:store():get_file(side.snap.db_object, tmp, 384)
     if not ok then os.remove(tmp); errors.check(ok, msg, code) end
     local r = table.pack(pcall(fn, tmp))

@@ -23,4 +23,22 @@ function M.ensure(dir)
   return dir
 end
 
+-- scratch(dir) -> a new temp file name in dir/tmp (0700), for bytes that must not sit in
+-- a shared /tmp (database dumps, a copy's database): named after this process, so that
+-- what a killed run left is removed by the next (sweep_scratch). The caller removes it.
+function M.scratch(dir)
+  local tmp = M.ensure(dir) .. "/tmp"
+  errors.check(fs.mkdir_p(tmp, 448))
+  return ("%s/%d-%d-%d"):format(tmp, core.proc.pid(), os.time(), math.random(1, 1 << 30))
+end
+
+-- sweep_scratch(dir): the temp files of runs that are gone (no such process) removed.
+function M.sweep_scratch(dir)
+  local tmp = dir .. "/tmp"
+  for _, name in ipairs(fs.list(tmp) or {}) do
+    local pid = name:match("^(%d+)%-")
+    if pid and not fs.stat("/proc/" .. pid) then core.proc.run({ "rm", "-rf", "--", tmp .. "/" .. name }) end
+  end
+end
+
 return M

@@ -206,10 +206,12 @@ local function run_here(argv, what)
   return true
 end
 
--- rewritten_sqlite(st, object, rewrites) -> path: a copy's SQLite database, built here
--- in a temp file (0600): the stored file's `.dump`, through the rewriter, into sqlite3.
-local function rewritten_sqlite(st, object, rewrites)
-  local stored, sql, db = os.tmpname(), os.tmpname(), os.tmpname()
+-- rewritten_sqlite(ctx, st, object, rewrites) -> path: a copy's SQLite database, built
+-- here in temp files of $TEND_HOME/tmp: the stored file's `.dump`, through the rewriter,
+-- into sqlite3.
+local function rewritten_sqlite(ctx, st, object, rewrites)
+  local scratch = require("tend.home").scratch
+  local stored, sql, db = scratch(ctx.home), scratch(ctx.home), scratch(ctx.home)
   local ok, err = pcall(function()
     errors.check(st:get_file(object, stored, 384))
     run_here({ "sh", "-c", 'sqlite3 -bail "$1" .dump > "$2"', "sh", stored, sql }, "a copy of a SQLite database")
@@ -270,7 +272,7 @@ function M.load_db(t, st, s, object, ctx, rewrites)
   if s.driver == "sqlite" then
     -- The stored object is the database file itself; a copy's is rewritten here first.
     if not rewrite then return put_sqlite(t, s.path, object, function(stream) return st:write_to(object, stream) end, ctx) end
-    local db = rewritten_sqlite(st, object, rewrites)
+    local db = rewritten_sqlite(ctx, st, object, rewrites)
     local hex = core.hash.file(db)
     local ok, msg, code = put_sqlite(t, s.path, hex, function(stream)
       local f = assert(io.open(db, "rb"))

@@ -56,11 +56,11 @@ is "$rc" 0 "a restore into a copy"
 [ "$rc" = 0 ] || diag "$out"
 is "$(rows "$T/notes2/data/notes.sqlite")" "${good//notes.example/notes2.example}" "... whose database says the copy's URL"
 is "$(rows "$db")" "$good" "... and production's database is untouched"
-is "$(temps)" 0 "no temp file is left"
+is "$(temps):$(ls "$TEND_HOME/tmp" 2>/dev/null | wc -l)" 0:0 "no temp file is left, there or here"
 
 # 3. Killed with the whole database file sent but not yet in place (twice: in place, and
 #    into the copy): the live database is whole, the temp file goes with the session,
-#    the next run rolls the files back.
+#    the next run rolls the files back and removes the copy's database built here.
 sqlite3 "$db" "INSERT INTO notes(body) VALUES ('after the first restore');"
 now=$(rows "$db"); copy_now=$(rows "$T/notes2/data/notes.sqlite")
 for args in "notes" "notes --to notes2"; do
@@ -76,6 +76,7 @@ for args in "notes" "notes --to notes2"; do
   is "$(temps)" 0 "$target: killed, the temp file went with the session"
   out=$("$TEND" --quiet check "$target" 2>&1); rc=$?
   like "$out" "a restore was interrupted" "$target: the next run rolls the killed restore back"
+  is "$(ls "$TEND_HOME/tmp" 2>/dev/null | wc -l)" 0 "$target: ... and removes the killed run's temp files here"
   is "$(rows "$db"):$(rows "$T/notes2/data/notes.sqlite")" "$now:$copy_now" "$target: both databases are as they were before the killed restore"
   is "$(sqlite3 "$db" 'PRAGMA integrity_check')" ok "$target: ... and sound"
   is "$(find "$T" -maxdepth 1 -name '.tend-*' | wc -l)" 0 "$target: no staging tree is left"
