@@ -27,7 +27,7 @@ was. --redact runs an SQL file in DST's database before the page is lifted.]],
     local src, dst = args.src, args.dst
     if args["files-only"] and args["db-only"] then error("--files-only and --db-only exclude each other", 0) end
     local function say(fmt, ...) ctx:info("%s: " .. fmt, dst.name, ...) end
-    copy.check_target(src, dst, { overwrite_production = args["yes-overwrite-production"] })
+    copy.check_target(src, dst, { overwrite_production = args["yes-overwrite-production"], db_only = args["db-only"] })
     local snap = args.snapshot and snapshot.get(ctx:catalog(), src, args.snapshot)
       or copy.fresh_snapshot(ctx, src, say)
     local summary = copy.clone(ctx, src, dst, snap, {

@@ -14,13 +14,15 @@ local duration = require "tend.duration"
 local M = {}
 
 -- check_target(src, dst, opts): the refusals of a copy, made before anything is done on
--- either side (no backup of src, no maintenance page on dst): dst is not src, and dst is
--- not tagged production unless opts.overwrite_production.
+-- either side (no backup of src, no maintenance page on dst): dst is not src, dst is not
+-- tagged production unless opts.overwrite_production, and a copy of src's files (unless
+-- opts.db_only) cannot leave dst's config naming src's database (restore.check_copy).
 function M.check_target(src, dst, opts)
   if src.id == dst.id then errors.usage("cannot copy %s onto itself", src.name) end
   if dst:is_production() and not opts.overwrite_production then
     errors.usage("%s is tagged production: add --yes-overwrite-production to overwrite it with %s's data", dst.name, src.name)
   end
+  if not opts.db_only then restore.check_copy(src, dst) end
 end
 
 -- fresh_snapshot(ctx, inst, say) -> snapshot row: a backup of inst now.
@@ -105,7 +107,7 @@ end
 -- migrate_data(ctx, src, dst, snap, opts) -> summary: src's database (rewritten for dst)
 -- and its data folders into dst; every other file of dst is left as it is.
 function M.migrate_data(ctx, src, dst, snap, opts)
-  M.check_target(src, dst, opts)
+  M.check_target(src, dst, { overwrite_production = opts.overwrite_production, db_only = true })
   local say = opts.progress or function() end
   local t, adapter = dst:transport(), apps.get(dst.app)
   if not t:stat(dst.path) then errors.usage("%s: %s does not exist; clone it first", dst.name, dst.path) end

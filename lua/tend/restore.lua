@@ -522,6 +522,16 @@ end
 -- Into another instance it is a copy: the target keeps its own config file, its
 -- database gets the snapshot's rewritten for its URL and path (copy_pairs), and the
 -- catalog records which snapshot of which instance it holds (M.copy_of).
+-- check_copy(src, dst): refused (a usage error, before anything is done) when a copy of
+-- src's files onto dst would leave dst's config naming src's database: dst's app has no
+-- config file that tend keeps and rewrites (generic), and src has a database.
+function M.check_copy(src, dst)
+  if apps.get(dst.app).config or not (src.db or apps.get(src.app).config) then return end
+  errors.usage("%s is a generic app: a copy of %s's files would still name %s's database in whatever file "
+    .. "holds it (tend knows no config file of a generic app); copy the database only (--db-only), or give "
+    .. "the instances their app (--app wordpress or tiki)", dst.name, src.name, src.name)
+end
+
 function M.run(ctx, inst, snap, opts)
   opts = opts or {}
   local say = opts.progress or function() end
@@ -530,6 +540,7 @@ function M.run(ctx, inst, snap, opts)
   local copy = target.id ~= inst.id
   local summary = { snapshot = snap.id, instance = inst.name, target = target.name }
   local helper_of = os.getenv(HELPER)
+  if copy and not opts.db_only then M.check_copy(inst, target) end
   -- gc (exclusive) must not collect the snapshot's objects or the safety dump meanwhile
   local lock <close> = snapshot.lock_store(ctx, "shared")
   local held <close> = not helper_of and M.hold(ctx, target) or nil -- its journals are this run's
