@@ -104,6 +104,18 @@ static int secret_reveal(lua_State *L)
 	return 1;
 }
 
+/* secret:write_fd(fd) -> true | nil, msg, code: the bytes to a descriptor, never
+ * through a Lua string (for `tend secret get`). */
+static int secret_write_fd(lua_State *L)
+{
+	tend_secret *s = tend_check_secret(L, 1);
+	int fd = (int)luaL_checkinteger(L, 2);
+	if (tend_write_all(fd, s->bytes, s->len) != 0)
+		return tend_fail_errno(L, errno, "write the secret");
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 static int secret_len(lua_State *L)
 {
 	lua_pushinteger(L, (lua_Integer)tend_check_secret(L, 1)->len);
@@ -451,6 +463,7 @@ int tend_open_vault(lua_State *L)
 		{NULL, NULL}};
 	static const luaL_Reg secret_methods[] = {
 		{"reveal", secret_reveal}, {"len", secret_len}, {"format", secret_format}, {"printf_line", secret_printf_line},
+		{"write_fd", secret_write_fd},
 		{"wipe", secret_wipe}, {"close", secret_wipe}, {"__gc", secret_wipe},
 		{"__close", secret_wipe}, {"__tostring", secret_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {

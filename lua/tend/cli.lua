@@ -29,6 +29,7 @@ Instances and secrets:
   instance list | show NAME | edit NAME --FIELD VALUE | rm NAME
   instance link NAME --dev-of SRC | --mirror-of SRC --lag 1d | --pre-dogfood-of SRC
   secret set KEY          value from stdin or a hidden prompt (never an argument)
+  secret get KEY [--show] the value on stdout (a terminal only with --show)
   secret list | rm KEY
 
 Hosts:
@@ -233,6 +234,24 @@ function secret_cmds.set(ctx, argv)
   vault:set(pos[1], value)
   value:wipe()
   ctx:info("stored secret %s", pos[1])
+end
+
+-- secret get KEY [--show]: the value on stdout, as it is (no newline), for a place tend
+-- cannot write it (a copy's config, a password manager). A terminal gets it only with
+-- --show: a password left on a screen is a password shown to whoever passes.
+function secret_cmds.get(ctx, argv)
+  local opts, pos = getopts(argv, { show = "bool" }, "secret get")
+  if #pos ~= 1 then errors.usage("usage: tend secret get KEY [--show]   (the value on stdout)") end
+  local tty = tend.core.fs.isatty(1)
+  if tty and not opts.show then
+    errors.usage("stdout is a terminal: pipe it (tend secret get %s | ...) or add --show", pos[1])
+  end
+  local value, msg, code = ctx:vault():get(pos[1])
+  if not value then (code == "enoent" and errors.usage or errors.fail)("%s", msg) end
+  local ok, wmsg = value:write_fd(1)
+  value:wipe()
+  errors.check(ok, wmsg)
+  if tty then io.stdout:write("\n") end
 end
 
 function secret_cmds.list(ctx, argv)
@@ -646,7 +665,7 @@ M.commands = commands -- schedule add checks a command's name against these
 
 commands.instance = group("instance", instance_cmds,
   "usage: tend instance add|list|show|edit|rm|link ... (tend --help)")
-commands.secret = group("secret", secret_cmds, "usage: tend secret set KEY | list | rm KEY")
+commands.secret = group("secret", secret_cmds, "usage: tend secret set KEY | get KEY [--show] | list | rm KEY")
 commands.host = group("host", host_cmds, "usage: tend host list | check NAME | trust NAME")
 commands.store = group("store", store_cmds, "usage: tend store verify | gc [--dry-run] | cat SHA256 | encrypt")
 commands.schedule = group("schedule", schedule_cmds, "usage: tend schedule add JOB --cron EXPR -- RECIPE ARGS | list | rm JOB | sync | run JOB")

@@ -15,6 +15,16 @@ like "$out" "api\.token" "secret list shows the name"
 unlike "$out" "$plain" "secret list never shows the value"
 is "$(stat -c %a "$TEND_HOME/vault.key")" 600 "the vault key file is created 0600"
 
+# secret get: the bare value on stdout; a terminal only with --show; names checked.
+is "$("$TEND" secret get api.token)" "$plain" "secret get prints the value to a pipe"
+is "$("$TEND" secret get api.token | od -An -c | tr -d ' \n' | tail -c 2)" "xt" "... as it is, no newline after it"
+out=$(script -qec "'$TEND' secret get api.token" /dev/null 2>&1); rc=$?
+like "$rc:$out" "^2:tend: stdout is a terminal: pipe it" "secret get refuses a terminal (exit 2)"
+unlike "$out" "$plain" "... without showing the value"
+like "$(script -qec "'$TEND' secret get api.token --show" /dev/null 2>&1)" "$plain" "... and shows it there with --show"
+out=$("$TEND" secret get no.such 2>&1); rc=$?
+like "$rc:$out" "^2:tend: no secret named no.such" "secret get of an unknown name exits 2"
+
 out=$("$TEND" secret set 2>&1); rc=$?
 is "$rc" 2 "secret set without a KEY exits 2"
 out=$("$TEND" secret set token "$plain" 2>&1); rc=$?
