@@ -523,10 +523,21 @@ end
 -- database gets the snapshot's rewritten for its URL and path (copy_pairs), and the
 -- catalog records which snapshot of which instance it holds (M.copy_of).
 -- check_copy(src, dst): refused (a usage error, before anything is done) when a copy of
--- src's files onto dst would leave dst's config naming src's database: dst's app has no
--- config file that tend keeps and rewrites (generic), and src has a database.
+-- src's files onto dst would leave dst naming src's database: dst's app has no config
+-- file that tend keeps and rewrites (generic), and src has a database that its files
+-- cannot name relatively: a server database (its config names host, name and user), or
+-- a SQLite file that is not at the same place in both web roots.
+local function inside(path, root)
+  return path and root and path:sub(1, #root + 1) == root .. "/" and path:sub(#root + 2) or nil
+end
+
 function M.check_copy(src, dst)
   if apps.get(dst.app).config or not (src.db or apps.get(src.app).config) then return end
+  local a, b = require("tend.db").parse_url(src.db or ""), require("tend.db").parse_url(dst.db or "")
+  if a and b and a.driver == "sqlite" and b.driver == "sqlite" then
+    local rel = inside(a.path, src.path)
+    if rel and rel == inside(b.path, dst.path) then return end -- the copy's own file, named alike
+  end
   errors.usage("%s is a generic app: a copy of %s's files would still name %s's database in whatever file "
     .. "holds it (tend knows no config file of a generic app); copy the database only (--db-only), or give "
     .. "the instances their app (--app wordpress or tiki)", dst.name, src.name, src.name)

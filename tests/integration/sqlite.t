@@ -2,9 +2,10 @@
 # A SQLite site over SSH, written the way a small PHP notes app is: its database file
 # in data/ inside the web root, owned by the web server, 0640. Restore puts the file
 # back whole (a temp file beside it, checked against the snapshot's SHA-256 before it
-# replaces the live one); a copy gets its own URL rewritten into the data; a restore
-# killed while the database file is in flight leaves the live database whole, no temp
-# file on the host, and the next run puts the files back.
+# replaces the live one); a copy gets its own URL rewritten into the data, and a copy
+# of files that would name production's database is refused; a restore killed while
+# the database file is in flight leaves the live database whole, no temp file on the
+# host, and the next run puts the files back.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/harness/tap.sh
 . tests/harness/services.sh
@@ -48,7 +49,18 @@ is "$(stat -c '%a %u:%g' "$db")" "$owner" "... with the live file's mode and own
 is "$(sqlite3 "$db" 'PRAGMA integrity_check')" ok "... and the file is sound"
 is "$(temps)" 0 "no temp file is left beside it"
 
-# 2. A copy: its own URL in the data, production untouched.
+# 2. A copy (its database file at the same place in its web root, so the app's files name
+#    it alike): its own URL in the data, production untouched. A copy whose database
+#    lies elsewhere would still name production's file: refused, and --db-only goes.
+"$TEND" instance add notes3 --app generic --host "$host" --ssh-key "$SSHD_KEY" --path "$T/notes3" \
+  --url http://notes3.example --db "sqlite://$T/notes3-data/notes.sqlite" >/dev/null 2>&1
+out=$("$TEND" --quiet restore notes --to notes3 2>&1); rc=$?
+like "$rc:$out" "^2:.*notes3 is a generic app: a copy of notes's files would still name notes's database" \
+  "a copy of the files whose database lies elsewhere is refused"
+ok "... touching nothing" test ! -e "$T/notes3"
+mkdir -p "$T/notes3-data"
+out=$("$TEND" --quiet restore notes --to notes3 --db-only 2>&1); rc=$?
+is "$rc:$(rows "$T/notes3-data/notes.sqlite")" "0:${good//notes.example/notes3.example}" "... and --db-only copies the database alone"
 "$TEND" instance add notes2 --app generic --host "$host" --ssh-key "$SSHD_KEY" --path "$T/notes2" \
   --url http://notes2.example --db "sqlite://$T/notes2/data/notes.sqlite" >/dev/null 2>&1
 out=$("$TEND" --quiet restore notes --to notes2 2>&1); rc=$?
@@ -63,8 +75,8 @@ is "$(temps):$(ls "$TEND_HOME/tmp" 2>/dev/null | wc -l)" 0:0 "no temp file is le
 #    the next run rolls the files back and removes the copy's database built here.
 sqlite3 "$db" "INSERT INTO notes(body) VALUES ('after the first restore');"
 now=$(rows "$db"); copy_now=$(rows "$T/notes2/data/notes.sqlite")
-for args in "notes" "notes --to notes2"; do
-  target=${args##* }
+for run in "notes:notes" "notes --to notes2:notes2"; do
+  args=${run%:*} target=${run##*:}
   TEND_PAUSE=restore.sqlite-sent "$TEND" --quiet restore $args > "$T/out" 2>&1 &
   tend=$!
   wait_for "the restore to send the database file" 60 test -e "$TEND_HOME/paused-restore.sqlite-sent"
