@@ -38,6 +38,15 @@ first (tend host trust ssh://USER@HOST). Then: tend backup NAME.]],
     report.db_problem = why
     ctx:info("%s: adopted %s %s at %s:%s%s", inst.name, adapter.name, version or "(version unknown)", inst.host, inst.path,
       info and (", database " .. info.where .. " (" .. info.tables .. " tables)") or (why and ("; database: " .. why) or ""))
+    -- what could not be found, and how to say it
+    if adapter.name == "generic" and not inst.db then
+      ctx:warn("%s: no database declared (tend reads no config file of a generic app); if it has one: "
+        .. "tend instance edit %s --db mysql://USER@HOST/DB --db-password-secret KEY, or --db sqlite:///PATH",
+        inst.name, inst.name)
+    end
+    if not version then
+      ctx:warn("%s: version unknown; tend reads it from the first line of a VERSION file in the web root", inst.name)
+    end
     ctx:result(report)
   end,
 }

@@ -158,6 +158,11 @@ like "$rc:$out" "^0:.*blog: adopted wordpress $(re_escape "$WP_VERSION") at .*da
   "adopt registers the WordPress with its version and database"
 like "$("$TEND" instance show blog)" "app: +wordpress" "... as a wordpress instance"
 like "$("$TEND" adopt nothing --path /no/such/dir 2>&1; echo "rc=$?")" "not found.*rc=1" "adopt of a missing web root fails"
+mkdir -p "$T/plain" && echo '<?php echo "hi";' > "$T/plain/index.php"
+out=$("$TEND" adopt plain --path "$T/plain" 2>&1); rc=$?
+like "$rc:$out" "^0:.*plain: adopted generic \(version unknown\)" "adopt of an app tend does not know registers it as generic"
+like "$out" "plain: no database declared .*tend instance edit plain --db mysql://USER@HOST/DB" "... saying how to declare its database"
+like "$out" "plain: version unknown; tend reads it from the first line of a VERSION file" "... and where its version would come from"
 is "$("$TEND" instance list | grep -c '^nothing ')" 0 "... and registers nothing"
 
 # A profile (SQL, files, a Lua step) applied twice is the same as once.
