@@ -179,6 +179,9 @@ local migrations = {
   ALTER TABLE snapshots ADD COLUMN root_uid INTEGER;    -- the web root's own owner
   ALTER TABLE snapshots ADD COLUMN root_gid INTEGER;
   ]],
+  [[
+  ALTER TABLE instances ADD COLUMN data_dirs TEXT;      -- declared data folders (from the web root), one a line
+  ]],
 }
 
 local Catalog = {}

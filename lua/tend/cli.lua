@@ -26,6 +26,7 @@ Instances and secrets:
                [--contact ADDR] [--watch-path /ABS/PATH ...] [--watch-ignore PATTERN ...]
                [--migrate CMD]   (the app's database migration, run in its web root by update)
                [--releases URL]  (release tarballs and their SHA256SUMS, for update without a checkout)
+               [--data-dir DIR ...] (folders of user data, from the web root: what migrate-data moves)
   instance list | show NAME | edit NAME --FIELD VALUE | rm NAME
   instance link NAME --dev-of SRC | --mirror-of SRC --lag 1d | --pre-dogfood-of SRC
   secret set KEY          value from stdin or a hidden prompt (never an argument)
@@ -126,7 +127,7 @@ end
 local INSTANCE_OPTS = { app = "value", host = "value", path = "value", url = "value", db = "value",
   ["db-password-secret"] = "value", ["ssh-key"] = "value", ["ssh-password-secret"] = "value",
   ["ssh-key-passphrase-secret"] = "value", tag = "list", exclude = "list", contact = "value",
-  ["watch-path"] = "list", ["watch-ignore"] = "list", migrate = "value", releases = "value" }
+  ["watch-path"] = "list", ["watch-ignore"] = "list", migrate = "value", releases = "value", ["data-dir"] = "list" }
 
 local function instance_fields(opts)
   local fields = {}
@@ -150,6 +151,7 @@ local function show_instance(ctx, inst)
   if d.watch_ignore then lines[#lines + 1] = { "watch ignores", (d.watch_ignore:gsub("\n", " ")) } end
   if d.migrate then lines[#lines + 1] = { "migrate", d.migrate } end
   if d.releases then lines[#lines + 1] = { "releases", d.releases } end
+  if #d.data_dirs > 0 then lines[#lines + 1] = { "data dirs", table.concat(d.data_dirs, " ") } end
   local tags = {}
   for k, v in pairs(d.tags) do tags[#tags + 1] = k .. "=" .. v end
   table.sort(tags)

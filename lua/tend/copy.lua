@@ -116,7 +116,7 @@ function M.migrate_data(ctx, src, dst, snap, opts)
     local part = restore.run(ctx, src, snap, { target = dst, db_only = true, kind = "data",
       overwrite_production = opts.overwrite_production, progress = say })
     part.data_files = 0
-    local dirs = apps.get(src.app).data_dirs or {}
+    local dirs = src:data_folders()
     if #dirs > 0 then
       say("data folders: %s", table.concat(dirs, ", "))
       part.data_files = M.sync_dirs(ctx, snap, dst, dirs, say)

@@ -15,7 +15,7 @@ M.RELATIONS = { ["dev-of"] = true, ["mirror-of"] = true, ["pre-dogfood-of"] = tr
 M.FIELDS = { app = true, host = true, path = true, url = true, db = true,
   ["db-password-secret"] = true, ["ssh-key"] = true, ["ssh-password-secret"] = true,
   ["ssh-key-passphrase-secret"] = true, exclude = true, contact = true, ["watch-path"] = true,
-  ["watch-ignore"] = true, migrate = true, releases = true }
+  ["watch-ignore"] = true, migrate = true, releases = true, ["data-dir"] = true }
 
 local function check_name(name)
   if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 100 then
@@ -78,10 +78,19 @@ local validate = {
     end)
   end,
   ["watch-ignore"] = function(v) return one_per_line(v, require("tend.backup").check_pattern) end,
+  ["data-dir"] = function(v)
+    return one_per_line(v, function(p)
+      local q = p:gsub("/+$", "")
+      if q == "" or q:sub(1, 1) == "/" or ("/" .. q .. "/"):find("/%.%.?/") then
+        errors.usage("--data-dir %q: a folder inside the web root, as a path from it (uploads, files/media)", p)
+      end
+      return q
+    end)
+  end,
   exclude = function(v) return one_per_line(v, require("tend.backup").check_pattern) end,
 }
 
-local COLUMNS = { ["watch-path"] = "watch_paths" }
+local COLUMNS = { ["watch-path"] = "watch_paths", ["data-dir"] = "data_dirs" }
 local function column(field) return COLUMNS[field] or (field:gsub("-", "_")) end
 
 local function load_extras(catalog, inst)
@@ -134,11 +143,11 @@ function M.add(catalog, name, fields, tags)
   catalog:transaction(function()
     local _, id = catalog:run([[INSERT INTO instances(name, app, host, path, url, db,
       db_password_secret, ssh_key, ssh_password_secret, ssh_key_passphrase_secret, exclude,
-      contact, watch_paths, watch_ignore, migrate, releases, created_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+      contact, watch_paths, watch_ignore, migrate, releases, data_dirs, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
       name, v.app, v.host or "local", v.path, v.url, v.db, v.db_password_secret, v.ssh_key,
       v.ssh_password_secret, v.ssh_key_passphrase_secret, v.exclude, v.contact, v.watch_paths,
-      v.watch_ignore, v.migrate, v.releases, os.time())
+      v.watch_ignore, v.migrate, v.releases, v.data_dirs, os.time())
     set_tags(catalog, id, tags)
   end)
   return M.get(catalog, name)
@@ -191,7 +200,21 @@ function Instance:describe()
     ssh_key_passphrase_secret = self.ssh_key_passphrase_secret,
     exclude = self:excludes(), tags = self.tags, relations = self.relations, contact = self.contact,
     watch_paths = self.watch_paths, watch_ignore = self.watch_ignore, migrate = self.migrate,
-    releases = self.releases }
+    releases = self.releases, data_dirs = self:data_folders() }
+end
+
+-- data_folders() -> the folders of user data (from the web root): the app's own (uploads),
+-- then the instance's declared ones (--data-dir), each once.
+function Instance:data_folders()
+  local out, seen = {}, {}
+  local own = apps.get(self.app)
+  for _, d in ipairs(own and own.data_dirs or {}) do
+    if not seen[d] then out[#out + 1], seen[d] = d, true end
+  end
+  for d in (self.data_dirs or ""):gmatch("[^\n]+") do
+    if not seen[d] then out[#out + 1], seen[d] = d, true end
+  end
+  return out
 end
 
 -- excludes() -> the instance's own backup exclusions (the app's come on top)

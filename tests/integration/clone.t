@@ -244,6 +244,27 @@ done
 ok "... and the target was not touched" test ! -e "$T/shop-dst"
 is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots")" "$gsnaps" "... nor the source backed up"
 
+# migrate-data of a generic app moves its declared data folders (--data-dir) and its
+# database; its code and config stay the target's.
+mksite() { mkdir -p "$1/data" "$1/uploads"; echo "<?php echo '$2';" > "$1/index.php"; echo "name=$2" > "$1/settings.ini"; }
+mksite "$T/gn-src" source; mksite "$T/gn-dst" target
+echo 'a photo' > "$T/gn-src/uploads/photo.txt"; mkdir -p "$T/gn-src/uploads/2026"; echo 'deep' > "$T/gn-src/uploads/2026/x.txt"
+sqlite3 "$T/gn-src/data/app.db" "CREATE TABLE notes(body TEXT); INSERT INTO notes VALUES ('from production');"
+sqlite3 "$T/gn-dst/data/app.db" "CREATE TABLE notes(body TEXT); INSERT INTO notes VALUES ('old dev data');"
+"$TEND" instance add gn-src --app generic --path "$T/gn-src" --db "sqlite://$T/gn-src/data/app.db" --data-dir uploads/ >/dev/null 2>&1
+"$TEND" instance add gn-dst --app generic --path "$T/gn-dst" --db "sqlite://$T/gn-dst/data/app.db" --data-dir uploads >/dev/null 2>&1
+like "$("$TEND" instance show gn-src)" "data dirs: +uploads" "a declared data folder shows"
+like "$("$TEND" instance add bad --app generic --path /x --data-dir /etc 2>&1; echo "rc=$?")" "--data-dir \"/etc\": a folder inside the web root.*rc=2" \
+  "a data folder outside the web root is refused (for now)"
+out=$("$TEND" --quiet migrate-data gn-src gn-dst 2>&1); rc=$?
+is "$rc" 0 "migrate-data of a generic app"
+[ "$rc" = 0 ] || diag "$out"
+is "$(cat "$T/gn-dst/uploads/photo.txt" "$T/gn-dst/uploads/2026/x.txt")" "a photo
+deep" "... moves its declared data folder"
+is "$(sqlite3 "$T/gn-dst/data/app.db" "SELECT body FROM notes")" "from production" "... and its database"
+is "$(cat "$T/gn-dst/index.php" "$T/gn-dst/settings.ini")" "<?php echo 'target';
+name=target" "... and leaves the target's code and config alone"
+
 # pre-dogfood: production's data, then the update step (a command, until tend's update lands).
 "$TEND" instance link tiki-b --pre-dogfood-of tiki-a >/dev/null 2>&1
 sql tiki_a -e "UPDATE tiki_pages SET pageName = 'FreshPage' WHERE page_id = 1"
