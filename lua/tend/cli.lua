@@ -429,11 +429,7 @@ function store_cmds.gc(ctx, argv)
     local tmp = ctx.home .. "/store/tmp"
     for _, name in ipairs(tend.core.fs.list(tmp) or {}) do tend.core.fs.remove(tmp .. "/" .. name) end
     -- the notes of runs that ended badly: gc has just removed what they name
-    local runs = ctx.home .. "/store/runs"
-    for _, name in ipairs(tend.core.fs.list(runs) or {}) do
-      local ended = tend.core.fs.lock(runs .. "/" .. name, "exclusive", false)
-      if ended then tend.core.fs.remove(runs .. "/" .. name); ended:release() end
-    end
+    for _, run in ipairs(snapshot.ended_runs(ctx)) do tend.core.fs.remove(run.path); run.lock:release() end
   end
   ctx:result({ removed = removed, freed_bytes = freed, packs_removed = packs, dry_run = opts["dry-run"] or false },
     ("%s %d unreferenced objects (%d bytes)%s"):format(opts["dry-run"] and "would remove" or "removed", removed, freed,

@@ -58,17 +58,23 @@ end
 -- sweep(ctx) -> objects removed: what failed and killed runs added that no snapshot
 -- (and no restore journal) needs, when no other run holds the store; else 0, and the
 -- notes stay for the next sweep or gc.
-function M.sweep(ctx)
-  local dir = ctx.home .. "/store/runs"
-  local ended, names = {}, core.fs.list(dir) or {}
-  for _, name in ipairs(names) do
+-- ended_runs(ctx) -> {{path, lock}, ...}: the run files no live run holds, each now
+-- locked by us (release them when done).
+function M.ended_runs(ctx)
+  local dir, ended = ctx.home .. "/store/runs", {}
+  for _, name in ipairs(core.fs.list(dir) or {}) do
     local lock = name:match("%.run$") and core.fs.lock(dir .. "/" .. name, "exclusive", false)
     if lock then ended[#ended + 1] = { path = dir .. "/" .. name, lock = lock } end
   end
+  return ended
+end
+
+function M.sweep(ctx)
+  local ended = M.ended_runs(ctx)
   if #ended == 0 then return 0 end
   local removed = 0
-  local got, store_lock = pcall(core.fs.lock, ctx.home .. "/store/lock", "exclusive", false)
-  if got and store_lock then
+  local store_lock = core.fs.lock(ctx.home .. "/store/lock", "exclusive", false)
+  if store_lock then
     local st, keep = ctx:store(), M.referenced(ctx:catalog())
     for hex in pairs(require("tend.restore").pinned(ctx)) do keep[hex] = true end
     for _, run in ipairs(ended) do
