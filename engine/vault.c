@@ -6,6 +6,7 @@
  *   key:save(path)  key:seal(plain, ad)  key:open(b64, ad)
  *   vault.secret(str)  vault.random_secret(n [, "password"])  vault.read_secret(prompt)  secret:reveal()  secret:format(t, esc)
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -116,6 +117,17 @@ static int secret_write_fd(lua_State *L)
 	return 1;
 }
 
+/* secret:equals(str | secret) -> boolean: the same bytes, compared in constant time
+ * (is this config value the source's password?) without a Lua string of the secret. */
+static int secret_equals(lua_State *L)
+{
+	tend_secret *s = tend_check_secret(L, 1);
+	size_t n;
+	const unsigned char *other = plain_arg(L, 2, &n);
+	lua_pushboolean(L, n == s->len && sodium_memcmp(s->bytes, other, n) == 0);
+	return 1;
+}
+
 static int secret_len(lua_State *L)
 {
 	lua_pushinteger(L, (lua_Integer)tend_check_secret(L, 1)->len);
@@ -141,19 +153,31 @@ static int needs_escape(unsigned char c, char esc)
 	return 0;
 }
 
+/* Is byte c written as %XX in a URL's user-information part? Everything but RFC 3986's
+ * unreserved characters is, so no byte of a password can end the field. */
+static int needs_percent(unsigned char c)
+{
+	return !(isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~');
+}
+
 static size_t escaped_len(const unsigned char *src, size_t n, char esc)
 {
 	size_t out = n;
 	for (size_t i = 0; i < n; i++)
-		out += (size_t)needs_escape(src[i], esc);
+		out += esc == 'u' ? 2 * (size_t)needs_percent(src[i]) : (size_t)needs_escape(src[i], esc);
 	return out;
 }
 
 static unsigned char *put_escaped(unsigned char *dst, const unsigned char *src, size_t n,
                                   char esc)
 {
+	static const char hex[] = "0123456789ABCDEF";
 	for (size_t i = 0; i < n; i++) {
-		if (needs_escape(src[i], esc)) {
+		if (esc == 'u' && needs_percent(src[i])) {
+			*dst++ = '%';
+			*dst++ = (unsigned char)hex[src[i] >> 4];
+			*dst++ = (unsigned char)hex[src[i] & 15];
+		} else if (needs_escape(src[i], esc)) {
 			*dst++ = '\\';
 			*dst++ = src[i] == '\n' ? 'n' : src[i];
 		} else {
@@ -163,28 +187,43 @@ static unsigned char *put_escaped(unsigned char *dst, const unsigned char *src, 
 	return dst;
 }
 
-/* secret:format(template [, "quoted" | "single" [, mark]]) -> secret with the first
- * "%s" (or mark) of template replaced by the plaintext; "quoted" escapes \ " and newline as MySQL option
- * files expect inside double quotes, "single" escapes \ and ' for a single-quoted PHP
- * or SQL string. The result stays in guarded memory. */
+/* Where is mark in the n bytes of t, from t on? NULL when nowhere. */
+static const unsigned char *find_mark(const unsigned char *t, size_t n, const char *mark, size_t mlen)
+{
+	for (size_t i = 0; mlen && i + mlen <= n; i++)
+		if (memcmp(t + i, mark, mlen) == 0)
+			return t + i;
+	return NULL;
+}
+
+/* secret:format(template [, "quoted" | "single" | "url" [, mark]]) -> secret with every
+ * "%s" (or mark) of template replaced by the plaintext; "quoted" escapes \ " and newline
+ * as MySQL option files expect inside double quotes, "single" escapes \ and ' for a
+ * single-quoted PHP or SQL string, "url" percent-encodes all but letters, digits and
+ * -._~ (a DSN's password). The template may itself be a secret (a file that already
+ * holds the password once, written another way); the result stays in guarded memory. */
 static int secret_format(lua_State *L)
 {
 	tend_secret *s = tend_check_secret(L, 1);
 	size_t tlen;
-	const char *t = luaL_checklstring(L, 2, &tlen);
-	static const char *const modes[] = {"none", "quoted", "single", NULL};
-	char esc = "nqs"[luaL_checkoption(L, 3, "none", modes)];
+	const unsigned char *t = plain_arg(L, 2, &tlen);
+	static const char *const modes[] = {"none", "quoted", "single", "url", NULL};
+	char esc = "nqsu"[luaL_checkoption(L, 3, "none", modes)];
 	const char *mark = luaL_optstring(L, 4, "%s");
-	size_t mlen = strlen(mark);
-	const char *hole = mlen ? strstr(t, mark) : NULL;
-	if (!hole)
+	size_t mlen = strlen(mark), holes = 0;
+	for (const unsigned char *h = t; (h = find_mark(h, tlen - (size_t)(h - t), mark, mlen)); h += mlen)
+		holes++;
+	if (!holes)
 		return luaL_argerror(L, 2, "template has no place for the secret");
-	size_t before = (size_t)(hole - t), after = tlen - before - mlen;
-	size_t len = before + escaped_len(s->bytes, s->len, esc) + after;
+	size_t len = tlen - holes * mlen + holes * escaped_len(s->bytes, s->len, esc);
 	unsigned char *p = new_secret(L, len);
-	memcpy(p, t, before);
-	p = put_escaped(p + before, s->bytes, s->len, esc);
-	memcpy(p, hole + mlen, after);
+	const unsigned char *from = t, *h;
+	while ((h = find_mark(from, tlen - (size_t)(from - t), mark, mlen))) {
+		memcpy(p, from, (size_t)(h - from));
+		p = put_escaped(p + (h - from), s->bytes, s->len, esc);
+		from = h + mlen;
+	}
+	memcpy(p, from, tlen - (size_t)(from - t));
 	return 1;
 }
 
@@ -463,7 +502,7 @@ int tend_open_vault(lua_State *L)
 		{NULL, NULL}};
 	static const luaL_Reg secret_methods[] = {
 		{"reveal", secret_reveal}, {"len", secret_len}, {"format", secret_format}, {"printf_line", secret_printf_line},
-		{"write_fd", secret_write_fd},
+		{"write_fd", secret_write_fd}, {"equals", secret_equals},
 		{"wipe", secret_wipe}, {"close", secret_wipe}, {"__gc", secret_wipe},
 		{"__close", secret_wipe}, {"__tostring", secret_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {

@@ -6,7 +6,10 @@ return {
 Takes a fresh snapshot of SRC (or uses --snapshot), then builds it into DST the way
 restore does: a staging tree beside DST's web root, where files DST already holds are
 copied on its host and only the rest crosses the wire, swapped in by rename. DST keeps
-its own config file (or gets SRC's with DST's database settings written in), and its
+its own config files when they name its own database; otherwise it gets SRC's with
+DST's database, URL and web root written in (for a generic app, the files given with
+--config; --dry-run shows each change), read back before the new tree goes live. If
+tend cannot make them name DST's database, the clone refuses before any change. Its
 database gets SRC's dump with SRC's URL and path replaced by DST's as it streams,
 PHP-serialized lengths fixed. A WordPress copy that is not tagged production sends no
 e-mail. DST shows its maintenance page from start to end; on failure it is left as it
@@ -19,6 +22,7 @@ was. --redact runs an SQL file in DST's database before the page is lifted.]],
     { name = "db-only", type = "bool", help = "only the database" },
     { name = "redact", type = "path", help = "an SQL file to run in DST's database before it comes back" },
     { name = "yes-overwrite-production", type = "bool", help = "DST may be tagged production" },
+    { name = "dry-run", type = "bool", help = "say what DST's config files would become, change nothing" },
   },
 
   run = function(ctx, args)
@@ -27,9 +31,17 @@ was. --redact runs an SQL file in DST's database before the page is lifted.]],
     local src, dst = args.src, args.dst
     if args["files-only"] and args["db-only"] then error("--files-only and --db-only exclude each other", 0) end
     local function say(fmt, ...) ctx:info("%s: " .. fmt, dst.name, ...) end
-    copy.check_target(src, dst, { overwrite_production = args["yes-overwrite-production"], db_only = args["db-only"] })
-    local snap = args.snapshot and snapshot.get(ctx:catalog(), src, args.snapshot)
-      or copy.fresh_snapshot(ctx, src, say)
+    local given = args.snapshot and snapshot.get(ctx:catalog(), src, args.snapshot)
+    local plan = copy.check_target(ctx, src, dst,
+      { overwrite_production = args["yes-overwrite-production"], db_only = args["db-only"] }, given)
+    if args["dry-run"] then
+      local lines = require("tend.copy_config").changes(plan)
+      for _, line in ipairs(lines) do ctx:info("%s", line) end
+      if #lines == 0 then ctx:info("%s: no config file to write", dst.name) end
+      ctx:result({ dry_run = true, changes = lines })
+      return
+    end
+    local snap = given or copy.fresh_snapshot(ctx, src, say)
     local summary = copy.clone(ctx, src, dst, snap, {
       files_only = args["files-only"], db_only = args["db-only"], redact = args.redact,
       overwrite_production = args["yes-overwrite-production"], progress = say,

@@ -20,7 +20,7 @@ maintenance page meanwhile; its database is dumped first and put back on failure
     local snapshot = require "tend.snapshot"
     local src, dst = args.src, args.dst
     local function say(fmt, ...) ctx:info("%s: " .. fmt, dst.name, ...) end
-    copy.check_target(src, dst, { overwrite_production = args["yes-overwrite-production"], db_only = true })
+    copy.check_target(ctx, src, dst, { overwrite_production = args["yes-overwrite-production"], db_only = true })
     local snap = args.snapshot and snapshot.get(ctx:catalog(), src, args.snapshot) or copy.fresh_snapshot(ctx, src, say)
     local summary = copy.migrate_data(ctx, src, dst, snap,
       { overwrite_production = args["yes-overwrite-production"], progress = say })

@@ -23,7 +23,7 @@ today's data. A DST that is no git or Subversion checkout can take a command ins
     local dst = args.dst
     local src = copy.source_of(ctx, dst, "pre-dogfood-of")
     local function say(fmt, ...) ctx:info("%s: " .. fmt, dst.name, ...) end
-    copy.check_target(src, dst, { overwrite_production = args["yes-overwrite-production"] })
+    copy.check_target(ctx, src, dst, { overwrite_production = args["yes-overwrite-production"] })
     local snap = copy.fresh_snapshot(ctx, src, say)
     local adapter = require("tend.apps").get(dst.app)
     local summary = copy.clone(ctx, src, dst, snap, { overwrite_production = args["yes-overwrite-production"],

@@ -358,7 +358,8 @@ function M.run(ctx, inst, opts)
   if not adapter then errors.fail("%s", version) end
 
   local settings, why = inst:db_settings(ctx:vault())
-  if not settings and inst.app ~= "generic" then errors.fail("%s", why) end
+  -- a generic app without --db or --config has no database tend knows of
+  if not settings and (inst.app ~= "generic" or #inst:config_paths() > 0) then errors.fail("%s", why) end
   local helper <close> = settings and start_dump_helper(ctx, inst) or nil -- stopped if we fail
   if helper then say("dumping database %s (beside the files)", db.describe(settings)) end
 

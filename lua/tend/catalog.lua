@@ -182,6 +182,9 @@ local migrations = {
   [[
   ALTER TABLE instances ADD COLUMN data_dirs TEXT;      -- declared data folders (from the web root), one a line
   ]],
+  [[
+  ALTER TABLE instances ADD COLUMN config_files TEXT;   -- declared config files (from the web root), one a line
+  ]],
 }
 
 local Catalog = {}

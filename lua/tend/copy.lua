@@ -10,19 +10,23 @@ local maintenance = require "tend.maintenance"
 local apps = require "tend.apps"
 local db = require "tend.db"
 local duration = require "tend.duration"
+local copy_config = require "tend.copy_config"
 
 local M = {}
 
--- check_target(src, dst, opts): the refusals of a copy, made before anything is done on
--- either side (no backup of src, no maintenance page on dst): dst is not src, dst is not
--- tagged production unless opts.overwrite_production, and a copy of src's files (unless
--- opts.db_only) cannot leave dst's config naming src's database (restore.check_copy).
-function M.check_target(src, dst, opts)
+-- check_target(ctx, src, dst, opts [, snap]) -> the plan of dst's config files | nil:
+-- the refusals of a copy, made before anything is done on either side (no backup of
+-- src, no maintenance page on dst): dst is not src, dst is not tagged production unless
+-- opts.overwrite_production, dst's database is not src's, and a copy of src's files
+-- (unless opts.db_only) leaves dst's config naming dst's database, URL and web root
+-- (tend.copy_config; snap nil: src's live files stand for the snapshot to come).
+function M.check_target(ctx, src, dst, opts, snap)
   if src.id == dst.id then errors.usage("cannot copy %s onto itself", src.name) end
   if dst:is_production() and not opts.overwrite_production then
     errors.usage("%s is tagged production: add --yes-overwrite-production to overwrite it with %s's data", dst.name, src.name)
   end
-  if not opts.db_only then restore.check_copy(src, dst) end
+  if opts.db_only then return copy_config.check_databases(ctx, src, dst) end
+  return copy_config.plan(ctx, src, dst, snap)
 end
 
 -- fresh_snapshot(ctx, inst, say) -> snapshot row: a backup of inst now.
@@ -48,7 +52,7 @@ end
 -- it back as it was (restore's rollback) and lifts the page, except when only the
 -- redaction failed: then the unredacted copy stays behind the page.
 function M.clone(ctx, src, dst, snap, opts)
-  M.check_target(src, dst, opts)
+  local plan = M.check_target(ctx, src, dst, opts, snap)
   local say = opts.progress or function() end
   local t, adapter = dst:transport(), apps.get(dst.app)
   local live = t:stat(dst.path) ~= nil
@@ -57,7 +61,7 @@ function M.clone(ctx, src, dst, snap, opts)
     maintenance.on(t, dst.path, adapter)
   end
   local ok, summary = pcall(restore.run, ctx, src, snap, {
-    target = dst, files_only = opts.files_only, db_only = opts.db_only, kind = opts.kind or "copy",
+    target = dst, files_only = opts.files_only, db_only = opts.db_only, kind = opts.kind or "copy", config_plan = plan,
     overwrite_production = opts.overwrite_production, progress = say,
     prepare = function(tt, staging) maintenance.on(tt, staging, adapter) end,
   })
@@ -107,7 +111,7 @@ end
 -- migrate_data(ctx, src, dst, snap, opts) -> summary: src's database (rewritten for dst)
 -- and its data folders into dst; every other file of dst is left as it is.
 function M.migrate_data(ctx, src, dst, snap, opts)
-  M.check_target(src, dst, { overwrite_production = opts.overwrite_production, db_only = true })
+  M.check_target(ctx, src, dst, { overwrite_production = opts.overwrite_production, db_only = true })
   local say = opts.progress or function() end
   local t, adapter = dst:transport(), apps.get(dst.app)
   if not t:stat(dst.path) then errors.usage("%s: %s does not exist; clone it first", dst.name, dst.path) end

@@ -41,17 +41,18 @@ end
 
 local function option_value(v) return '"' .. tostring(v):gsub('[\\"]', "\\%0"):gsub("\n", "\\n") .. '"' end
 
--- option_file(s) -> the [client] option file as a secret. The password's line is first
--- so no other value can hold the template's %s.
+-- option_file(s) -> the [client] option file as a secret. The password goes where the
+-- mark is, a string no user, host or socket name holds.
+local PASSWORD_MARK = "@@tend-option-password@@"
 function M.option_file(s)
-  local lines = { "[client]", 'password="%s"' }
+  local lines = { "[client]", 'password="' .. PASSWORD_MARK .. '"' }
   if s.user then lines[#lines + 1] = "user=" .. option_value(s.user) end
   if s.host then lines[#lines + 1] = "host=" .. option_value(s.host) end
   if s.port then lines[#lines + 1] = "port=" .. s.port end
   if s.socket then lines[#lines + 1] = "socket=" .. option_value(s.socket) end
   local pw = s.password
   if type(pw) ~= "userdata" then pw = core.vault.secret(pw or "") end
-  return pw:format(table.concat(lines, "\n") .. "\n", "quoted")
+  return pw:format(table.concat(lines, "\n") .. "\n", "quoted", PASSWORD_MARK)
 end
 
 -- mysql(t, s, sql [, opts]) -> stdout | nil, msg, code: one batch through the mysql client,

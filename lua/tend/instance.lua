@@ -15,7 +15,7 @@ M.RELATIONS = { ["dev-of"] = true, ["mirror-of"] = true, ["pre-dogfood-of"] = tr
 M.FIELDS = { app = true, host = true, path = true, url = true, db = true,
   ["db-password-secret"] = true, ["ssh-key"] = true, ["ssh-password-secret"] = true,
   ["ssh-key-passphrase-secret"] = true, exclude = true, contact = true, ["watch-path"] = true,
-  ["watch-ignore"] = true, migrate = true, releases = true, ["data-dir"] = true }
+  ["watch-ignore"] = true, migrate = true, releases = true, ["data-dir"] = true, config = true }
 
 local function check_name(name)
   if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 100 then
@@ -33,10 +33,21 @@ local function one_per_line(v, check)
   return #ok > 0 and table.concat(ok, "\n") or nil
 end
 
+-- relative(option, p, what, e.g.) -> p as a path inside the web root, from it; a usage
+-- error for an absolute path or one that climbs out.
+function M.relative(option, p, what, eg)
+  local q = p:gsub("/+$", "")
+  if q == "" or q:sub(1, 1) == "/" or ("/" .. q .. "/"):find("/%.%.?/") then
+    errors.usage("%s %q: %s inside the web root, as a path from it (%s)", option, p, what, eg)
+  end
+  return q
+end
+
 -- Validate one field's value as given on the command line; returns the stored value.
 local validate = {
   app = function(v)
-    if not apps.get(v) then errors.usage("unknown app %q: use tiki, wordpress or generic", v) end
+    local adapter, msg = apps.get(v)
+    if not adapter then errors.usage("%s", msg) end
     return v
   end,
   host = function(v)
@@ -79,18 +90,15 @@ local validate = {
   end,
   ["watch-ignore"] = function(v) return one_per_line(v, require("tend.backup").check_pattern) end,
   ["data-dir"] = function(v)
-    return one_per_line(v, function(p)
-      local q = p:gsub("/+$", "")
-      if q == "" or q:sub(1, 1) == "/" or ("/" .. q .. "/"):find("/%.%.?/") then
-        errors.usage("--data-dir %q: a folder inside the web root, as a path from it (uploads, files/media)", p)
-      end
-      return q
-    end)
+    return one_per_line(v, function(p) return M.relative("--data-dir", p, "a folder", "uploads, files/media") end)
+  end,
+  config = function(v)
+    return one_per_line(v, function(p) return M.relative("--config", p, "a file", "config.php, .env") end)
   end,
   exclude = function(v) return one_per_line(v, require("tend.backup").check_pattern) end,
 }
 
-local COLUMNS = { ["watch-path"] = "watch_paths", ["data-dir"] = "data_dirs" }
+local COLUMNS = { ["watch-path"] = "watch_paths", ["data-dir"] = "data_dirs", config = "config_files" }
 local function column(field) return COLUMNS[field] or (field:gsub("-", "_")) end
 
 local function load_extras(catalog, inst)
@@ -143,11 +151,11 @@ function M.add(catalog, name, fields, tags)
   catalog:transaction(function()
     local _, id = catalog:run([[INSERT INTO instances(name, app, host, path, url, db,
       db_password_secret, ssh_key, ssh_password_secret, ssh_key_passphrase_secret, exclude,
-      contact, watch_paths, watch_ignore, migrate, releases, data_dirs, created_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+      contact, watch_paths, watch_ignore, migrate, releases, data_dirs, config_files, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
       name, v.app, v.host or "local", v.path, v.url, v.db, v.db_password_secret, v.ssh_key,
       v.ssh_password_secret, v.ssh_key_passphrase_secret, v.exclude, v.contact, v.watch_paths,
-      v.watch_ignore, v.migrate, v.releases, v.data_dirs, os.time())
+      v.watch_ignore, v.migrate, v.releases, v.data_dirs, v.config_files, os.time())
     set_tags(catalog, id, tags)
   end)
   return M.get(catalog, name)
@@ -200,7 +208,19 @@ function Instance:describe()
     ssh_key_passphrase_secret = self.ssh_key_passphrase_secret,
     exclude = self:excludes(), tags = self.tags, relations = self.relations, contact = self.contact,
     watch_paths = self.watch_paths, watch_ignore = self.watch_ignore, migrate = self.migrate,
-    releases = self.releases, data_dirs = self:data_folders() }
+    releases = self.releases, data_dirs = self:data_folders(), config_files = self:config_paths() }
+end
+
+-- config_paths() -> the files (from the web root) that hold the instance's settings: its
+-- app's own config file, or the ones declared with --config (a generic app's).
+function Instance:config_paths()
+  local out, seen = {}, {}
+  local own = apps.get(self.app) or {}
+  local function add(f) if not seen[f] then out[#out + 1], seen[f] = f, true end end
+  if own.config then add(own.config) end
+  for _, f in ipairs(own.config_files or {}) do add(f) end
+  for f in (self.config_files or ""):gmatch("[^\n]+") do add(f) end
+  return out
 end
 
 -- data_folders() -> the folders of user data (from the web root): the app's own (uploads),
@@ -274,7 +294,7 @@ function Instance:db_settings(vault)
   else
     local adapter = apps.get(self.app)
     if not adapter then return nil, ("instance %s: unknown app %s"):format(self.name, self.app) end
-    s, msg = adapter.db_settings(self:transport(), self.path)
+    s, msg = adapter.db_settings(self:transport(), self.path, self:config_paths())
     if not s then return nil, ("instance %s: %s"):format(self.name, msg) end
   end
   if self.db_password_secret then

@@ -101,4 +101,15 @@ function M.set(src, kind, name, code)
   end
 end
 
+-- literal_at(src, pos) -> first, last, value, quote | nil: the PHP scalar literal at
+-- src[pos...] (after blanks): its span, quotes included; its value (a string, number or
+-- boolean); its quote (', " or "" for a bare word or number).
+function M.literal_at(src, pos)
+  local first, last = literal_span(src, pos)
+  if not first then return nil end
+  local text = src:sub(first, last)
+  local q = text:sub(1, 1)
+  return first, last, literal(text), (q == "'" or q == '"') and q or ""
+end
+
 return M

@@ -9,6 +9,7 @@ local db = require "tend.db"
 local pause = require "tend.pause"
 local cjson = require "cjson"
 local apps = require "tend.apps"
+local copy_config = require "tend.copy_config"
 
 local M = {}
 
@@ -480,21 +481,18 @@ local function finish_helper(helper)
   return nil, said or ("the database half ended with %s"):format(r.signal or ("exit " .. tostring(r.code)))
 end
 
--- prepare_copy(ctx, inst, target, t, staging, settings, keep): a copy's own settings in its
--- new tree: its config file (kept from its live tree, or the snapshot's with the copy's
--- database put in), and no outgoing mail unless it is production.
-local function prepare_copy(target, t, staging, settings, kept)
+-- prepare_copy(target, t, staging, plan): a copy's own settings in its new tree: its
+-- config files as planned (read back there), its app's caches emptied (they hold the
+-- source's pages), no outgoing mail unless it is production, and the app's own fixups.
+local function prepare_copy(target, t, staging, plan)
+  if plan then copy_config.write(plan, t, staging) end
   local adapter = apps.get(target.app)
-  if adapter.config and not kept[adapter.config] and settings and settings.driver == "mysql" then
-    local path = staging .. "/" .. adapter.config
-    local src = t:read(path)
-    if src then
-      local text, why = apps.config_for(adapter, src, settings)
-      if not text then errors.fail("%s: %s", target.name, why) end
-      errors.check(t:write(path, text, (t:stat(path) or {}).mode or 416)) -- as readable as the web server had it
-    end
+  for _, dir in ipairs(adapter.caches or {}) do
+    local r = t:exec({ "sh", "-c", '[ ! -d "$1" ] || find "$1" -mindepth 1 -delete', "sh", staging .. "/" .. dir })
+    if not r or r.code ~= 0 then errors.fail("%s: could not empty its cache %s", target.name, dir) end
   end
   if adapter.mail_off and not target:is_production() then errors.check(adapter.mail_off(t, staging)) end
+  if adapter.after_copy then errors.check(adapter.after_copy(t, staging, target)) end
 end
 
 -- confirm_production(target, snap): an in-place restore of a production instance goes on
@@ -522,27 +520,6 @@ end
 -- Into another instance it is a copy: the target keeps its own config file, its
 -- database gets the snapshot's rewritten for its URL and path (copy_pairs), and the
 -- catalog records which snapshot of which instance it holds (M.copy_of).
--- check_copy(src, dst): refused (a usage error, before anything is done) when a copy of
--- src's files onto dst would leave dst naming src's database: dst's app has no config
--- file that tend keeps and rewrites (generic), and src has a database that its files
--- cannot name relatively: a server database (its config names host, name and user), or
--- a SQLite file that is not at the same place in both web roots.
-local function inside(path, root)
-  return path and root and path:sub(1, #root + 1) == root .. "/" and path:sub(#root + 2) or nil
-end
-
-function M.check_copy(src, dst)
-  if apps.get(dst.app).config or not (src.db or apps.get(src.app).config) then return end
-  local a, b = require("tend.db").parse_url(src.db or ""), require("tend.db").parse_url(dst.db or "")
-  if a and b and a.driver == "sqlite" and b.driver == "sqlite" then
-    local rel = inside(a.path, src.path)
-    if rel and rel == inside(b.path, dst.path) then return end -- the copy's own file, named alike
-  end
-  errors.usage("%s is a generic app: a copy of %s's files would still name %s's database in whatever file "
-    .. "holds it (tend knows no config file of a generic app); copy the database only (--db-only), or give "
-    .. "the instances their app (--app wordpress or tiki)", dst.name, src.name, src.name)
-end
-
 function M.run(ctx, inst, snap, opts)
   opts = opts or {}
   local say = opts.progress or function() end
@@ -551,7 +528,8 @@ function M.run(ctx, inst, snap, opts)
   local copy = target.id ~= inst.id
   local summary = { snapshot = snap.id, instance = inst.name, target = target.name }
   local helper_of = os.getenv(HELPER)
-  if copy and not opts.db_only then M.check_copy(inst, target) end
+  -- what the copy's config files will hold, known (or refused) before any change
+  local plan = copy and not opts.db_only and (opts.config_plan or copy_config.plan(ctx, inst, target, snap)) or nil
   -- gc (exclusive) must not collect the snapshot's objects or the safety dump meanwhile
   local lock <close> = snapshot.lock_store(ctx, "shared")
   local held <close> = not helper_of and M.hold(ctx, target) or nil -- its journals are this run's
@@ -588,9 +566,8 @@ function M.run(ctx, inst, snap, opts)
   local manifest = snapshot.manifest(ctx:catalog(), snap)
   local bad, why = snapshot.unsafe(manifest)
   if bad then errors.fail("snapshot %d: unsafe path %q (%s); nothing restored", snap.id, bad, why) end
-  local keep = {} -- a copy keeps its own config file
-  local adapter = apps.get(target.app)
-  if copy and adapter.config then keep[adapter.config] = true end
+  local keep = {} -- a copy keeps its own config files (copy_config.write rewrites them)
+  if copy then for _, f in ipairs(target:config_paths()) do keep[f] = true end end
 
   -- A SQLite file may live in the web root: it is loaded after the swap, into the new tree.
   local sqlite = settings and settings.driver == "sqlite"
@@ -622,7 +599,7 @@ function M.run(ctx, inst, snap, opts)
   end
   finish_root(t, staging, snap, root)
   local pok, perr = pcall(function()
-    if copy then prepare_copy(target, t, staging, settings, keep) end
+    if copy then prepare_copy(target, t, staging, plan) end
     if opts.prepare then opts.prepare(t, staging) end
   end)
   if not pok then fail(errors.message(perr)) end

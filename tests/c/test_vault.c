@@ -53,6 +53,14 @@ static void test_format_quoted(void **state)
 	          ":match('template has no place for the secret')", "template has no place for the secret");
 	lua_is(L, "return core.vault.secret([[it's a\\b]]):format([[%s $p = '@PW@';]], 'single', '@PW@'):reveal()",
 	       "%s $p = 'it\\'s a\\\\b';");
+	/* every mark, the template a secret itself, and a DSN's percent-encoding */
+	lua_is(L, "local pw = core.vault.secret('p@ss:w/rd~1')\n"
+	          "local once = pw:format([[$a = '@S@'; $b = '@S@'; dsn = mysql://u:@U@@h/db]], 'single', '@S@')\n"
+	          "return pw:format(once, 'url', '@U@'):reveal()",
+	       "$a = 'p@ss:w/rd~1'; $b = 'p@ss:w/rd~1'; dsn = mysql://u:p%40ss%3Aw%2Frd~1@h/db");
+	lua_is(L, "local s = core.vault.secret('abc')\n"
+	          "return tostring(s:equals('abc')) .. tostring(s:equals('abd')) .. tostring(s:equals('ab'))"
+	          " .. tostring(s:equals(core.vault.secret('abc')))", "truefalsefalsetrue");
 	lua_is(L, "local p = core.vault.random_secret(24, 'password'):reveal()\n"
 	          "return #p .. ' ' .. tostring(p:match('^[%w]+$') ~= nil)", "24 true");
 }

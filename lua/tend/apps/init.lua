@@ -1,57 +1,163 @@
--- apps: one adapter per application. Each adapter is a table:
---   name                      "wordpress"
---   detect(t, path)           -> version string | false (not this app) | nil, msg
---   db_settings(t, path)      -> settings (see tend.db) | nil, msg
---   config                    the file holding the database settings ("wp-config.php")
---   db_keys                   how that file names them: {kind = "define"|"assign", name=,
---                             user=, password=, host=}; config_for writes a copy's
+-- apps: one adapter per application; docs/apps.md is the interface. An adapter is a
+-- table (a Lua file returning it):
+--   name                      "wordpress" (the file's name)
+--   detect(t, path)           -> version string | true (this app, version unknown) |
+--                             false (not this app) | nil, msg
+--   config                    the file holding the database settings ("wp-config.php"),
+--   config_files              or a list of them, from the web root
+--   parse_config(text, file)  -> settings (see tend.db) | nil: the database a config names
+--                             (default: tend.settings.read)
+--   db_keys                   how the config names them, {kind = "define"|"assign", name=,
+--                             user=, password=, host=}: config_text writes a copy's; without
+--                             it tend.settings rewrites every config file of a copy
+--   db_settings(t, path, files) -> settings | nil, msg (default: the config files, parsed)
 --   data_dirs                 folders of user data (uploads), for migrate-data
+--   ignore                    patterns backups leave out (caches the app rebuilds)
+--   caches                    folders emptied in a copy before it goes live
 --   maintenance               "wordpress" (its .maintenance) or "htaccess" (a page and a
 --                             rewrite rule; see tend.maintenance)
+--   migrate                   the shell command that migrates its database after new code
 --   mail_off(t, root)         optional: make a copy's tree send no e-mail
+--   after_copy(t, root, dst)  optional: anything else a copy's new tree needs
 -- t is the instance's transport, so adapters work the same on any host.
--- Order matters for detection: the most specific app first, generic last.
+-- Adapters are found like recipes: $TEND_APPS_PATH (folders, colon-separated), then
+-- $XDG_CONFIG_HOME/tend/apps (~/.config/tend/apps), then the bundled ones; the first
+-- file of a name wins. Detection asks the user's adapters first, generic last.
+local settings = require "tend.settings"
+
 local M = {}
 
-M.order = { "wordpress", "tiki", "generic" }
+M.bundled = { "wordpress", "tiki", "generic" }
 
-local known = {}
-for _, name in ipairs(M.order) do known[name] = true end
+function M.path()
+  local dirs = {}
+  for dir in (os.getenv("TEND_APPS_PATH") or ""):gmatch("[^:]+") do dirs[#dirs + 1] = dir end
+  local config = os.getenv("XDG_CONFIG_HOME")
+  if not config or config == "" then config = (os.getenv("HOME") or "") .. "/.config" end
+  dirs[#dirs + 1] = config .. "/tend/apps"
+  return dirs
+end
 
+-- What an adapter that leaves a field out gets.
+local function default_db_settings(adapter)
+  return function(t, path, files)
+    if #files == 0 then return nil, adapter.name .. " names no config file: give the instance --db URL" end
+    local texts = {}
+    for _, f in ipairs(files) do
+      local text, msg = t:read(path .. "/" .. f)
+      if not text then return nil, msg end
+      texts[#texts + 1] = { file = f, text = text }
+    end
+    local s = adapter.parse_config and adapter.parse_config(texts[1].text, texts[1].file) or settings.read(texts)
+    if not s then return nil, ("%s name no database tend can read: give the instance --db URL"):format(table.concat(files, ", ")) end
+    s.source = s.source or (path .. "/" .. files[1])
+    return s
+  end
+end
+
+local FIELDS = { name = "string", detect = "function", config = "string", config_files = "table",
+  parse_config = "function", db_keys = "table", db_settings = "function", data_dirs = "table",
+  ignore = "table", caches = "table", maintenance = "string", migrate = "string",
+  mail_off = "function", after_copy = "function", description = "string" }
+
+local function errors_fail(...) return require("tend.errors").fail(...) end
+
+-- load_user(name, file) -> adapter: a user's adapter file, checked field by field.
+local function load_user(name, file)
+  local chunk, msg = loadfile(file, "t")
+  if not chunk then errors_fail("app adapter %s: %s", file, msg) end
+  local ok, a = pcall(chunk)
+  if not ok then errors_fail("app adapter %s: %s", file, tostring(a)) end
+  if type(a) ~= "table" then errors_fail("app adapter %s: must return a table", file) end
+  for k, v in pairs(a) do
+    if not FIELDS[k] then errors_fail("app adapter %s: unknown field '%s' (docs/apps.md)", file, tostring(k)) end
+    if type(v) ~= FIELDS[k] then errors_fail("app adapter %s: '%s' must be a %s", file, k, FIELDS[k]) end
+  end
+  if a.name ~= name then errors_fail("app adapter %s: its name is %q, the file says %q", file, tostring(a.name), name) end
+  if not a.detect then errors_fail("app adapter %s: no detect(t, path)", file) end
+  if a.maintenance and a.maintenance ~= "htaccess" and a.maintenance ~= "wordpress" then
+    errors_fail("app adapter %s: maintenance is \"htaccess\" or \"wordpress\"", file)
+  end
+  a.data_dirs, a.maintenance, a.file = a.data_dirs or {}, a.maintenance or "htaccess", file
+  a.db_settings = a.db_settings or default_db_settings(a)
+  return a
+end
+
+local cache = {}
+
+-- user_names() -> the names of the user's adapters, in path order, each once.
+function M.user_names()
+  local out, seen = {}, {}
+  for _, dir in ipairs(M.path()) do
+    for _, e in ipairs(require("tend.core").fs.list(dir) or {}) do
+      local name = e:match("^([%w_-]+)%.lua$")
+      if name and not seen[name] then out[#out + 1], seen[name] = name, true end
+    end
+  end
+  table.sort(out)
+  return out
+end
+
+-- get(name) -> adapter | nil, msg
 function M.get(name)
-  if not known[name] then return nil, ("unknown app %q (known: %s)"):format(tostring(name), table.concat(M.order, ", ")) end
-  return require("tend.apps." .. name)
+  if type(name) ~= "string" or not name:match("^[%w_-]+$") then return nil, ("bad app name %q"):format(tostring(name)) end
+  if cache[name] then return cache[name] end
+  for _, dir in ipairs(M.path()) do
+    local file = dir .. "/" .. name .. ".lua"
+    if require("tend.core").fs.stat(file) then
+      cache[name] = load_user(name, file)
+      return cache[name]
+    end
+  end
+  for _, b in ipairs(M.bundled) do
+    if b == name then cache[name] = require("tend.apps." .. name); return cache[name] end
+  end
+  local known = M.user_names()
+  for _, b in ipairs(M.bundled) do known[#known + 1] = b end
+  return nil, ("unknown app %q (known: %s; an adapter of your own goes in %s/%s.lua)"):format(name,
+    table.concat(known, ", "), M.path()[#M.path()], name)
+end
+
+-- order() -> the names detection tries: the user's adapters, then the bundled ones.
+function M.order()
+  local out = M.user_names()
+  for _, b in ipairs(M.bundled) do
+    local dup = false
+    for _, u in ipairs(out) do dup = dup or u == b end
+    if not dup then out[#out + 1] = b end
+  end
+  -- generic matches anything: always last
+  for i, n in ipairs(out) do if n == "generic" then table.remove(out, i); break end end
+  out[#out + 1] = "generic"
+  return out
 end
 
 -- detect(t, path) -> adapter, version | nil, msg
 function M.detect(t, path)
-  for _, name in ipairs(M.order) do
-    local adapter = M.get(name)
+  for _, name in ipairs(M.order()) do
+    local adapter = assert(M.get(name))
     local version, msg = adapter.detect(t, path)
     if version == nil and msg then return nil, msg end
     if version then return adapter, version ~= true and version or nil end
   end
 end
 
--- config_for(adapter, src, settings) -> secret | nil, msg: the app's config file src with
--- the database settings of a copy (name, user, host, password) put in. A secret, since
--- the password is in it.
-function M.config_for(adapter, src, s)
-  local php, core = require "tend.php", require "tend.core"
+-- config_text(adapter, src, settings) -> text | nil, msg: the app's config file src with
+-- the database settings of a copy (name, user, host) put in, and its password as
+-- tend.settings.MARKS.single (tend.copy_config puts the secret in, in guarded memory).
+function M.config_text(adapter, src, s)
+  local php = require "tend.php"
   local keys = adapter.db_keys
   if not keys then return nil, ("%s has no database settings to write"):format(adapter.name) end
-  local MARK = "@@tend-password@@"
   local values = { name = s.name, user = s.user, host = require("tend.db").host_spec(s) }
   for _, field in ipairs({ "name", "user", "host" }) do
     local out = php.set(src, keys.kind, keys[field], php.quote(values[field] or ""))
     if not out then return nil, ("%s sets no %s"):format(adapter.config, keys[field]) end
     src = out
   end
-  src = php.set(src, keys.kind, keys.password, "'" .. MARK .. "'")
+  src = php.set(src, keys.kind, keys.password, "'" .. require("tend.settings").MARKS.single .. "'")
   if not src then return nil, ("%s sets no %s"):format(adapter.config, keys.password) end
-  local pw = s.password
-  if type(pw) ~= "userdata" then pw = core.vault.secret(pw or "") end
-  return pw:format(src, "single", MARK)
+  return src
 end
 
 return M

@@ -18,15 +18,20 @@ function M.detect(t, path)
   return src:match("%$this%->version%s*=%s*['\"]([^'\"]+)['\"]") or true
 end
 
+-- parse_config(src, where) -> settings | nil, msg: the database db/local.php's text names.
+function M.parse_config(src, where)
+  local a = php.assignments(src)
+  if not a.dbs_tiki then return nil, where .. ": no $dbs_tiki set" end
+  local s = db.mysql_host(a.host_tiki or "localhost")
+  s.driver, s.name, s.user, s.password = "mysql", a.dbs_tiki, a.user_tiki, a.pass_tiki
+  s.source = where
+  return s
+end
+
 function M.db_settings(t, path)
   local src, msg = t:read(path .. "/db/local.php")
   if not src then return nil, msg end
-  local a = php.assignments(src)
-  if not a.dbs_tiki then return nil, path .. "/db/local.php: no $dbs_tiki set" end
-  local s = db.mysql_host(a.host_tiki or "localhost")
-  s.driver, s.name, s.user, s.password = "mysql", a.dbs_tiki, a.user_tiki, a.pass_tiki
-  s.source = path .. "/db/local.php"
-  return s
+  return M.parse_config(src, path .. "/db/local.php")
 end
 
 return M

@@ -15,17 +15,22 @@ function M.detect(t, path)
   return php.assignments(src).wp_version or true
 end
 
-function M.db_settings(t, path)
-  local src, msg = t:read(path .. "/wp-config.php")
-  if not src then return nil, msg end
+-- parse_config(src, where) -> settings | nil, msg: the database wp-config.php's text names.
+function M.parse_config(src, where)
   local d = php.defines(src)
-  if not d.DB_NAME then return nil, path .. "/wp-config.php: no DB_NAME defined" end
+  if not d.DB_NAME then return nil, where .. ": no DB_NAME defined" end
   local s = db.mysql_host(d.DB_HOST or "localhost")
   s.driver, s.name, s.user = "mysql", d.DB_NAME, d.DB_USER
   s.password = d.DB_PASSWORD
   s.prefix = php.assignments(src).table_prefix or "wp_"
-  s.source = path .. "/wp-config.php"
+  s.source = where
   return s
+end
+
+function M.db_settings(t, path)
+  local src, msg = t:read(path .. "/wp-config.php")
+  if not src then return nil, msg end
+  return M.parse_config(src, path .. "/wp-config.php")
 end
 
 -- Copies that are not production send no mail: a must-use plugin that turns wp_mail()
