@@ -22,6 +22,7 @@ was. --redact runs an SQL file in DST's database before the page is lifted.]],
     { name = "db-only", type = "bool", help = "only the database" },
     { name = "redact", type = "path", help = "an SQL file to run in DST's database before it comes back" },
     { name = "yes-overwrite-production", type = "bool", help = "DST may be tagged production" },
+    { name = "without-maintenance-page", type = "bool", help = "go on when the maintenance page cannot be seen (php -S, no AllowOverride)" },
     { name = "dry-run", type = "bool", help = "say what DST's config files would become, change nothing" },
   },
 
@@ -45,6 +46,7 @@ was. --redact runs an SQL file in DST's database before the page is lifted.]],
     local summary = copy.clone(ctx, src, dst, snap, {
       files_only = args["files-only"], db_only = args["db-only"], redact = args.redact,
       overwrite_production = args["yes-overwrite-production"], progress = say,
+      without_page = args["without-maintenance-page"],
     })
     ctx:info("%s: now a copy of %s (snapshot %d): %s files, %s sent%s", dst.name, src.name, snap.id,
       summary.files or "no", summary.sent_files or 0,

@@ -13,6 +13,7 @@ maintenance page meanwhile; its database is dumped first and put back on failure
     { name = "dst", type = "instance", positional = true, required = true, help = "where it goes" },
     { name = "snapshot", type = "string", help = "use this snapshot of SRC instead of taking a new one" },
     { name = "yes-overwrite-production", type = "bool", help = "DST may be tagged production" },
+    { name = "without-maintenance-page", type = "bool", help = "go on when the maintenance page cannot be seen (php -S, no AllowOverride)" },
   },
 
   run = function(ctx, args)
@@ -23,7 +24,8 @@ maintenance page meanwhile; its database is dumped first and put back on failure
     copy.check_target(ctx, src, dst, { overwrite_production = args["yes-overwrite-production"], db_only = true })
     local snap = args.snapshot and snapshot.get(ctx:catalog(), src, args.snapshot) or copy.fresh_snapshot(ctx, src, say)
     local summary = copy.migrate_data(ctx, src, dst, snap,
-      { overwrite_production = args["yes-overwrite-production"], progress = say })
+      { overwrite_production = args["yes-overwrite-production"], progress = say,
+        without_page = args["without-maintenance-page"] })
     ctx:info("%s: data of %s (snapshot %d): database%s, %d files in data folders", dst.name, src.name, snap.id,
       summary.db_bytes and (" " .. summary.db_bytes .. " bytes") or " none", summary.data_files)
     ctx:result(summary)

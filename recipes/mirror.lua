@@ -13,6 +13,7 @@ seconds since 1970), to see which snapshot would be used.]],
     { name = "now", type = "string", help = "the time to measure the lag from (default: now)" },
     { name = "dry-run", type = "bool", help = "say which snapshot, change nothing" },
     { name = "yes-overwrite-production", type = "bool", help = "DST may be tagged production" },
+    { name = "without-maintenance-page", type = "bool", help = "go on when the maintenance page cannot be seen (php -S, no AllowOverride)" },
   },
 
   run = function(ctx, args)
@@ -45,6 +46,7 @@ seconds since 1970), to see which snapshot would be used.]],
       return
     end
     local summary = copy.clone(ctx, src, dst, snap, { overwrite_production = args["yes-overwrite-production"],
+      without_page = args["without-maintenance-page"],
       progress = function(fmt, ...) ctx:info("%s: " .. fmt, dst.name, ...) end })
     ctx:info("%s: now at snapshot %d of %s (%s): %d files sent", dst.name, snap.id, src.name,
       os.date("%Y-%m-%d %H:%M", snap.started_at), summary.sent_files or 0)

@@ -15,6 +15,7 @@ today's data. A DST that is no git or Subversion checkout can take a command ins
     { name = "to", type = "string", help = "this version instead of the newest" },
     { name = "update", type = "string", help = "a shell command that updates DST's code instead (run in its web root)" },
     { name = "yes-overwrite-production", type = "bool", help = "DST may be tagged production" },
+    { name = "without-maintenance-page", type = "bool", help = "go on when the maintenance page cannot be seen (php -S, no AllowOverride)" },
   },
 
   run = function(ctx, args)
@@ -27,9 +28,10 @@ today's data. A DST that is no git or Subversion checkout can take a command ins
     local snap = copy.fresh_snapshot(ctx, src, say)
     local adapter = require("tend.apps").get(dst.app)
     local summary = copy.clone(ctx, src, dst, snap, { overwrite_production = args["yes-overwrite-production"],
-      progress = say, keep_maintenance = args.update ~= nil })
+      progress = say, keep_maintenance = args.update ~= nil, without_page = args["without-maintenance-page"] })
     if not args.update then
-      local r = require("tend.update").run(ctx, dst, { to = args.to, latest = not args.to, upgrade = true, progress = say })
+      local r = require("tend.update").run(ctx, dst, { to = args.to, latest = not args.to, upgrade = true, progress = say,
+        without_page = args["without-maintenance-page"] })
       summary.from, summary.to, summary.updated = r.from, r.to, r.changed
     else
       say("updating: %s", args.update)

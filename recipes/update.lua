@@ -13,11 +13,12 @@ back (files and database, staged as restore does), lifts the page, and exits 1 w
 one line saying what failed; scheduled, that line is mailed. Nothing newer: exit 0.]],
   params = {
     { name = "instance", type = "instance", positional = true, required = true },
+    { name = "without-maintenance-page", type = "bool", help = "go on when the maintenance page cannot be seen (php -S, no AllowOverride)" },
   },
 
   run = function(ctx, args)
     local inst = args.instance
-    local r = require("tend.update").run(ctx, inst, { progress = function(fmt, ...) ctx:info("%s: " .. fmt, inst.name, ...) end })
+    local r = require("tend.update").run(ctx, inst, { without_page = args["without-maintenance-page"], progress = function(fmt, ...) ctx:info("%s: " .. fmt, inst.name, ...) end })
     if r.changed then ctx:info("%s: updated %s -> %s (backup: snapshot %d)", inst.name, r.from, r.to, r.snapshot) end
     ctx:result(r)
   end,

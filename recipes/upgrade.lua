@@ -11,6 +11,7 @@ refused unless --yes-production says it is meant; try it on a copy first
     { name = "instance", type = "instance", positional = true, required = true },
     { name = "to", type = "string", required = true, help = "the version to upgrade to" },
     { name = "yes-production", type = "bool", help = "the instance is tagged production, and this is meant" },
+    { name = "without-maintenance-page", type = "bool", help = "go on when the maintenance page cannot be seen (php -S, no AllowOverride)" },
   },
 
   run = function(ctx, args)
@@ -18,7 +19,7 @@ refused unless --yes-production says it is meant; try it on a copy first
     if inst:is_production() and not args["yes-production"] then
       require("tend.errors").usage("%s is tagged production: upgrade a copy first, or add --yes-production", inst.name)
     end
-    local r = require("tend.update").run(ctx, inst, { to = args.to, upgrade = true,
+    local r = require("tend.update").run(ctx, inst, { to = args.to, upgrade = true, without_page = args["without-maintenance-page"],
       progress = function(fmt, ...) ctx:info("%s: " .. fmt, inst.name, ...) end })
     if r.changed then ctx:info("%s: upgraded %s -> %s (backup: snapshot %d)", inst.name, r.from, r.to, r.snapshot) end
     ctx:result(r)

@@ -55,18 +55,16 @@ function M.clone(ctx, src, dst, snap, opts)
   local plan = M.check_target(ctx, src, dst, opts, snap)
   local say = opts.progress or function() end
   local t, adapter = dst:transport(), apps.get(dst.app)
-  local live = t:stat(dst.path) ~= nil
-  if live then
-    say("maintenance page on")
-    maintenance.on(t, dst.path, adapter)
-  end
+  -- an empty web root (tend blank made it) has no site to put a page in front of
+  local live = t:stat(dst.path) ~= nil and #(t:list(dst.path) or {}) > 0
+  local page = live and maintenance.up(ctx, dst, { say = say, without_page = opts.without_page }) or nil
   local ok, summary = pcall(restore.run, ctx, src, snap, {
     target = dst, files_only = opts.files_only, db_only = opts.db_only, kind = opts.kind or "copy", config_plan = plan,
     overwrite_production = opts.overwrite_production, progress = say,
-    prepare = function(tt, staging) maintenance.on(tt, staging, adapter) end,
+    prepare = function(tt, staging) maintenance.on(tt, staging, adapter, dst.path) end,
   })
   if not ok then
-    if live then pcall(maintenance.off, t, dst.path, adapter) end
+    if live then pcall(maintenance.down, dst, page) end
     error(summary, 0)
   end
   if opts.redact then
@@ -78,8 +76,7 @@ function M.clone(ctx, src, dst, snap, opts)
     end
   end
   if not opts.keep_maintenance then
-    say("maintenance page off")
-    maintenance.off(t, dst.path, adapter)
+    maintenance.down(dst, page, say)
     -- the page came and went in the web root: its own mtime back to the snapshot's
     if not opts.db_only then restore.finish_root(t, dst.path, snap, dst.path) end
   end
@@ -113,9 +110,9 @@ end
 function M.migrate_data(ctx, src, dst, snap, opts)
   M.check_target(ctx, src, dst, { overwrite_production = opts.overwrite_production, db_only = true })
   local say = opts.progress or function() end
-  local t, adapter = dst:transport(), apps.get(dst.app)
+  local t = dst:transport()
   if not t:stat(dst.path) then errors.usage("%s: %s does not exist; clone it first", dst.name, dst.path) end
-  maintenance.on(t, dst.path, adapter)
+  local page = maintenance.up(ctx, dst, { say = say, without_page = opts.without_page })
   local ok, summary = pcall(function()
     local part = restore.run(ctx, src, snap, { target = dst, db_only = true, kind = "data",
       overwrite_production = opts.overwrite_production, progress = say })
@@ -127,7 +124,7 @@ function M.migrate_data(ctx, src, dst, snap, opts)
     end
     return part
   end)
-  maintenance.off(t, dst.path, adapter)
+  maintenance.down(dst, page, say)
   if not ok then error(summary, 0) end
   require("tend.watch").rebaseline(ctx, dst)
   return summary

@@ -1,25 +1,47 @@
 -- maintenance: a page that answers 503 (with Retry-After) while a job changes a site.
 -- WordPress has its own switch, a .maintenance file in the web root. Other apps (Tiki,
--- generic PHP) get a page of ours and a rewrite rule in .htaccess that sends every
--- request to it; the site's own .htaccess is moved aside meanwhile and moved back
--- after, so it is byte for byte, inode for inode, what it was.
+-- generic PHP) get a page of ours, reached two ways so that it works behind any web
+-- server that runs PHP: a rewrite rule in .htaccess (Apache), and a .user.ini whose
+-- auto_prepend_file runs the page before every PHP script (PHP-FPM and CGI, behind
+-- nginx or anything else). The site's own .htaccess and .user.ini are moved aside
+-- meanwhile and moved back after, byte for byte, inode for inode.
+-- PHP-FPM caches a folder's .user.ini for user_ini.cache_ttl seconds (300 by default),
+-- so after off() it may still prepend the page for a while: where up() found PHP-FPM or
+-- CGI, the page stays in place, inert (it shows itself only while a file of ours is in
+-- place), and a background job on the host removes it once that time is over.
+-- up() is what jobs call: it asks what serves the instance's URL, puts the page on and
+-- checks over HTTP that the page is really what the URL answers.
 local errors = require "tend.errors"
+local core = require "tend.core"
 
 local M = {}
 
 local PAGE = "tend-maintenance.php"
 local SAVED = ".htaccess.tend-maintenance" -- the site's own .htaccess, while ours is in
+local SAVED_INI = ".user.ini.tend-maintenance" -- and its .user.ini
 local MARK = "# tend maintenance"
+local INI_MARK = "; tend maintenance"
+local LINGER = 330 -- seconds the inert page outlives off(): PHP-FPM's default cache, and some
 
 M.PAGE_PHP = [[<?php
-// Written by tend while it changes this site; tend removes it when done.
+// Written by tend while it changes this site; tend removes it when done. It runs
+// through .htaccess (Apache) or as .user.ini's auto_prepend_file (PHP-FPM); a PHP
+// that still holds a .user.ini of tend's in its cache after the work is done finds
+// no file of tend's in place and lets the site run.
+if (strncmp((string) @file_get_contents(__DIR__ . '/.htaccess', false, null, 0, 18), '# tend maintenance', 18) !== 0
+    && strncmp((string) @file_get_contents(__DIR__ . '/.user.ini', false, null, 0, 18), '; tend maintenance', 18) !== 0
+    || strncmp(basename($_SERVER['SCRIPT_FILENAME'] ?? ''), 'tend-probe-', 11) === 0) {
+    return; // done, or tend asking what runs PHP here
+}
 http_response_code(503);
 header('Retry-After: 600');
 header('Cache-Control: no-store');
+header('X-Tend-Maintenance: on');
 header('Content-Type: text/html; charset=utf-8');
 ?><!DOCTYPE html>
 <html><head><title>Down for maintenance</title></head>
 <body><h1>Down for maintenance</h1><p>This site is being updated and will be back in a few minutes.</p></body></html>
+<?php exit;
 ]]
 
 M.HTACCESS = MARK .. [[: every request goes to the maintenance page.
@@ -27,6 +49,7 @@ M.HTACCESS = MARK .. [[: every request goes to the maintenance page.
 <IfModule mod_rewrite.c>
 RewriteEngine On
 RewriteCond %{REQUEST_URI} !]] .. PAGE:gsub("%.", "\\.") .. [[$
+RewriteCond %{REQUEST_URI} !/tend-probe-[0-9]+\.php$
 RewriteRule ^ ]] .. PAGE .. [[ [L]
 </IfModule>
 <IfModule !mod_rewrite.c>
@@ -35,49 +58,196 @@ ErrorDocument 503 /]] .. PAGE .. [[
 </IfModule>
 ]]
 
+-- user_ini(served) -> our .user.ini: the page (at served, the web root as the web
+-- server sees it) before every PHP script.
+function M.user_ini(served)
+  return INI_MARK .. ": every PHP request shows the maintenance page first.\n"
+    .. "; The site's own .user.ini is in " .. SAVED_INI .. " meanwhile (none if that file is absent).\n"
+    .. ('auto_prepend_file = "%s/%s"\n'):format(served, PAGE)
+end
+
 local WP_FILE = ".maintenance"
 -- $upgrading is read at each request: time() keeps WordPress from calling it stale
 -- after its 10 minutes.
 local WP_MAINTENANCE = "<?php $upgrading = time(); // written by tend; removed when it is done\n"
 
-local function ours(t, path)
+local function ours(t, path, mark)
   local src = t:read(path)
-  return src and src:sub(1, #MARK) == MARK
+  return src and src:sub(1, #mark) == mark
 end
 
--- on(t, root, adapter): the maintenance page up in the tree at root. Idempotent.
-function M.on(t, root, adapter)
+-- put(t, root, file, saved, text, mark): our file in place of the site's, kept aside.
+local function put(t, root, file, saved, text, mark)
+  local path = root .. "/" .. file
+  if t:stat(path) and not ours(t, path, mark) then errors.check(t:rename(path, root .. "/" .. saved)) end
+  errors.check(t:write(path, text, 420))
+end
+
+-- take(t, root, file, saved, mark) -> true when ours was there: the site's file back.
+local function take(t, root, file, saved, mark)
+  local path = root .. "/" .. file
+  local was = t:stat(path) and ours(t, path, mark)
+  if t:stat(root .. "/" .. saved) then
+    errors.check(t:rename(root .. "/" .. saved, path))
+  elseif was then
+    errors.check(t:remove(path))
+  end
+  return was
+end
+
+-- on(t, root, adapter [, served]): the maintenance page up in the tree at root (served:
+-- where the web server will see that tree, when it is a staging tree). Idempotent.
+function M.on(t, root, adapter, served)
   if adapter.maintenance == "wordpress" then
     return errors.check(t:write(root .. "/" .. WP_FILE, WP_MAINTENANCE, 420))
   end
   errors.check(t:write(root .. "/" .. PAGE, M.PAGE_PHP, 420))
-  local htaccess = root .. "/.htaccess"
-  if t:stat(htaccess) and not ours(t, htaccess) then errors.check(t:rename(htaccess, root .. "/" .. SAVED)) end
-  errors.check(t:write(htaccess, M.HTACCESS, 420))
+  put(t, root, ".htaccess", SAVED, M.HTACCESS, MARK)
+  put(t, root, ".user.ini", SAVED_INI, M.user_ini(served or root), INI_MARK)
 end
 
--- off(t, root, adapter): the site as it was before on(). Idempotent.
-function M.off(t, root, adapter)
+-- off(t, root, adapter [, linger]): the site as it was before on(). Idempotent. linger:
+-- a FastCGI PHP may hold our .user.ini in its cache, so the page goes only later.
+function M.off(t, root, adapter, linger)
   if adapter.maintenance == "wordpress" then
     if t:stat(root .. "/" .. WP_FILE) then errors.check(t:remove(root .. "/" .. WP_FILE)) end
     return
   end
-  local htaccess = root .. "/.htaccess"
-  if t:stat(root .. "/" .. SAVED) then
-    errors.check(t:rename(root .. "/" .. SAVED, htaccess))
-  elseif t:stat(htaccess) and ours(t, htaccess) then
-    errors.check(t:remove(htaccess))
-  end
-  if t:stat(root .. "/" .. PAGE) then errors.check(t:remove(root .. "/" .. PAGE)) end
+  take(t, root, ".htaccess", SAVED, MARK)
+  local prepended = take(t, root, ".user.ini", SAVED_INI, INI_MARK)
+  local page = root .. "/" .. PAGE
+  if not t:stat(page) then return end
+  if not (prepended and linger) then return errors.check(t:remove(page)) end
+  -- a PHP-FPM may prepend it a while yet: inert now, gone when its cache is
+  t:exec({ "sh", "-c", '(sleep "$1"; head -c 18 "$2/.user.ini" 2>/dev/null | grep -q "^; tend maintenance" || '
+    .. 'rm -f -- "$2/$3") </dev/null >/dev/null 2>&1 &', "sh", tostring(LINGER), root, PAGE })
 end
 
 -- is_on(t, root, adapter) -> boolean
 function M.is_on(t, root, adapter)
   if adapter.maintenance == "wordpress" then return t:stat(root .. "/" .. WP_FILE) ~= nil end
-  return ours(t, root .. "/.htaccess")
+  return ours(t, root .. "/.htaccess", MARK) or ours(t, root .. "/.user.ini", INI_MARK) or false
 end
 
 -- The files maintenance adds to a tree: not part of the site, never backed up as such.
-M.FILES = { WP_FILE, PAGE, SAVED }
+M.FILES = { WP_FILE, PAGE, SAVED, SAVED_INI }
+
+-- What PHP says about itself, asked through the URL by a script in the web root.
+local PROBE = [[<?php
+header('Content-Type: text/plain');
+echo 'tend-probe ', php_sapi_name(), ' ', (int) ini_get('user_ini.cache_ttl'), ' ', ini_get('user_ini.filename') === '' ? '-' : ini_get('user_ini.filename'), "\n";
+]]
+
+-- stamp(t, dir) -> dir's mtime, to the nanosecond ("@S.N") | nil; put_stamp(t, dir, s):
+-- set back, so that a probe or a refused page leaves the web root as it was.
+local function stamp(t, dir)
+  local r = t:exec({ "date", "-r", dir, "+@%s.%N" })
+  return r and r.code == 0 and r.stdout:match("^(@[%d.]+)") or nil
+end
+local function put_stamp(t, dir, s)
+  if s then t:exec({ "touch", "-d", s, "--", dir }) end
+end
+
+-- probe(inst, t) -> {sapi, ttl, user_ini} | nil, why: what runs PHP at inst's URL.
+local function probe(inst, t)
+  local name = ("tend-probe-%d.php"):format(math.random(1, 1 << 30))
+  local path = inst.path .. "/" .. name
+  errors.check(t:write(path, PROBE, 420))
+  local r, msg = core.http.request({ url = inst.url .. "/" .. name, timeout = 20, max_body = 4096 })
+  t:remove(path)
+  if not r then return nil, ("%s does not answer (%s)"):format(inst.url, msg) end
+  local sapi, ttl, ini = r.body:match("^tend%-probe (%S+) (%d+) (%S+)")
+  if r.status ~= 200 or not sapi then
+    return nil, ("%s does not run PHP from %s (a script tend put there answered %d)"):format(inst.url, inst.path, r.status)
+  end
+  return { sapi = sapi, ttl = tonumber(ttl), user_ini = ini ~= "-" and ini or nil }
+end
+
+-- answer(inst) -> the response of inst's URL now | nil
+local function answer(inst)
+  return (core.http.request({ url = inst.url .. "/", timeout = 20, max_body = 65536 }))
+end
+
+local function is_page(r, adapter)
+  if not r or r.status ~= 503 then return false end
+  return adapter.maintenance == "wordpress" or r.headers["x-tend-maintenance"] == "on"
+end
+
+-- up(ctx, inst, opts) -> page {fcgi}, for down(): the page on in inst's web root and, when inst has a URL,
+-- seen there (HTTP 503 from our page or WordPress's). When it cannot be: the page is
+-- taken back and a usage error says what was found and what to configure, unless
+-- opts.without_page (then a warning, and the job goes on). opts.say(fmt, ...) for
+-- progress.
+function M.up(ctx, inst, opts)
+  opts = opts or {}
+  local say = opts.say or function() end
+  local t, adapter = inst:transport(), require("tend.apps").get(inst.app)
+  local before = stamp(t, inst.path)
+  local function unseen(why)
+    if opts.without_page then
+      ctx:warn("%s: the maintenance page is not seen: %s; going on without it (--without-maintenance-page)", inst.name, why)
+      return { fcgi = true } -- whatever serves it, the page may be prepended
+    end
+    pcall(M.off, t, inst.path, adapter)
+    put_stamp(t, inst.path, before)
+    errors.usage("%s: cannot show a maintenance page: %s; nothing was changed (--without-maintenance-page goes on without one)",
+      inst.name, why)
+  end
+  local page = { fcgi = false }
+  if not inst.url then
+    M.on(t, inst.path, adapter)
+    say("maintenance page on (not checked: the instance has no --url)")
+    return page
+  end
+  local settle = 0
+  if adapter.maintenance ~= "wordpress" then
+    local p, why = probe(inst, t)
+    if not p then return unseen(why) end
+    if p.sapi == "cli-server" then
+      return unseen(inst.url .. " is PHP's built-in server (php -S), which reads neither .htaccess nor .user.ini; "
+        .. "serve the site with Apache (AllowOverride) or PHP-FPM")
+    end
+    if p.sapi:match("fpm") or p.sapi:match("cgi") then
+      if not p.user_ini then
+        return unseen(("%s runs PHP as %s with user_ini.filename empty: set it to .user.ini"):format(inst.url, p.sapi))
+      end
+      if p.user_ini ~= ".user.ini" then
+        return unseen(("%s runs PHP as %s reading %s, not .user.ini"):format(inst.url, p.sapi, p.user_ini))
+      end
+      settle, page.fcgi = p.ttl + 1, true
+    end
+  end
+  M.on(t, inst.path, adapter)
+  -- Each PHP-FPM worker caches .user.ini on its own: one 503 is one worker; all of them
+  -- have read ours once the cache time has passed since it was written.
+  if settle > 0 then
+    say("waiting %ds for PHP-FPM's workers to read .user.ini (user_ini.cache_ttl)", settle)
+    core.proc.run({ "sleep", tostring(settle) })
+  end
+  local deadline, r = os.time() + 5, nil
+  repeat
+    r = answer(inst)
+    if is_page(r, adapter) then
+      say("maintenance page on: %s answers 503", inst.url)
+      return page
+    end
+    core.proc.run({ "sleep", "0.5" })
+  until os.time() >= deadline
+  return unseen(("%s answers %s, not the page (Apache needs AllowOverride for .htaccess; PHP-FPM reads .user.ini)")
+    :format(inst.url, r and tostring(r.status) or "nothing"))
+end
+
+-- down(inst, page [, say]): the page up() put on, off. Without page (a page put on by
+-- hand, or in a new tree), tend asks what runs PHP at the URL: unless it can tell that
+-- no FastCGI PHP reads .user.ini there, the page lingers, inert, for a while.
+function M.down(inst, page, say)
+  local t, adapter = inst:transport(), require("tend.apps").get(inst.app)
+  if not page then
+    local p = adapter.maintenance ~= "wordpress" and inst.url and M.is_on(t, inst.path, adapter) and probe(inst, t)
+    page = { fcgi = not (p and not p.sapi:match("fpm") and not p.sapi:match("cgi")) }
+  end
+  M.off(t, inst.path, adapter, page.fcgi)
+  if say then say("maintenance page off") end
+end
 
 return M

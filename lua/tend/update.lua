@@ -77,16 +77,14 @@ function M.run(ctx, inst, opts)
   require("tend.restore").recover(ctx, inst)
   say("backup before the %s", opts.upgrade and "upgrade" or "update")
   local id, snap = require("tend.backup").run(ctx, inst, { progress = function(fmt, ...) say("backup: " .. fmt, ...) end })
-  say("maintenance page on")
-  maintenance.on(t, inst.path, adapter)
+  local page = maintenance.up(ctx, inst, { say = say, without_page = opts.without_page })
   local ok, err = pcall(function()
     pause(ctx, "update.code")
     say("code: %s -> %s", from, to)
     switch()
     local why = migrate(inst, adapter, say)
     if why then errors.fail("%s", why) end
-    say("maintenance page off")
-    maintenance.off(t, inst.path, adapter)
+    maintenance.down(inst, page, say)
     why = M.health(inst)
     if why then errors.fail("the site is not well after the %s: %s", opts.upgrade and "upgrade" or "update", why) end
   end)
@@ -98,7 +96,7 @@ function M.run(ctx, inst, opts)
     if not rok then
       errors.fail("%s; and the rollback to snapshot %d failed: %s (the maintenance page stays up)", msg, id, errors.message(rerr))
     end
-    maintenance.off(t, inst.path, adapter) -- the backup was taken before the page went up; this is in case
+    maintenance.down(inst, page) -- the backup was taken before the page went up; this is in case
     errors.fail("%s; rolled back to snapshot %d: files and database as before", msg, id)
   end
   require("tend.watch").rebaseline(ctx, inst)

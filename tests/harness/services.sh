@@ -241,6 +241,65 @@ CONF
   wait_for "apache on $port" 10 _port_open "$port" || { cat "$d/stderr.log" "$d/error.log" >&2; return 1; }
 }
 
+# nginx_fpm_serve DIR PORT: Debian's nginx in front of Debian's PHP-FPM (a pool of its
+# own on a socket in the harness's temp dir) serving DIR on 127.0.0.1:PORT, the way PHP
+# sites are served without Apache: no .htaccess, PHP-FPM reading .user.ini. Its
+# user_ini.cache_ttl is 2 s (300 by default) so tests do not wait five minutes for a
+# .user.ini to be read. Both run as root here (-R), stopped with the harness.
+nginx_fpm_serve() {
+  local root=$1 port=$2 d
+  d=$(harness_tmp)/nginx-$port
+  mkdir -p "$d/tmp"
+  cat > "$d/php-fpm.conf" <<CONF
+[global]
+pid = $d/php-fpm.pid
+error_log = $d/php-fpm.log
+daemonize = no
+[site]
+user = root
+group = root
+listen = $d/php.sock
+pm = static
+pm.max_children = 2
+php_admin_value[user_ini.cache_ttl] = 2
+catch_workers_output = yes
+CONF
+  cat > "$d/nginx.conf" <<CONF
+daemon off;
+user root;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $d/tmp/body;
+  fastcgi_temp_path $d/tmp/fastcgi;
+  proxy_temp_path $d/tmp/proxy;
+  uwsgi_temp_path $d/tmp/uwsgi;
+  scgi_temp_path $d/tmp/scgi;
+  include /etc/nginx/mime.types;
+  server {
+    listen 127.0.0.1:$port;
+    root $root;
+    index index.php;
+    location / { try_files \$uri \$uri/ /index.php?\$args; }
+    location ~ \.php\$ {
+      try_files \$uri =404;
+      include /etc/nginx/fastcgi.conf;
+      fastcgi_pass unix:$d/php.sock;
+    }
+  }
+}
+CONF
+  setsid /usr/sbin/php-fpm8.2 -R -F -y "$d/php-fpm.conf" > "$d/php-fpm.stderr" 2>&1 &
+  HARNESS_PIDS="$HARNESS_PIDS $!"
+  setsid /usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" > "$d/nginx.stderr" 2>&1 &
+  HARNESS_PIDS="$HARNESS_PIDS $!"
+  wait_for "nginx on $port" 10 _port_open "$port" || { cat "$d"/*.stderr "$d/error.log" "$d/php-fpm.log" >&2; return 1; }
+  wait_for "php-fpm of $port" 10 test -S "$d/php.sock" || { cat "$d"/*.stderr "$d/php-fpm.log" >&2; return 1; }
+}
+
 # need SERVICE...: start the services not already running (started by tests/run).
 need() {
   local s

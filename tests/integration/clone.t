@@ -209,10 +209,13 @@ links=$TB_URL/tiki-index.php,$TB_URL/about" "tiki-b's code reads tiki-b's databa
 is "$(cd "$TA" && php index.php | head -1)" "url=$TA_URL/tiki-index.php" "tiki-a is untouched"
 
 # Maintenance for Tiki: a 503 page and a rewrite rule; the site's .htaccess back byte for byte.
-before=$(stat -c '%i %s %Y' "$TB/.htaccess"; sha256sum < "$TB/.htaccess")
-ok "maintenance on" "$TEND" maintenance tiki-b on
-like "$(head -1 "$TB/.htaccess")" "^# tend maintenance" "the .htaccess sends every request to the maintenance page"
+# From here tiki-b is served by Apache, at the URL tend checks the page at.
 PT=$(free_port); apache_serve "$TB" "$PT" || bail "apache would not start"
+"$TEND" instance edit tiki-b --url "http://127.0.0.1:$PT" >/dev/null 2>&1
+before=$(stat -c '%i %s %Y' "$TB/.htaccess"; sha256sum < "$TB/.htaccess")
+out=$("$TEND" maintenance tiki-b on 2>&1); rc=$?
+like "$rc:$out" "^0:.*maintenance page on: http://127.0.0.1:$PT answers 503" "maintenance on, seen by tend over HTTP"
+like "$(head -1 "$TB/.htaccess")" "^# tend maintenance" "the .htaccess sends every request to the maintenance page"
 is "$(get "http://127.0.0.1:$PT/tiki-index.php?page=HomePage")" 503 "Apache sends every request to the maintenance page: 503"
 like "$(cat "$T/head")" "Retry-After: 600" "... with Retry-After"
 like "$(cat "$T/body")" "Down for maintenance" "... and the page"

@@ -4,7 +4,8 @@
 # whose app/config.php returns an array with a database URL. Each is cloned over SSH onto
 # a blank target: the copy's config names the copy's database and URL (read back), a
 # write through the copy (its own PHP server) lands in the copy's database and not the
-# source's, a second clone keeps the copy's hand-edited config; a copy with no config
+# source's, a second clone keeps the copy's hand-edited config (the copies served by
+# nginx + PHP-FPM, their maintenance page seen); a copy with no config
 # declared, or with the source's own database, is refused before any change on either
 # side; --dry-run shows each change and changes nothing.
 cd "$(dirname "$0")/../.." || exit 1
@@ -97,7 +98,7 @@ like "$(cat "$C")" "Copy settings.sample.php here.*define\('GB_PAGE_SIZE', 20\);
 is "$(sha256sum < "$GB/config/settings.inc.php")" "$src_config" "the source's config is untouched"
 is "$(stat -c %a "$C")" "$(stat -c %a "$GB/config/settings.inc.php")" "... the copy's has the source's mode"
 
-serve "$T/gb2" "$PG2"
+nginx_fpm_serve "$T/gb2" "$PG2" || bail "nginx + php-fpm would not start" # the copy, as sites are served: its maintenance page is seen
 like "$(curl -s "http://127.0.0.1:$PG2/")" "<base href=\"http://127.0.0.1:$PG2/\">.*<p>from production</p>" "the copy serves the source's entries with its own URL"
 curl -s -o /dev/null --data-urlencode "message=written through the copy" "http://127.0.0.1:$PG2/"
 is "$(sql gb2 -e "SELECT count(*) FROM gb_entries WHERE message = 'written through the copy'")" 1 "a write through the copy lands in the copy's database"
@@ -171,7 +172,7 @@ pw=$("$TEND" secret get links2.db-password 2>/dev/null)
 like "$(cat "$L")" "'database' => 'mysql://links2:[^@]+@127.0.0.1:$MARIADB_PORT/links2\?charset=utf8mb4'" "the copy's database URL names its own database and user"
 grep -qF "mysql://links2:$pw@" "$L"; is "$?" 0 "... with its own password"
 like "$(cat "$L")" "'url'   => \"http://127.0.0.1:$PL2\"" "... and its own URL"
-serve "$T/links2" "$PL2"
+nginx_fpm_serve "$T/links2" "$PL2" || bail "nginx + php-fpm would not start"
 curl -s -o /dev/null --data-urlencode "href=https://copy.example/" "http://127.0.0.1:$PL2/"
 is "$(sql links2 -e "SELECT count(*) FROM link"):$(sql links -e "SELECT count(*) FROM link")" "2:1" \
   "a write through the copy lands in the copy's database, not the source's"
@@ -220,14 +221,16 @@ listing=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT path FROM manifest_files WHERE
 like "$listing" "lib/version.php" "... its snapshot holds the app's files"
 like "$listing" "cache/page-1.html" "... its cache too"
 unlike "$listing" "tmp/sess_1" "... and not what the adapter leaves out (ignore)"
-add book2 "$T/book2" "http://127.0.0.1:$PG2" --db "mysql://gb2@$DB/gb2" --db-password-secret gb2.db-password
+PB2=$(free_port)
+add book2 "$T/book2" "http://127.0.0.1:$PB2" --db "mysql://gb2@$DB/gb2" --db-password-secret gb2.db-password
 "$TEND" instance edit book2 --app guestbook >/dev/null 2>&1
 mkdir -p "$T/gb2/cache" && echo "a page of the old copy" > "$T/gb2/cache/old.html"
 mv "$T/gb2" "$T/book2" # gb2's tree and database, now known as book2
+nginx_fpm_serve "$T/book2" "$PB2" || bail "nginx + php-fpm would not start"
 out=$("$TEND" clone book book2 2>&1); rc=$?
 is "$rc" 0 "clone of an instance of the user's adapter"
 [ "$rc" = 0 ] || diag "$out"
-like "$(cat "$T/book2/config/settings.inc.php")" "GB_DB_NAME', 'gb2'.*GB_BASE_URL', 'http://127.0.0.1:$PG2'" "... its config names the copy's database and URL"
+like "$(cat "$T/book2/config/settings.inc.php")" "GB_DB_NAME', 'gb2'.*GB_PAGE_SIZE', 50" "... its config, its own, kept: it names the copy's database"
 is "$(ls -A "$T/book2/cache" | wc -l)" 0 "... and its cache starts empty"
 like "$("$TEND" instance add bad --app nosuch --path /x 2>&1; echo "rc=$?")" "unknown app \"nosuch\" \(known: guestbook, wordpress, tiki, generic; an adapter of your own goes in .*/tend/apps/nosuch.lua\).*rc=2" \
   "an unknown app names the adapters there are, and where one goes"
