@@ -185,6 +185,10 @@ local migrations = {
   [[
   ALTER TABLE instances ADD COLUMN config_files TEXT;   -- declared config files (from the web root), one a line
   ]],
+  [[
+  ALTER TABLE instances ADD COLUMN version_file TEXT;   -- where its version is written (from the web root)
+  ALTER TABLE instances ADD COLUMN version_pattern TEXT; -- and how (a Lua pattern with one capture)
+  ]],
 }
 
 local Catalog = {}

@@ -29,6 +29,8 @@ Instances and secrets:
                [--data-dir DIR ...] (folders of user data, from the web root: what migrate-data moves)
                [--config FILE ...]  (a generic app's settings files, from the web root: a copy's
                                      are rewritten to name its own database, URL and web root)
+               [--version-file FILE [--version-pattern PATTERN]] (where its version is written:
+                                     the first dotted number, or the Lua pattern's capture)
   instance list | show NAME | edit NAME --FIELD VALUE | rm NAME
   instance link NAME --dev-of SRC | --mirror-of SRC --lag 1d | --pre-dogfood-of SRC
   secret set KEY          value from stdin or a hidden prompt (never an argument)
@@ -129,7 +131,8 @@ end
 local INSTANCE_OPTS = { app = "value", host = "value", path = "value", url = "value", db = "value",
   ["db-password-secret"] = "value", ["ssh-key"] = "value", ["ssh-password-secret"] = "value",
   ["ssh-key-passphrase-secret"] = "value", tag = "list", exclude = "list", contact = "value",
-  ["watch-path"] = "list", ["watch-ignore"] = "list", migrate = "value", releases = "value", ["data-dir"] = "list", config = "list" }
+  ["watch-path"] = "list", ["watch-ignore"] = "list", migrate = "value", releases = "value", ["data-dir"] = "list", config = "list",
+  ["version-file"] = "value", ["version-pattern"] = "value" }
 
 local function instance_fields(opts)
   local fields = {}
@@ -154,6 +157,7 @@ local function show_instance(ctx, inst)
   if d.migrate then lines[#lines + 1] = { "migrate", d.migrate } end
   if d.releases then lines[#lines + 1] = { "releases", d.releases } end
   if #d.data_dirs > 0 then lines[#lines + 1] = { "data dirs", table.concat(d.data_dirs, " ") } end
+  if d.version_file then lines[#lines + 1] = { "version from", d.version_file .. (d.version_pattern and (" " .. d.version_pattern) or "") } end
   if #d.config_files > 0 then lines[#lines + 1] = { "config files", table.concat(d.config_files, " ") } end
   local tags = {}
   for k, v in pairs(d.tags) do tags[#tags + 1] = k .. "=" .. v end

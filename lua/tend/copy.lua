@@ -46,18 +46,51 @@ local function redact(ctx, dst, file)
   errors.check(db.mysql(dst:transport(), s, sql, { timeout = 3600 }))
 end
 
+-- names(body, url) -> true when url is in body as a whole URL (not the start of a longer
+-- host or port: http://h:3000 is not in http://h:30001).
+local function names(body, url)
+  local from = 1
+  while true do
+    local at, last = body:find(url, from, true)
+    if not at then return false end
+    if not body:sub(last + 1, last + 1):match("[%w.%-]") then return true end
+    from = at + 1
+  end
+end
+
+-- site_problem(src, dst, say) -> nil | why: dst's new site, seen behind its maintenance
+-- page, must answer with its own URL: below 500, no redirect to src's URL, and no src's
+-- URL in its page (its config or database would still name src). Unchecked (nil) when
+-- dst has no URL or it does not answer (a copy not served yet).
+local function site_problem(src, dst, say)
+  if not (dst.url and src.url) or src.url == dst.url then return nil end
+  local r, msg = maintenance.behind(dst)
+  if not r then
+    say("not checked over HTTP: %s", msg)
+    return nil
+  end
+  local loc = r.headers.location
+  if loc and names(loc, src.url) then return ("%s redirects to %s's URL (%s)"):format(dst.url, src.name, loc) end
+  if r.status >= 500 then return ("%s answers %d"):format(dst.url, r.status) end
+  if names(r.body, src.url) then return ("%s's page names %s's URL %s"):format(dst.url, src.name, src.url) end
+  say("%s answers %d with its own URL", dst.url, r.status)
+end
+
 -- clone(ctx, src, dst, snap, opts) -> summary.  opts: files_only, db_only, redact (an SQL
 -- file run in dst's database before the site comes back), overwrite_production, kind,
--- progress, keep_maintenance (the caller has more to do and lifts the page itself). dst shows its maintenance page from the start to the end; a failure puts
--- it back as it was (restore's rollback) and lifts the page, except when only the
--- redaction failed: then the unredacted copy stays behind the page.
+-- progress, keep_maintenance (the caller has more to do and lifts the page itself),
+-- without_page. dst shows its maintenance page from the start to the end; a failure
+-- puts it back as it was (restore's rollback) and lifts the page, except when only the
+-- redaction failed, or the new site, looked at behind the page, answers with src's URL
+-- (site_problem): then the copy stays behind the page.
 function M.clone(ctx, src, dst, snap, opts)
   local plan = M.check_target(ctx, src, dst, opts, snap)
   local say = opts.progress or function() end
   local t, adapter = dst:transport(), apps.get(dst.app)
   -- an empty web root (tend blank made it) has no site to put a page in front of
   local live = t:stat(dst.path) ~= nil and #(t:list(dst.path) or {}) > 0
-  local page = live and maintenance.up(ctx, dst, { say = say, without_page = opts.without_page }) or nil
+  -- (a new tree gets its page at build time, live for seconds: nothing to linger for)
+  local page = live and maintenance.up(ctx, dst, { say = say, without_page = opts.without_page }) or { fcgi = false }
   local ok, summary = pcall(restore.run, ctx, src, snap, {
     target = dst, files_only = opts.files_only, db_only = opts.db_only, kind = opts.kind or "copy", config_plan = plan,
     overwrite_production = opts.overwrite_production, progress = say,
@@ -74,6 +107,11 @@ function M.clone(ctx, src, dst, snap, opts)
       errors.fail("%s: redaction failed: %s; the copy stays behind its maintenance page (tend maintenance %s off)",
         dst.name, errors.message(rerr), dst.name)
     end
+  end
+  local why = not opts.db_only and site_problem(src, dst, say)
+  if why then
+    errors.fail("%s: the copy answers as %s: %s; it stays behind its maintenance page (tend maintenance %s off)",
+      dst.name, src.name, why, dst.name)
   end
   if not opts.keep_maintenance then
     maintenance.down(dst, page, say)

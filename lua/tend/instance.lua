@@ -15,7 +15,8 @@ M.RELATIONS = { ["dev-of"] = true, ["mirror-of"] = true, ["pre-dogfood-of"] = tr
 M.FIELDS = { app = true, host = true, path = true, url = true, db = true,
   ["db-password-secret"] = true, ["ssh-key"] = true, ["ssh-password-secret"] = true,
   ["ssh-key-passphrase-secret"] = true, exclude = true, contact = true, ["watch-path"] = true,
-  ["watch-ignore"] = true, migrate = true, releases = true, ["data-dir"] = true, config = true }
+  ["watch-ignore"] = true, migrate = true, releases = true, ["data-dir"] = true, config = true,
+  ["version-file"] = true, ["version-pattern"] = true }
 
 local function check_name(name)
   if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 100 then
@@ -92,6 +93,14 @@ local validate = {
   ["data-dir"] = function(v)
     return one_per_line(v, function(p) return M.relative("--data-dir", p, "a folder", "uploads, files/media") end)
   end,
+  ["version-file"] = function(v) return M.relative("--version-file", v, "a file", "VERSION, lib/version.php") end,
+  ["version-pattern"] = function(v)
+    local ok = pcall(string.find, "0.0 x", v) -- a malformed pattern raises (most, here)
+    if not ok or not v:find("%(.-%)") then
+      errors.usage("--version-pattern %q: a Lua pattern with one capture, e.g. \"VERSION', '([^']+)\"", v)
+    end
+    return v
+  end,
   config = function(v)
     return one_per_line(v, function(p) return M.relative("--config", p, "a file", "config.php, .env") end)
   end,
@@ -151,11 +160,12 @@ function M.add(catalog, name, fields, tags)
   catalog:transaction(function()
     local _, id = catalog:run([[INSERT INTO instances(name, app, host, path, url, db,
       db_password_secret, ssh_key, ssh_password_secret, ssh_key_passphrase_secret, exclude,
-      contact, watch_paths, watch_ignore, migrate, releases, data_dirs, config_files, created_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+      contact, watch_paths, watch_ignore, migrate, releases, data_dirs, config_files, version_file,
+      version_pattern, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
       name, v.app, v.host or "local", v.path, v.url, v.db, v.db_password_secret, v.ssh_key,
       v.ssh_password_secret, v.ssh_key_passphrase_secret, v.exclude, v.contact, v.watch_paths,
-      v.watch_ignore, v.migrate, v.releases, v.data_dirs, v.config_files, os.time())
+      v.watch_ignore, v.migrate, v.releases, v.data_dirs, v.config_files, v.version_file, v.version_pattern, os.time())
     set_tags(catalog, id, tags)
   end)
   return M.get(catalog, name)
@@ -208,7 +218,8 @@ function Instance:describe()
     ssh_key_passphrase_secret = self.ssh_key_passphrase_secret,
     exclude = self:excludes(), tags = self.tags, relations = self.relations, contact = self.contact,
     watch_paths = self.watch_paths, watch_ignore = self.watch_ignore, migrate = self.migrate,
-    releases = self.releases, data_dirs = self:data_folders(), config_files = self:config_paths() }
+    releases = self.releases, data_dirs = self:data_folders(), config_files = self:config_paths(),
+    version_file = self.version_file, version_pattern = self.version_pattern }
 end
 
 -- config_paths() -> the files (from the web root) that hold the instance's settings: its
@@ -282,8 +293,23 @@ function Instance:detect()
   if not t:stat(self.path) then
     return nil, ("instance %s: %s not found on %s"):format(self.name, self.path, self.host), "enoent"
   end
-  return apps.detect(t, self.path)
+  local adapter, version = apps.detect(t, self.path)
+  if adapter and self.version_file then
+    local src = t:read(self.path .. "/" .. self.version_file)
+    local matched, found = pcall(string.match, src or "", self.version_pattern or M.VERSION_PATTERN)
+    if not matched then return nil, ("instance %s: --version-pattern: %s"):format(self.name, found) end
+    if not src or not found then
+      return nil, ("instance %s: %s has no version%s"):format(self.name, self.version_file,
+        self.version_pattern and (" matching " .. self.version_pattern) or "")
+    end
+    version = found
+  end
+  return adapter, version
 end
+
+-- What --version-file is searched for when no --version-pattern is given: the first
+-- dotted number (2.3, 1.6.5, 10.0.0-rc1).
+M.VERSION_PATTERN = "(%d+%.%d+[%w.%-+]*)"
 
 -- db_settings(vault) -> settings | nil, msg.  --db wins over the app's config file; the
 -- password comes from the vault when --db-password-secret names one.

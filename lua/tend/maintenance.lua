@@ -22,6 +22,9 @@ local SAVED_INI = ".user.ini.tend-maintenance" -- and its .user.ini
 local MARK = "# tend maintenance"
 local INI_MARK = "; tend maintenance"
 local LINGER = 330 -- seconds the inert page outlives off(): PHP-FPM's default cache, and some
+-- A request with this header (random, one per run) passes the page, so that tend can
+-- look at a new copy before anyone else sees it (behind()).
+M.BYPASS = core.vault.random_secret(24, "password"):reveal()
 
 M.PAGE_PHP = [[<?php
 // Written by tend while it changes this site; tend removes it when done. It runs
@@ -30,8 +33,9 @@ M.PAGE_PHP = [[<?php
 // no file of tend's in place and lets the site run.
 if (strncmp((string) @file_get_contents(__DIR__ . '/.htaccess', false, null, 0, 18), '# tend maintenance', 18) !== 0
     && strncmp((string) @file_get_contents(__DIR__ . '/.user.ini', false, null, 0, 18), '; tend maintenance', 18) !== 0
-    || strncmp(basename($_SERVER['SCRIPT_FILENAME'] ?? ''), 'tend-probe-', 11) === 0) {
-    return; // done, or tend asking what runs PHP here
+    || strncmp(basename($_SERVER['SCRIPT_FILENAME'] ?? ''), 'tend-probe-', 11) === 0
+    || ($_SERVER['HTTP_X_TEND_BYPASS'] ?? '') === ']] .. M.BYPASS .. [[') {
+    return; // done, or tend asking what runs PHP here, or looking at the site behind the page
 }
 http_response_code(503);
 header('Retry-After: 600');
@@ -50,6 +54,7 @@ M.HTACCESS = MARK .. [[: every request goes to the maintenance page.
 RewriteEngine On
 RewriteCond %{REQUEST_URI} !]] .. PAGE:gsub("%.", "\\.") .. [[$
 RewriteCond %{REQUEST_URI} !/tend-probe-[0-9]+\.php$
+RewriteCond %{HTTP:X-Tend-Bypass} !^]] .. M.BYPASS .. [[$
 RewriteRule ^ ]] .. PAGE .. [[ [L]
 </IfModule>
 <IfModule !mod_rewrite.c>
@@ -69,7 +74,9 @@ end
 local WP_FILE = ".maintenance"
 -- $upgrading is read at each request: time() keeps WordPress from calling it stale
 -- after its 10 minutes.
-local WP_MAINTENANCE = "<?php $upgrading = time(); // written by tend; removed when it is done\n"
+-- (tend's own look behind the page gets 0: long past, so WordPress runs).
+local WP_MAINTENANCE = "<?php $upgrading = (($_SERVER['HTTP_X_TEND_BYPASS'] ?? '') === '" .. M.BYPASS
+  .. "') ? 0 : time(); // written by tend; removed when it is done\n"
 
 local function ours(t, path, mark)
   local src = t:read(path)
@@ -235,6 +242,12 @@ function M.up(ctx, inst, opts)
   until os.time() >= deadline
   return unseen(("%s answers %s, not the page (Apache needs AllowOverride for .htaccess; PHP-FPM reads .user.ini)")
     :format(inst.url, r and tostring(r.status) or "nothing"))
+end
+
+-- behind(inst) -> response | nil, msg: what inst's URL answers behind its page.
+function M.behind(inst)
+  return core.http.request({ url = inst.url .. "/", timeout = 30, max_body = 1 << 20,
+    headers = { "X-Tend-Bypass: " .. M.BYPASS } })
 end
 
 -- down(inst, page [, say]): the page up() put on, off. Without page (a page put on by

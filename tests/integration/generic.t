@@ -72,6 +72,14 @@ add gb "$GB" "http://127.0.0.1:$PG" --config config/settings.inc.php
 like "$("$TEND" instance show gb 2>&1)" "config files: +config/settings.inc.php" "instance show lists the declared config file"
 like "$("$TEND" check gb 2>&1)" "gb@127.0.0.1:$MARIADB_PORT/gb" "check reads the database from the declared file"
 
+printf 'Guestbook 2.3.1 (2026-10-01)\n\n* entries can be longer\n' > "$GB/CHANGELOG"
+ok "--version-file names where the version is written" "$TEND" instance edit gb --version-file CHANGELOG
+like "$("$TEND" check gb 2>&1)" "app: +generic 2\.3\.1" "check reads the version from it: the first dotted number"
+"$TEND" instance edit gb --version-pattern 'Guestbook ([%d.]+) %(' >/dev/null 2>&1
+like "$("$TEND" check gb 2>&1)" "app: +generic 2\.3\.1" "... or what a Lua pattern captures"
+like "$("$TEND" instance edit gb --version-pattern 'no capture' 2>&1; echo "rc=$?")" "a Lua pattern with one capture.*rc=2" \
+  "a pattern without a capture is refused"
+
 PG2=$(free_port)
 add gb2 "$T/gb2" "http://127.0.0.1:$PG2" --db "mysql://gb2@$DB/gb2" --config config/settings.inc.php
 ok "blank gb2" "$TEND" blank gb2 --admin "$ADMIN"
@@ -180,6 +188,17 @@ like "$(curl -s "http://127.0.0.1:$PL2/")" "href=\"http://127.0.0.1:$PL2\".*debi
 out=$("$TEND" clone links links2 2>&1); rc=$?
 is "$rc:$(sql links2 -e "SELECT count(*) FROM link")" "0:1" "a second clone exits 0 and brings the source's data again"
 grep -qF "mysql://links2:$pw@" "$L"; is "$?" 0 "... the copy's config still its own"
+
+# A URL that no config holds (written in the code): the copy, looked at behind its
+# page, still names its source, so the clone says so and leaves it behind the page.
+cp "$LK/index.php" "$T/links-index.php"
+echo 'echo "<footer>Canonical: http://127.0.0.1:'"$PL"'/</footer>\n";' >> "$LK/index.php"
+out=$("$TEND" clone links links2 2>&1); rc=$?
+like "$rc:$out" "^1:.*links2: the copy answers as links: http://127.0.0.1:$PL2's page names links's URL http://127.0.0.1:$PL; it stays behind its maintenance page" \
+  "a copy that still names its source's URL fails (exit 1), saying so"
+is "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PL2/")" 503 "... and stays behind its maintenance page"
+ok "... until the operator lifts it" "$TEND" maintenance links2 off
+cp "$T/links-index.php" "$LK/index.php"
 
 # --- an adapter of the operator's own, in ~/.config/tend/apps: the guestbook known by
 # its files (version from lib/version.php, settings from config/settings.inc.php, a
