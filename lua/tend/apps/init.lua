@@ -38,10 +38,13 @@ function M.path()
   return dirs
 end
 
--- What an adapter that leaves a field out gets.
-local function default_db_settings(adapter)
+-- default_db_settings(adapter) -> db_settings(t, path, files): what an adapter that has
+-- none gets: the config files read and parsed (parse_config, or tend.settings).
+function M.default_db_settings(adapter)
   return function(t, path, files)
-    if #files == 0 then return nil, adapter.name .. " names no config file: give the instance --db URL" end
+    if #files == 0 then
+      return nil, ("tend knows no config file of this %s app: give the instance --db URL, or --config FILE"):format(adapter.name)
+    end
     local texts = {}
     for _, f in ipairs(files) do
       local text, msg = t:read(path .. "/" .. f)
@@ -79,7 +82,7 @@ local function load_user(name, file)
     errors_fail("app adapter %s: maintenance is \"htaccess\" or \"wordpress\"", file)
   end
   a.data_dirs, a.maintenance, a.file = a.data_dirs or {}, a.maintenance or "htaccess", file
-  a.db_settings = a.db_settings or default_db_settings(a)
+  a.db_settings = a.db_settings or M.default_db_settings(a)
   return a
 end
 
