@@ -201,10 +201,7 @@ local function same_secret(a, b)
   return a == b
 end
 
-local function host_spec(s)
-  if s.socket then return (s.host or "localhost") .. ":" .. s.socket end
-  return (s.host or "localhost") .. (s.port and (":" .. s.port) or "")
-end
+local host_spec = require("tend.db").host_spec -- HOST, HOST:PORT or HOST:/SOCKET
 
 -- quote_as(e, value) -> value written back as e's literal was (PHP or line syntax).
 local function quote_as(e, value)
