@@ -6,7 +6,8 @@ return {
 The archive's files and database dump go into the store and become a snapshot of the
 instance, which `tend restore` can then put in place. Tiki Manager backups
 (<id>-<name>/manifest.txt, one folder per backed-up path, database_dump.sql) are read
-as they are; folders outside the web root are skipped, and the note says how many.]],
+as they are; their folders outside the web root are in the snapshot at their own
+paths (a restore writes them where the instance declares its data: --data-dir).]],
   params = {
     { name = "instance", type = "instance", positional = true, required = true },
     { name = "file", type = "path", positional = true, required = true },

@@ -16,7 +16,8 @@ local function drill(ctx, inst, snap, dir)
     ctx:warn("%s: %d sockets or device nodes were not made (tar cannot carry a socket; device nodes need root): %s",
       inst.name, #got.unmade, table.concat(got.unmade, ", "))
   end
-  local diffs = restore_drill.compare(snap, snapshot.manifest(ctx:catalog(), snap), dir .. "/files", got.unmade)
+  local diffs = restore_drill.compare(snap, snapshot.manifest(ctx:catalog(), snap), dir .. "/files", got.unmade,
+    dir .. "/outside")
   local report = { snapshot = snap.id, dir = dir, files = got.files, bytes = got.bytes, database = got.db,
     differences = diffs }
   ctx:result(report, ("restore drill of snapshot %d into %s: %d files%s; %s"):format(snap.id, dir, got.files,

@@ -5,6 +5,7 @@ local core = require "tend.core"
 local errors = require "tend.errors"
 local snapshot = require "tend.snapshot"
 local db = require "tend.db"
+local outside = require "tend.outside"
 local cjson = require "cjson"
 
 local M = {}
@@ -109,6 +110,20 @@ function M.parse(raw)
   return out, root
 end
 
+-- merge_outside(listing, folder, raw): the listing of a folder outside the web root into
+-- the web root's, under the folder's absolute path, with the folder's own row; its
+-- inodes are its own (a hard link never joins two trees).
+function M.merge_outside(listing, folder, raw)
+  local under, own = M.parse(raw)
+  for path, e in pairs(under) do
+    e.path, e.inode = folder .. "/" .. path, e.inode and (folder .. "|" .. e.inode)
+    listing[e.path] = e
+  end
+  own = own or {}
+  listing[folder] = { path = folder, type = "dir", mode = own.mode, size = 0, uid = own.uid, gid = own.gid,
+    mtime_ns = own.mtime_ns, mtime = own.mtime_ns and own.mtime_ns / 1e9 or 0 }
+end
+
 -- link_groups(listing): every file that is one of several names of an inode in the tree
 -- gets hardlink = the group's first path (by byte order), which is stored; the others
 -- are restored as links to it.
@@ -173,9 +188,30 @@ local function fetch(t, root, paths, st, progress)
   return by
 end
 
+-- by_tree(paths, roots) -> {{root = nil (the web root) | folder, paths = {from it}}, ...}
+local function by_tree(paths, roots)
+  local web, under = {}, {}
+  for _, p in ipairs(paths) do
+    if p:sub(1, 1) ~= "/" then web[#web + 1] = p
+    else
+      for _, r in ipairs(roots) do
+        if p:sub(1, #r + 1) == r .. "/" then
+          under[r] = under[r] or {}
+          table.insert(under[r], p:sub(#r + 2))
+          break
+        end
+      end
+    end
+  end
+  local out = {}
+  if #web > 0 then out[1] = { paths = web } end
+  for _, r in ipairs(roots) do if under[r] then out[#out + 1] = { root = r, paths = under[r] } end end
+  return out
+end
+
 -- collect(...) -> manifest, files, bytes, sent, listing digest: the listing
--- against the previous manifest; new and changed files fetched in one tar stream.
-function M.collect(ctx, inst, t, st, listing, before, digest, say, since)
+-- against the previous manifest; new and changed files fetched, one tar stream a tree.
+function M.collect(ctx, inst, t, st, listing, before, digest, say, since, roots)
   local manifest, wanted = {}, {}
   link_groups(listing)
   for path, e in pairs(listing) do
@@ -193,9 +229,15 @@ function M.collect(ctx, inst, t, st, listing, before, digest, say, since)
     local total = 0
     for _, p in ipairs(wanted) do total = total + (listing[p].type == "file" and listing[p].size or 0) end
     local update, finish = require("tend.progress").new(ctx, inst.name, #wanted, total)
-    local got, fmsg = fetch(t, inst.path, wanted, st, update)
+    local got = {}
+    -- one tar stream per tree: the web root's, then each folder outside it
+    for _, tree in ipairs(by_tree(wanted, roots or {})) do
+      local part, fmsg = fetch(t, tree.root or inst.path, tree.paths, st, update)
+      if not part then finish() end
+      errors.check(part, fmsg)
+      for p, e in pairs(part) do got[tree.root and (tree.root .. "/" .. p) or p] = e end
+    end
     finish()
-    errors.check(got, fmsg)
     local kept = {}
     for _, e in ipairs(manifest) do
       local g = got[e.path]
@@ -370,7 +412,28 @@ function M.run(ctx, inst, opts)
   if not raw and not lmsg:find("printf", 1, true) then errors.check(raw, lmsg, lcode) end
   -- The same listing (paths, types, modes, sizes, mtimes) under the same exclusions is
   -- the same tree: the previous manifest serves again, and not a byte is read.
+  -- its data outside the web root: each folder listed the same way (no exclusions:
+  -- they are patterns of the web root)
+  local outside_raw, roots = {}, {}
+  if raw then
+    for _, folder in ipairs(outside.folders(ctx, inst, settings)) do
+      local st_f, smsg, scode = t:stat(folder)
+      if not st_f and scode == "enoent" then
+        ctx:warn("%s: its data folder %s does not exist; nothing of it is in this snapshot", inst.name, folder)
+      else
+        if not st_f then errors.fail("%s", smsg) end
+        say("listing %s", folder)
+        outside_raw[#outside_raw + 1] = errors.check(M.listing(t, folder, {}))
+        roots[#roots + 1] = folder
+      end
+    end
+  end
   local digest = raw and core.hash.sha256(table.concat(exclude, "\0") .. "\0\0" .. raw)
+  if #roots > 0 then
+    local parts = { digest }
+    for i, folder in ipairs(roots) do parts[#parts + 1] = folder .. "\0" .. outside_raw[i] end
+    digest = core.hash.sha256(table.concat(parts, "\0\0"))
+  end
   local prev = snapshot.latest(catalog, inst)
   local prev_listing = prev and prev.manifest_id
     and catalog:first("SELECT listing FROM manifests WHERE id = ?", prev.manifest_id).listing
@@ -378,6 +441,9 @@ function M.run(ctx, inst, opts)
   local manifest, sent, files, bytes, root = nil, 0, 0, 0, nil
   if not raw then
     say("%s: the host's find cannot list the tree; reading all of it", lmsg)
+    if #outside.folders(ctx, inst, settings) > 0 then
+      ctx:warn("%s: its data outside the web root is not in this snapshot (the host's find cannot list it)", inst.name)
+    end
     manifest, files, bytes, sent = M.collect_all(ctx, inst, t, st, exclude)
   elseif prev_listing == digest and not opts.rehash then
     say("no file changed since snapshot %d", prev.id)
@@ -385,8 +451,9 @@ function M.run(ctx, inst, opts)
   else
     local listing
     listing, root = M.parse(raw)
+    for i, folder in ipairs(roots) do M.merge_outside(listing, folder, outside_raw[i]) end
     manifest, files, bytes, sent, digest = M.collect(ctx, inst, t, st, listing,
-      not opts.rehash and snapshot.files(catalog, prev) or {}, digest, say, prev and prev.listed_at)
+      not opts.rehash and snapshot.files(catalog, prev) or {}, digest, say, prev and prev.listed_at, roots)
   end
   if raw and not root then root = select(2, M.parse(raw:match("^[^%z]*%z" .. ("[^%z]*%z"):rep(FIELDS - 1)) or "")) end
 

@@ -26,7 +26,7 @@ Instances and secrets:
                [--contact ADDR] [--watch-path /ABS/PATH ...] [--watch-ignore PATTERN ...]
                [--migrate CMD]   (the app's database migration, run in its web root by update)
                [--releases URL]  (release tarballs and their SHA256SUMS, for update without a checkout)
-               [--data-dir DIR ...] (folders of user data, from the web root: what migrate-data moves)
+               [--data-dir DIR ...] (folders of user data: from the web root, or absolute outside it)
                [--config FILE ...]  (a generic app's settings files, from the web root: a copy's
                                      are rewritten to name its own database, URL and web root)
                [--version-file FILE [--version-pattern PATTERN]] (where its version is written:
@@ -157,6 +157,7 @@ local function show_instance(ctx, inst)
   if d.migrate then lines[#lines + 1] = { "migrate", d.migrate } end
   if d.releases then lines[#lines + 1] = { "releases", d.releases } end
   if #d.data_dirs > 0 then lines[#lines + 1] = { "data dirs", table.concat(d.data_dirs, " ") } end
+  if #d.outside_dirs > 0 then lines[#lines + 1] = { "data outside", table.concat(d.outside_dirs, " ") } end
   if d.version_file then lines[#lines + 1] = { "version from", d.version_file .. (d.version_pattern and (" " .. d.version_pattern) or "") } end
   if #d.config_files > 0 then lines[#lines + 1] = { "config files", table.concat(d.config_files, " ") } end
   local tags = {}

@@ -6,6 +6,7 @@ local core = require "tend.core"
 local errors = require "tend.errors"
 local snapshot = require "tend.snapshot"
 local watch = require "tend.watch"
+local outside = require "tend.outside"
 
 local M = {}
 
@@ -20,19 +21,51 @@ function M.side(ctx, spec)
 end
 
 -- files(ctx, side, other) -> {path = entry}: a snapshot's manifest, or the live tree
--- hashed as its backups see it, with its watch paths outside the web root unless the
--- other side is a snapshot (snapshots hold the web root only).
+-- hashed as its backups see it, with its data folders outside the web root, and its
+-- watch paths unless the other side is a snapshot (snapshots hold no watch paths).
+-- When the sides are two instances, the other's data folders are named as this side
+-- names its own when this side is a copy of the other (its /srv/b-files/x is compared
+-- with the source's /srv/a-files/x).
 function M.files(ctx, side, other)
+  local out
   if not side.snap then
-    local now = watch.scan(ctx, side.inst, side.inst:excludes())
+    local folders = outside.folders(ctx, side.inst, nil, true)
+    out = watch.scan(ctx, side.inst, side.inst:excludes(), folders)
     if other.snap then
-      for path in pairs(now) do if path:sub(1, 1) == "/" then now[path] = nil end end
+      for path in pairs(out) do
+        local kept = path:sub(1, 1) ~= "/"
+        for _, f in ipairs(folders) do kept = kept or outside.within(path, f) end
+        if not kept then out[path] = nil end
+      end
     end
-    return now
+  else
+    out = {}
+    for _, r in ipairs(snapshot.manifest(ctx:catalog(), side.snap)) do out[r.path] = r end
   end
-  local out = {}
-  for _, r in ipairs(snapshot.manifest(ctx:catalog(), side.snap)) do out[r.path] = r end
+  local made = side.inst.id ~= other.inst.id and require("tend.restore").copy_of(ctx, side.inst)
+  if made and made.source_id == other.inst.id then M.rename_folders(ctx, other, side, out) end
   return out
+end
+
+-- rename_folders(ctx, src, copy, files): copy's paths in its data folders renamed to the
+-- folders of src they hold (tend.outside.map), in place.
+function M.rename_folders(ctx, src, copy, files)
+  local roots = src.snap and outside.roots(snapshot.manifest(ctx:catalog(), src.snap))
+    or outside.folders(ctx, src.inst, nil, true)
+  if #roots == 0 then return end
+  local ok, mapping = pcall(require("tend.restore").outside_mapping, ctx, src.inst, copy.inst, roots)
+  if not ok then return end
+  local moved = {}
+  for _, m in ipairs(mapping) do
+    for path, e in pairs(files) do
+      if m.to ~= m.from and outside.within(path, m.to) then moved[path] = { m.from .. path:sub(#m.to + 1), e } end
+    end
+  end
+  for path, to in pairs(moved) do
+    files[path] = nil
+    to[2].path, to[2].live_path = to[1], path -- where content() reads it
+    files[to[1]] = to[2]
+  end
 end
 
 -- diff_files(a, b) -> {only_a = {path...}, only_b = {...}, differ = {{path, what}...}}, count.
@@ -48,6 +81,7 @@ function M.content(ctx, side, path, entry)
     if not entry or not entry.sha256 then return nil, ("%s has no file %s"):format(side.label, path) end
     return ctx:store():get_string(entry.sha256)
   end
+  path = entry and entry.live_path or path
   local full = path:sub(1, 1) == "/" and path or (side.inst.path .. "/" .. path)
   return side.inst:transport():read(full)
 end

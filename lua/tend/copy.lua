@@ -11,6 +11,7 @@ local apps = require "tend.apps"
 local db = require "tend.db"
 local duration = require "tend.duration"
 local copy_config = require "tend.copy_config"
+local outside = require "tend.outside"
 
 local M = {}
 
@@ -18,15 +19,19 @@ local M = {}
 -- the refusals of a copy, made before anything is done on either side (no backup of
 -- src, no maintenance page on dst): dst is not src, dst is not tagged production unless
 -- opts.overwrite_production, dst's database is not src's, and a copy of src's files
--- (unless opts.db_only) leaves dst's config naming dst's database, URL and web root
--- (tend.copy_config; snap nil: src's live files stand for the snapshot to come).
+-- (unless opts.db_only) leaves dst's config naming dst's database, URL, web root and data
+-- folders (tend.copy_config; snap nil: src's live files stand for the snapshot to come),
+-- and dst has folders of its own for src's data outside its web root (tend.outside).
 function M.check_target(ctx, src, dst, opts, snap)
   if src.id == dst.id then errors.usage("cannot copy %s onto itself", src.name) end
   if dst:is_production() and not opts.overwrite_production then
     errors.usage("%s is tagged production: add --yes-overwrite-production to overwrite it with %s's data", dst.name, src.name)
   end
+  -- where the copy keeps src's data outside its web root: refused now when nowhere safe
+  local roots = snap and outside.roots(snapshot.manifest(ctx:catalog(), snap)) or outside.folders(ctx, src)
+  local mapping = restore.outside_mapping(ctx, src, dst, roots)
   if opts.db_only then return copy_config.check_databases(ctx, src, dst) end
-  return copy_config.plan(ctx, src, dst, snap)
+  return copy_config.plan(ctx, src, dst, snap, mapping)
 end
 
 -- fresh_snapshot(ctx, inst, say) -> snapshot row: a backup of inst now.
@@ -156,9 +161,14 @@ function M.migrate_data(ctx, src, dst, snap, opts)
       overwrite_production = opts.overwrite_production, progress = say })
     part.data_files = 0
     local dirs = src:data_folders()
-    if #dirs > 0 then
-      say("data folders: %s", table.concat(dirs, ", "))
-      part.data_files = M.sync_dirs(ctx, snap, dst, dirs, say)
+    local rows = snapshot.manifest(ctx:catalog(), snap)
+    local mapping = restore.outside_mapping(ctx, src, dst, outside.roots(rows))
+    if #dirs + #mapping > 0 then
+      local names = { table.unpack(dirs) }
+      for _, m in ipairs(mapping) do names[#names + 1] = m.from .. (m.to ~= m.from and (" -> " .. m.to) or "") end
+      say("data folders: %s", table.concat(names, ", "))
+      part.data_files = M.sync_dirs(ctx, snap, dst, dirs, say, mapping)
+      restore.declare_outside(ctx, dst, mapping, say)
     end
     return part
   end)
@@ -170,9 +180,10 @@ end
 
 -- sync_dirs(ctx, snap, dst, dirs, say) -> files: each of dirs made what the snapshot
 -- holds: built beside it on dst's host (only changed files cross), then swapped in.
-function M.sync_dirs(ctx, snap, dst, dirs, say)
+function M.sync_dirs(ctx, snap, dst, dirs, say, mapping)
   local t, st = dst:transport(), snapshot.store(ctx)
   local rows, count = snapshot.manifest(ctx:catalog(), snap), 0
+  local jobs = {} -- {label, rows from the folder, the folder on dst}
   for _, dir in ipairs(dirs) do
     local prefix = dir .. "/"
     local sub = {}
@@ -184,7 +195,14 @@ function M.sync_dirs(ctx, snap, dst, dirs, say)
         sub[#sub + 1] = c
       end
     end
-    local target = dst.path .. "/" .. dir
+    jobs[#jobs + 1] = { dir, sub, dst.path .. "/" .. dir }
+  end
+  local roots = {}
+  for i, m in ipairs(mapping or {}) do roots[i] = m.from end
+  local _, under = outside.split(rows, roots)
+  for _, m in ipairs(mapping or {}) do jobs[#jobs + 1] = { m.to, under[m.from], m.to } end
+  for _, job in ipairs(jobs) do
+    local dir, sub, target = table.unpack(job)
     local staging = ("%s.tend-data-%d"):format(target, math.random(1, 1 << 30))
     local built, msg = restore.build(t, st, sub, staging, target, {})
     if not built then

@@ -66,11 +66,12 @@ local function refuse(dst, fmt, ...)
   errors.usage("%s: " .. fmt .. "; nothing was changed", dst.name, ...)
 end
 
--- plan(ctx, src, dst, snap) -> plan | nil (nothing to plan: no config files and no
--- database the files could name). snap may be nil (before the fresh backup of a clone):
--- then src's live files stand for it. Raises a usage error when the copy could end up
+-- plan(ctx, src, dst, snap [, mapping]) -> plan | nil (nothing to plan: no config files
+-- and no database the files could name). snap may be nil (before the fresh backup of a
+-- clone): then src's live files stand for it. mapping: where dst keeps src's data
+-- outside the web root (tend.outside.map), rewritten in the config as well. Raises a usage error when the copy could end up
 -- naming src's database, URL or web root.
-function M.plan(ctx, src, dst, snap)
+function M.plan(ctx, src, dst, snap, mapping)
   local adapter, files = apps.get(dst.app), dst:config_paths()
   local t = dst:transport()
   local function text_of(f)
@@ -103,7 +104,7 @@ function M.plan(ctx, src, dst, snap)
     end -- (check_databases says the same for a copy of the database alone)
   end
   local from = { url = src.url, root = src.path, db = fdb }
-  local to = { url = dst.url, root = dst.path, db = tdb }
+  local to = { url = dst.url, root = dst.path, db = tdb, folders = require("tend.outside").pairs_of(mapping) }
   local plan = { files = {}, password = tdb and tdb.password, to = to, from = from, adapter = adapter }
   local texts, problems = {}, {}
   for _, f in ipairs(files) do

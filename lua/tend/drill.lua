@@ -1,11 +1,13 @@
 -- drill: a restore drill. A snapshot is restored into a scratch directory on this
--- machine, laid out as an export is (files/ the web root, db/ the dump), and the tree
+-- machine, laid out as an export is (files/ the web root, outside/ its folders of data
+-- outside it at their absolute paths, db/ the dump), and the tree
 -- is then read back and compared with the manifest, so "this snapshot restores" is a
 -- fact checked end to end, not a hope (verify alone only proves the objects are whole).
 local core = require "tend.core"
 local errors = require "tend.errors"
 local snapshot = require "tend.snapshot"
 local transport = require "tend.transport"
+local outside = require "tend.outside"
 
 local M = {}
 
@@ -15,7 +17,7 @@ local MARK = ".tend-drill"
 
 -- clear(dir): what a drill made in dir removed (the mark stays).
 function M.clear(dir)
-  local r = core.proc.run({ "rm", "-rf", "--", dir .. "/files", dir .. "/db" })
+  local r = core.proc.run({ "rm", "-rf", "--", dir .. "/files", dir .. "/outside", dir .. "/db" })
   if not r or r.code ~= 0 then errors.fail("could not clear %s: %s", dir, r and transport.why(r) or "rm failed") end
 end
 
@@ -47,10 +49,20 @@ function M.restore(ctx, inst, snap, dir)
   local bad, why = snapshot.unsafe(manifest)
   if bad then errors.fail("snapshot %d: unsafe path %q (%s); it cannot be restored", snap.id, bad, why) end
   local files = dir .. "/files"
-  local built = errors.check(restore.build(t, st, manifest, files, dir .. "/.none", {},
-    function(n, bytes) return require("tend.progress").new(ctx, inst.name, n, bytes) end))
+  local roots = outside.roots(manifest)
+  local web, under, own = outside.split(manifest, roots)
+  local function progress(n, bytes) return require("tend.progress").new(ctx, inst.name, n, bytes) end
+  local built = errors.check(restore.build(t, st, web, files, dir .. "/.none", {}, progress))
   restore.finish_root(t, files, snap, files)
   local out = { files = built.files, bytes = built.sent_bytes, unmade = built.unmade }
+  -- each folder outside the web root under outside/, at its absolute path
+  for _, root in ipairs(roots) do
+    local at, o = dir .. "/outside" .. root, own[root]
+    local part = errors.check(restore.build(t, st, under[root], at, dir .. "/.none", {}, progress))
+    restore.finish_root(t, at, { root_mode = o.mode, root_mtime_ns = o.mtime_ns, root_uid = o.uid, root_gid = o.gid }, at)
+    out.files, out.bytes = out.files + part.files, out.bytes + part.sent_bytes
+    for _, u in ipairs(part.unmade) do out.unmade[#out.unmade + 1] = root .. "/" .. u end
+  end
   if snap.db_object then
     errors.check(core.fs.mkdir_p(dir .. "/db", 448))
     out.db = dir .. "/db/" .. (snap.db_driver == "sqlite" and "database.sqlite" or "database.sql")
@@ -65,11 +77,15 @@ end
 -- content (SHA-256), link targets, hard-link groups, owners (where we are root) and the
 -- root's own mode and mtime. What could not be made (sockets; device nodes when not
 -- root) is skipped: restore said so by name.
-function M.compare(snap, manifest, files, unmade)
+function M.compare(snap, manifest, files, unmade, outside_at)
   local backup = require "tend.backup"
   local t = transport.open("local")
   local raw = errors.check(backup.listing(t, files, {}))
   local now, root = backup.parse(raw)
+  local roots = outside.roots(manifest)
+  for _, r in ipairs(roots) do -- read back as a backup lists them
+    if core.fs.stat(outside_at .. r) then backup.merge_outside(now, r, errors.check(backup.listing(t, outside_at .. r, {}))) end
+  end
   local skip, diffs, hashes = {}, {}, {}
   for _, p in ipairs(unmade or {}) do skip[p] = true end
   local am_root = t:is_root()
@@ -101,7 +117,14 @@ function M.compare(snap, manifest, files, unmade)
   for path in pairs(now) do
     if not by[path] then differ(path, "not in the snapshot") end
   end
-  local sums = errors.check(t:sha256(files, hashes))
+  local web_hashes, sums = {}, {}
+  for _, p in ipairs(hashes) do if p:sub(1, 1) ~= "/" then web_hashes[#web_hashes + 1] = p end end
+  for k, v in pairs(errors.check(t:sha256(files, web_hashes))) do sums[k] = v end
+  for _, r in ipairs(roots) do
+    local rels = {}
+    for _, p in ipairs(hashes) do if p:sub(1, #r + 1) == r .. "/" then rels[#rels + 1] = p:sub(#r + 2) end end
+    for k, v in pairs(errors.check(t:sha256(outside_at .. r, rels))) do sums[r .. "/" .. k] = v end
+  end
   for _, path in ipairs(hashes) do
     if sums[path] ~= by[path].sha256 then differ(path, "content differs (SHA-256 %s)", sums[path] or "unreadable") end
   end

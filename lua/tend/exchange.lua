@@ -1,5 +1,6 @@
 -- exchange: snapshots to and from portable archives.
--- Our export: files/<the web root>, db/<dbname>.sql, manifest (one JSON object per
+-- Our export: files/<the web root>, outside/<its absolute path> for each folder of data
+-- outside the web root, db/<dbname>.sql, manifest (one JSON object per
 -- line), meta.json; a plain tar, compressed by the file name (.tar.zst .tar.bz2 .tar.gz
 -- .tar). Import takes those and Tiki Manager's backup archives (see design.md).
 local core = require "tend.core"
@@ -32,8 +33,9 @@ function M.export(ctx, inst, snap, file)
     uid = snap.root_uid, gid = snap.root_gid }
   for _, r in ipairs(rows) do
     lines[#lines + 1] = cjson.encode(snapshot.row(r))
-    local e = snapshot.row(r, "files/" .. r.path)
-    e.hardlink = r.hardlink and ("files/" .. r.hardlink)
+    local top = r.path:sub(1, 1) == "/" and "outside" or "files/" -- outside/srv/app-files/...
+    local e = snapshot.row(r, top .. r.path)
+    e.hardlink = r.hardlink and (top .. r.hardlink)
     entries[#entries + 1] = e
   end
   local dbname
@@ -101,9 +103,9 @@ function M.import(ctx, inst, file)
   local top_dir = {} -- the web root's own mode and mtime
   -- add(path, e [, strip]): e under path in the snapshot; its hard link's first name
   -- loses the same prefix (strip), and the root folder's own mode and mtime are kept.
-  local function add(path, e, strip)
+  local function add(path, e, strip, base)
     if path == "" then top_dir = { mode = e.mode, mtime_ns = e.mtime_ns, uid = e.uid, gid = e.gid }; return end
-    local leader = e.hardlink and strip and e.hardlink:sub(1, #strip) == strip and e.hardlink:sub(#strip + 1)
+    local leader = e.hardlink and strip and e.hardlink:sub(1, #strip) == strip and ((base or "") .. e.hardlink:sub(#strip + 1))
     local row = snapshot.row(e, path)
     row.hardlink = leader or nil
     manifest[#manifest + 1] = row
@@ -114,7 +116,8 @@ function M.import(ctx, inst, file)
     meta = read_meta(file, text_of(st, file, by["meta.json"]))
     for _, e in ipairs(entries) do
       local rel = e.path == "files" and "" or e.path:match("^files/(.+)$")
-      if rel then add(rel, e, "files/") end
+      local abs = e.path:match("^outside(/.+)$")
+      if rel then add(rel, e, "files/") elseif abs then add(abs, e, "outside") end
     end
     local db = meta.db_file and by[meta.db_file]
     if db then dbobj, dbbytes = db.sha256, db.size end
@@ -131,7 +134,7 @@ function M.import(ctx, inst, file)
     local root
     for _, f in pairs(folders) do if f.kind == "app" then root = f.path end end
     if not root then errors.fail("%s: its manifest.txt names no app folder", file) end
-    local skipped = 0
+    local data = {} -- its folders outside the web root, in the snapshot at their own paths
     for _, e in ipairs(entries) do
       local md5, rest = e.path:match("^" .. top:gsub("%p", "%%%0") .. "/(%x+)/?(.*)$")
       local f = md5 and folders[md5]
@@ -140,14 +143,16 @@ function M.import(ctx, inst, file)
         if abs == root then
         elseif abs:sub(1, #root + 1) == root .. "/" then
           add(abs:sub(#root + 2), e, top .. "/" .. md5 .. "/")
-        else
-          skipped = skipped + 1 -- a data folder outside the web root: not in a snapshot yet
+        elseif f.kind == "data" and f.path:sub(1, 1) == "/" then
+          if abs == f.path then data[#data + 1] = f.path end
+          add(abs, e, top .. "/" .. md5 .. "/", f.path .. "/")
         end
       end
     end
     local db = by[top .. "/database_dump.sql"]
     if db then dbobj, dbbytes = db.sha256, db.size end
-    if skipped > 0 then note = ("%d entries outside the web root were skipped"):format(skipped) end
+    table.sort(data)
+    if #data > 0 then note = ("data outside the web root: %s"):format(table.concat(data, ", ")) end
   end
 
   local bad, why = snapshot.unsafe(manifest)

@@ -91,7 +91,15 @@ local validate = {
   end,
   ["watch-ignore"] = function(v) return one_per_line(v, require("tend.backup").check_pattern) end,
   ["data-dir"] = function(v)
-    return one_per_line(v, function(p) return M.relative("--data-dir", p, "a folder", "uploads, files/media") end)
+    -- from the web root, or absolute: data kept outside it (tend.outside)
+    return one_per_line(v, function(p)
+      if p:sub(1, 1) ~= "/" then return M.relative("--data-dir", p, "a folder", "uploads, /srv/app-files") end
+      local q = require("tend.outside").normal(p)
+      if not q or q ~= p:gsub("/+$", "") then
+        errors.usage("--data-dir %q: an absolute folder without \".\" or \"..\" (/srv/app-files)", p)
+      end
+      return q
+    end)
   end,
   ["version-file"] = function(v) return M.relative("--version-file", v, "a file", "VERSION, lib/version.php") end,
   ["version-pattern"] = function(v)
@@ -218,7 +226,7 @@ function Instance:describe()
     ssh_key_passphrase_secret = self.ssh_key_passphrase_secret,
     exclude = self:excludes(), tags = self.tags, relations = self.relations, contact = self.contact,
     watch_paths = self.watch_paths, watch_ignore = self.watch_ignore, migrate = self.migrate,
-    releases = self.releases, data_dirs = self:data_folders(), config_files = self:config_paths(),
+    releases = self.releases, data_dirs = self:data_folders(), outside_dirs = self:outside_dirs(), config_files = self:config_paths(),
     version_file = self.version_file, version_pattern = self.version_pattern }
 end
 
@@ -243,7 +251,17 @@ function Instance:data_folders()
     if not seen[d] then out[#out + 1], seen[d] = d, true end
   end
   for d in (self.data_dirs or ""):gmatch("[^\n]+") do
-    if not seen[d] then out[#out + 1], seen[d] = d, true end
+    if not seen[d] and d:sub(1, 1) ~= "/" then out[#out + 1], seen[d] = d, true end
+  end
+  return out
+end
+
+-- outside_dirs() -> the declared data folders outside the web root (absolute --data-dir);
+-- tend.outside.folders adds the app's own.
+function Instance:outside_dirs()
+  local out = {}
+  for d in (self.data_dirs or ""):gmatch("[^\n]+") do
+    if d:sub(1, 1) == "/" then out[#out + 1] = d end
   end
   return out
 end

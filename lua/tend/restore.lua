@@ -10,6 +10,7 @@ local pause = require "tend.pause"
 local cjson = require "cjson"
 local apps = require "tend.apps"
 local copy_config = require "tend.copy_config"
+local outside = require "tend.outside"
 
 local M = {}
 
@@ -149,13 +150,13 @@ local function build(t, st, manifest, dir, live, keep, progress)
 end
 
 -- finish_root(t, dir, snap, live): the new tree's own mode, owner (as root) and mtime
--- as the snapshot recorded them (else the live tree's mode), set once everything inside
--- is written.
+-- as the snapshot recorded them (root_mode, root_mtime_ns, root_uid, root_gid; else the
+-- live tree's mode), set once everything inside is written.
 local function finish_root(t, dir, snap, live)
   local mode = snap.root_mode and ("%o"):format(snap.root_mode)
   local ns = math.tointeger(snap.root_mtime_ns)
   local stamp = ns and ("@%d.%09d"):format(ns // 1000000000, ns % 1000000000)
-  local owner = snap.root_uid and snap.root_gid and ("%d:%d"):format(snap.root_uid, snap.root_gid)
+  local owner = snap.root_uid and snap.root_gid and ("%d:%d"):format(math.tointeger(snap.root_uid), math.tointeger(snap.root_gid))
   t:exec({ "sh", "-c", '[ -z "$5" ] || [ "$(id -u)" != 0 ] || chown -- "$5" "$1"; '
     .. 'if [ -n "$2" ]; then chmod "$2" -- "$1"; elif [ -e "$4" ]; then chmod --reference="$4" -- "$1"; fi; '
     .. '[ -z "$3" ] || touch -d "$3" -- "$1"', "sh", dir, mode or "", stamp or "", live, owner or "" })
@@ -311,13 +312,17 @@ function M.load_db(t, st, s, object, ctx, rewrites)
   end)
 end
 
--- copy_pairs(src, dst) -> {{from, to}, ...}: what a copy of src's database says instead,
--- as dst: src's URL (plain, and as JSON escapes it) and its web root, where they differ.
-function M.copy_pairs(src, dst)
+-- copy_pairs(src, dst [, mapping]) -> {{from, to}, ...}: what a copy of src's database says
+-- instead, as dst: its folders outside the web root (tend.outside.map), src's URL (plain,
+-- and as JSON escapes it) and its web root, where they differ.
+function M.copy_pairs(src, dst, mapping)
   local out = {}
   local function add(from, to)
     if from and to and from ~= to then out[#out + 1] = { from, to } end
   end
+  -- its folders outside the web root first: a folder whose name begins with the web
+  -- root's ("/var/www/a-files") is replaced whole
+  for _, p in ipairs(outside.pairs_of(mapping)) do add(p[1], p[2]) end
   add(src.url, dst.url)
   if src.url and dst.url then add((src.url:gsub("/", "\\/")), (dst.url:gsub("/", "\\/"))) end
   add(src.path, dst.path)
@@ -370,6 +375,15 @@ function M.recover(ctx, target, opts)
         errors.check(t:rename(j.old, root))
       end
       if j.staging and exists(t, j.staging) then remove_tree(t, j.staging) end
+      for _, o in ipairs(j.outside or {}) do -- the folders of data outside the web root
+        if o.old and exists(t, o.old) then
+          if exists(t, o.root) then remove_tree(t, o.root) end
+          errors.check(t:rename(o.old, o.root))
+        elseif o.fresh and o.swapping and not exists(t, o.staging) and exists(t, o.root) then
+          remove_tree(t, o.root) -- made by the restore, where there was none
+        end
+        if exists(t, o.staging) then remove_tree(t, o.staging) end
+      end
     end)
     if not ok then
       errors.fail("%s: the files " .. UNRECOVERED .. " yet (%s); the next tend job on %s finishes it (journal %s)",
@@ -528,8 +542,13 @@ function M.run(ctx, inst, snap, opts)
   local copy = target.id ~= inst.id
   local summary = { snapshot = snap.id, instance = inst.name, target = target.name }
   local helper_of = os.getenv(HELPER)
+  -- its data outside the web root: where each folder goes (a copy's own), known before
+  -- any change
+  local manifest = snapshot.manifest(ctx:catalog(), snap)
+  local roots = outside.roots(manifest)
+  local mapping = M.outside_mapping(ctx, inst, target, roots)
   -- what the copy's config files will hold, known (or refused) before any change
-  local plan = copy and not opts.db_only and (opts.config_plan or copy_config.plan(ctx, inst, target, snap)) or nil
+  local plan = copy and not opts.db_only and (opts.config_plan or copy_config.plan(ctx, inst, target, snap, mapping)) or nil
   -- gc (exclusive) must not collect the snapshot's objects or the safety dump meanwhile
   local lock <close> = snapshot.lock_store(ctx, "shared")
   local held <close> = not helper_of and M.hold(ctx, target) or nil -- its journals are this run's
@@ -542,7 +561,7 @@ function M.run(ctx, inst, snap, opts)
     end
     M.recover(ctx, target, { held = true })
   end
-  local rewrites = copy and M.copy_pairs(inst, target) or {}
+  local rewrites = copy and M.copy_pairs(inst, target, mapping) or {}
 
   local settings = not opts.files_only and snap.db_object and errors.check(target:db_settings(ctx:vault()))
   if opts.db_only then
@@ -563,9 +582,27 @@ function M.run(ctx, inst, snap, opts)
   local tag = ("%d-%d"):format(os.time(), math.random(1, 1 << 30))
   local staging = ("%s/.tend-restore-%s-%s"):format(parent, base, tag)
   local old = ("%s/.tend-old-%s-%s"):format(parent, base, tag)
-  local manifest = snapshot.manifest(ctx:catalog(), snap)
   local bad, why = snapshot.unsafe(manifest)
   if bad then errors.fail("snapshot %d: unsafe path %q (%s); nothing restored", snap.id, bad, why) end
+  local web, under, own = outside.split(manifest, roots)
+  -- each folder outside the web root is built beside itself and swapped in with it
+  local trees = {}
+  for i, m in ipairs(mapping) do
+    local p, b = split(m.to)
+    local attrs = own[m.from] or {}
+    trees[i] = { root = m.to, rows = under[m.from], fresh = not exists(t, m.to),
+      staging = ("%s/.tend-restore-%s-%s"):format(p, b, tag), old = ("%s/.tend-old-%s-%s"):format(p, b, tag),
+      attrs = { root_mode = attrs.mode, root_mtime_ns = attrs.mtime_ns, root_uid = attrs.uid, root_gid = attrs.gid } }
+  end
+  -- journal_outside(swapping) -> what the files journal says of them
+  local function journal_outside(swapping)
+    local out = {}
+    for i, tr in ipairs(trees) do
+      out[i] = { root = tr.root, staging = tr.staging, fresh = tr.fresh, old = swapping and tr.old or nil,
+        swapping = swapping or nil }
+    end
+    return out
+  end
   local keep = {} -- a copy keeps its own config files (copy_config.write rewrites them)
   if copy then for _, f in ipairs(target:config_paths()) do keep[f] = true end end
 
@@ -586,11 +623,20 @@ function M.run(ctx, inst, snap, opts)
     if not cok then errors.fail("%s", as_was(errors.message(cerr))) end
     summary.safety_object = safety_dump(ctx, target, settings, snap, say)
   end
-  journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging, root = root })
-  say("building %d entries in %s", #manifest, staging)
-  local built, msg = build(t, st, manifest, staging, root, keep,
-    function(files, bytes) return require("tend.progress").new(ctx, target.name, files, bytes) end)
+  journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging, root = root,
+    outside = journal_outside(false) })
+  say("building %d entries in %s", #web, staging)
+  local function progress(files, bytes) return require("tend.progress").new(ctx, target.name, files, bytes) end
+  local built, msg = build(t, st, web, staging, root, keep, progress)
   if not built then fail(msg) end
+  for _, tr in ipairs(trees) do
+    say("building %d entries of %s in %s", #tr.rows, tr.root, tr.staging)
+    local part, omsg = build(t, st, tr.rows, tr.staging, tr.root, {}, progress)
+    if not part then fail(omsg) end
+    for _, k in ipairs({ "files", "sent_files", "sent_bytes", "reused_files" }) do built[k] = built[k] + part[k] end
+    for _, u in ipairs(part.unmade) do built.unmade[#built.unmade + 1] = tr.root .. "/" .. u end
+    finish_root(t, tr.staging, tr.attrs, tr.root)
+  end
   for k, v in pairs(built) do summary[k] = v end
   say("%d files sent, %d taken from the tree in place", built.sent_files, built.reused_files)
   if #built.unmade > 0 then
@@ -616,10 +662,16 @@ function M.run(ctx, inst, snap, opts)
     for k, v in pairs(part) do summary[k] = v end
   end
 
-  journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging, old = old, root = root })
+  journal_write(ctx, target, "files", { started_at = os.time(), snapshot = snap.id, staging = staging, old = old, root = root,
+    outside = journal_outside(true) })
   local ok, err = pcall(function()
     if t:stat(root) then errors.check(t:rename(root, old)) end
     errors.check(t:rename(staging, root))
+    for _, tr in ipairs(trees) do
+      pause(ctx, "restore.outside-swap")
+      if t:stat(tr.root) then errors.check(t:rename(tr.root, tr.old)) end
+      errors.check(t:rename(tr.staging, tr.root))
+    end
   end)
   if not ok then fail(errors.message(err)) end
   if sqlite then
@@ -627,12 +679,51 @@ function M.run(ctx, inst, snap, opts)
     if not lok then fail(errors.message(lerr)) end
     summary.db_bytes = snap.db_bytes
   end
+  if copy and #mapping > 0 then -- read back: the copy keeps its data in folders of its own
+    local now = outside.folders(ctx, target, nil, true)
+    local f, r = outside.shared(now, roots)
+    if f then fail(("%s keeps data in %s after the copy, which is %s's %s"):format(target.name, f, inst.name, r)) end
+  end
   pause(ctx, "restore.swapped")
   journal_clear(ctx, target, "db")
   journal_clear(ctx, target, "files")
-  t:exec({ "sh", "-c", 'rm -rf -- "$1" </dev/null >/dev/null 2>&1 &', "sh", old })
-  if copy then M.record_copy(ctx, inst, target, snap, opts.kind or "copy") end
+  local olds = { old }
+  for _, tr in ipairs(trees) do olds[#olds + 1] = tr.old end
+  t:exec({ "sh", "-c", 'rm -rf -- "$@" </dev/null >/dev/null 2>&1 &', "sh", table.unpack(olds) })
+  if copy then
+    M.record_copy(ctx, inst, target, snap, opts.kind or "copy")
+    M.declare_outside(ctx, target, mapping, say)
+  end
   return summary
+end
+
+-- outside_mapping(ctx, src, dst, roots) -> tend.outside.map's mapping of the snapshot's
+-- folders outside the web root (roots) to dst's ({} when there are none).
+function M.outside_mapping(ctx, src, dst, roots)
+  if #roots == 0 then return {} end
+  local src_folders, spelled = {}, {}
+  if src.id ~= dst.id then
+    local ok, f, sp = pcall(outside.folders, ctx, src) -- the source may be out of reach (a mirror)
+    if ok then src_folders, spelled = f, sp end
+  end
+  local mapping = outside.map(src, src_folders, dst, outside.folders(ctx, dst, nil, true), roots)
+  for _, m in ipairs(mapping) do m.spellings = spelled[m.from] end
+  return mapping
+end
+
+-- declare_outside(ctx, dst, mapping, say): the folders a copy got for its source's data
+-- outside the web root, where it declared none, become its declared --data-dir: its own
+-- backups hold them, and the next copy uses them again.
+function M.declare_outside(ctx, dst, mapping, say)
+  local dirs, new = {}, {}
+  for d in (dst.data_dirs or ""):gmatch("[^\n]+") do dirs[#dirs + 1] = d end
+  for _, m in ipairs(mapping) do
+    if not m.declared then dirs[#dirs + 1], new[#new + 1] = m.to, m.to end
+  end
+  if #new == 0 then return end
+  require("tend.instance").edit(ctx:catalog(), dst.name, { ["data-dir"] = dirs })
+  dst.data_dirs = table.concat(dirs, "\n")
+  say("%s keeps its copy of the data outside the web root in %s (now its --data-dir)", dst.name, table.concat(new, ", "))
 end
 
 M.build = build

@@ -287,6 +287,7 @@ function M.rewrite(text, file, from, to)
     else
       local nv = replace_in(v, from.url, to.url)
       nv = replace_in(nv, fdb.driver == "sqlite" and fdb.path or nil, tdb.path)
+      for _, m in ipairs(to.folders or {}) do nv = replace_in(nv, m[1], m[2]) end -- its data outside the web root
       nv = replace_in(nv, from.root, to.root)
       if nv ~= v then edit(e, quote_as(e, nv), nv) end
     end
@@ -313,6 +314,10 @@ function M.leftovers(text, file, from, to)
     elseif fdb.driver == "sqlite" and fdb.path ~= tdb.path and holds(v, fdb.path) then say(e, "database file")
     elseif from.root ~= to.root and holds(v, from.root) and replace_in(v, from.root, "\0") ~= v then
       say(e, "web root")
+    else
+      for _, m in ipairs(to.folders or {}) do
+        if replace_in(v, m[1], "\0") ~= v then say(e, "data folder " .. m[1]); break end
+      end
     end
   end
   return out

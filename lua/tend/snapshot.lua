@@ -158,12 +158,22 @@ function M.through_link(manifest)
 end
 
 -- unsafe(manifest) -> path, why | nil: the first entry that cannot be restored inside a
--- target as it is named: an absolute path, an empty, "." or ".." component, a NUL, or a
--- path under a symlink of the same manifest (see through_link).
+-- target as it is named: an absolute path that is not in a folder of data outside the
+-- web root (a folder row of its own, tend.outside), an empty, "." or ".." component, a
+-- NUL, or a path under a symlink of the same manifest (see through_link).
 function M.unsafe(manifest)
+  local roots = require("tend.outside").roots(manifest)
+  local function tree(p) -- the web root (""), or the outside folder p lies in | nil
+    if p:sub(1, 1) ~= "/" then return "" end
+    for _, r in ipairs(roots) do if p == r or p:sub(1, #r + 1) == r .. "/" then return r end end
+  end
   for _, e in ipairs(manifest) do
     local p = e.path
-    if p == "" or p:sub(1, 1) == "/" then return p, "not relative to the web root" end
+    if p == "" then return p, "an empty name" end
+    local home = tree(p)
+    if not home then return p, "not relative to the web root, nor in a folder of data outside it" end
+    if e.hardlink and tree(e.hardlink) ~= home then return p, "a hard link to another tree" end
+    if home ~= "" then p = p:sub(2) end
     if p:find("\0", 1, true) then return p, "a NUL in the name" end
     for part in (p .. "/"):gmatch("([^/]*)/") do
       if part == "" or part == "." or part == ".." then return p, "a \"" .. part .. "\" component" end

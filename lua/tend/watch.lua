@@ -88,10 +88,11 @@ local function hash_here(ctx, t, root, rels)
   return out
 end
 
--- scan(ctx, inst [, extra]) -> {path = entry}: the instance as it is now (extra: more
--- patterns to leave out). Web-root paths are
+-- scan(ctx, inst [, extra [, folders]]) -> {path = entry}: the instance as it is now
+-- (extra: more patterns to leave out; folders: more absolute folders, its data outside
+-- the web root). Web-root paths are
 -- relative ("wp-config.php"); the watch paths outside it absolute ("/etc/php/...").
-function M.scan(ctx, inst, extra)
+function M.scan(ctx, inst, extra, folders)
   local t = inst:transport()
   local ignore = M.patterns(inst)
   for _, p in ipairs(extra or {}) do ignore[#ignore + 1] = p end
@@ -103,7 +104,10 @@ function M.scan(ctx, inst, extra)
     end
   end
   add(errors.check(list(t, inst.path, ignore, nil)))
-  for outside in (inst.watch_paths or ""):gmatch("[^\n]+") do
+  local outsides = {}
+  for p in (inst.watch_paths or ""):gmatch("[^\n]+") do outsides[#outsides + 1] = p end
+  for _, p in ipairs(folders or {}) do outsides[#outsides + 1] = p end
+  for _, outside in ipairs(outsides) do
     local st = t:stat(outside)
     if st and st.type == "dir" then
       add(errors.check(list(t, outside, ignore, outside)))

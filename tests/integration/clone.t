@@ -257,8 +257,8 @@ sqlite3 "$T/gn-dst/data/app.db" "CREATE TABLE notes(body TEXT); INSERT INTO note
 "$TEND" instance add gn-src --app generic --path "$T/gn-src" --db "sqlite://$T/gn-src/data/app.db" --data-dir uploads/ >/dev/null 2>&1
 "$TEND" instance add gn-dst --app generic --path "$T/gn-dst" --db "sqlite://$T/gn-dst/data/app.db" --data-dir uploads >/dev/null 2>&1
 like "$("$TEND" instance show gn-src)" "data dirs: +uploads" "a declared data folder shows"
-like "$("$TEND" instance add bad --app generic --path /x --data-dir /etc 2>&1; echo "rc=$?")" "--data-dir \"/etc\": a folder inside the web root.*rc=2" \
-  "a data folder outside the web root is refused (for now)"
+like "$("$TEND" instance add bad --app generic --path /x --data-dir ../up 2>&1; echo "rc=$?")" "--data-dir \"\.\./up\": a folder inside the web root.*rc=2" \
+  "a relative data folder that climbs out of the web root is refused (an absolute one says where it is)"
 out=$("$TEND" --quiet migrate-data gn-src gn-dst 2>&1); rc=$?
 is "$rc" 0 "migrate-data of a generic app"
 [ "$rc" = 0 ] || diag "$out"

@@ -36,7 +36,7 @@ is "$(manifest 2)" "$(manifest 1)" "the imported snapshot has the same manifest 
 is "$(q 'SELECT db_object FROM snapshots WHERE id = 2')" "$(q 'SELECT db_object FROM snapshots WHERE id = 1')" "... and the same database dump"
 
 # A Tiki Manager backup, built as it lays them out.
-tm=$T/tm; root=/var/www/tiki; outside=/srv/tiki-extra
+tm=$T/tm; root=/var/www/tiki; outside=$T/tiki-extra
 a=$(printf '%s' "$root" | md5sum | cut -d' ' -f1)
 f=$(printf '%s' "$root/files" | md5sum | cut -d' ' -f1)
 o=$(printf '%s' "$outside" | md5sum | cut -d' ' -f1)
@@ -52,15 +52,17 @@ echo 'CREATE TABLE tiki_pages (page_id INT); -- the tiki dump' > "$tm/3-mytiki/d
 tar -cjf "$T/3-mytiki.tar.bz2" -C "$tm" 3-mytiki
 "$TEND" instance add tk --app tiki --path "$T/tk" >/dev/null 2>&1
 out=$("$TEND" import tk "$T/3-mytiki.tar.bz2" 2>&1); rc=$?
-like "$rc:$out" "^0:.*tk: snapshot 3 from .*\(Tiki Manager backup\): 4 files.*2 entries outside the web root were skipped" \
-  "a Tiki Manager backup imports; the folder outside the web root is skipped and said"
+like "$rc:$out" "^0:.*tk: snapshot 3 from .*\(Tiki Manager backup\): 5 files.*data outside the web root: $(re_escape "$outside")" \
+  "a Tiki Manager backup imports; its folder outside the web root is in the snapshot, and said"
 is "$(q "SELECT group_concat(path, ' ') FROM (SELECT path FROM snapshot_files WHERE snapshot_id = 3 AND type = 'file' ORDER BY path)")" \
-  "db/local.php files/gallery/p1.jpg lib/setup/twversion.class.php tiki-setup.php" \
-  "its app folder is the web root and its data folder lands at files/"
+  "$outside/extra.txt db/local.php files/gallery/p1.jpg lib/setup/twversion.class.php tiki-setup.php" \
+  "its app folder is the web root, its data folder in it lands at files/, the one outside at its own path"
 obj=$(q 'SELECT db_object FROM snapshots WHERE id = 3')
 like "$("$TEND" store cat "$obj")" "the tiki dump" "database_dump.sql is the snapshot's database"
+"$TEND" instance edit tk --data-dir "$outside" >/dev/null 2>&1
 "$TEND" --quiet restore tk --files-only >/dev/null 2>&1
 is "$(cat "$T/tk/files/gallery/p1.jpg" 2>&1)" "a picture" "the imported snapshot restores into place"
+is "$(cat "$outside/extra.txt" 2>&1)" "elsewhere" "... and its folder outside the web root where the instance declares it"
 like "$("$TEND" check tk 2>&1)" "app: +tiki 24\.2" "and is detected as the Tiki it was"
 
 # A hostile archive: refused whole, nothing outside written.

@@ -12,6 +12,9 @@
 --                             it tend.settings rewrites every config file of a copy
 --   db_settings(t, path, files) -> settings | nil, msg (default: the config files, parsed)
 --   data_dirs                 folders of user data (uploads), for migrate-data
+--   outside_dirs(t, path, settings) -> {folder, ...} | nil, msg: where this instance keeps
+--                             data outside its web root (absolute, or from the web root
+--                             with ".."); in every snapshot and copy (tend.outside)
 --   ignore                    patterns backups leave out (caches the app rebuilds)
 --   caches                    folders emptied in a copy before it goes live
 --   maintenance               "wordpress" (its .maintenance) or "htaccess" (a page and a
@@ -60,6 +63,7 @@ end
 
 local FIELDS = { name = "string", detect = "function", config = "string", config_files = "table",
   parse_config = "function", db_keys = "table", db_settings = "function", data_dirs = "table",
+  outside_dirs = "function",
   ignore = "table", caches = "table", maintenance = "string", migrate = "string",
   mail_off = "function", after_copy = "function", description = "string" }
 

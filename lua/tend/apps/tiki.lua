@@ -11,6 +11,29 @@ local M = { name = "tiki", config = "db/local.php",
   migrate = "php console.php database:update", -- after new code (tend update)
 }
 
+-- The preferences that name a folder of uploaded files (file galleries, wiki attachments,
+-- tracker attachments, image galleries, batch uploads, podcasts); Tiki recommends keeping
+-- them outside the web root. Each one set is part of the instance, whatever *_use_db says
+-- now: files stored there before a switch stay there.
+M.DIR_PREFS = { "fgal_use_dir", "w_use_dir", "t_use_dir", "gal_use_dir", "fgal_batch_dir", "gal_batch_dir",
+  "fgal_podcast_dir" }
+
+-- outside_dirs(t, path, settings) -> the folders those preferences name (a database
+-- without Tiki's tables yet names none).
+function M.outside_dirs(t, path, settings)
+  local names = {}
+  for i, n in ipairs(M.DIR_PREFS) do names[i] = "'" .. n .. "'" end
+  local out, msg, code = db.mysql(t, settings, ("SELECT value FROM tiki_preferences WHERE name IN (%s) AND value <> ''")
+    :format(table.concat(names, ", ")))
+  if not out then
+    if tostring(msg):find("doesn't exist", 1, true) then return {} end
+    return nil, msg, code
+  end
+  local dirs = {}
+  for line in out:gmatch("[^\n]+") do dirs[#dirs + 1] = line end
+  return dirs
+end
+
 function M.detect(t, path)
   if not t:stat(path .. "/tiki-setup.php") then return false end
   local src = t:read(path .. "/lib/setup/twversion.class.php")
