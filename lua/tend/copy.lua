@@ -169,6 +169,12 @@ function M.migrate_data(ctx, src, dst, snap, opts)
       say("data folders: %s", table.concat(names, ", "))
       part.data_files = M.sync_dirs(ctx, snap, dst, dirs, say, mapping)
       restore.declare_outside(ctx, dst, mapping, say)
+      -- read back: its database names folders of its own
+      local f, r = outside.shared(outside.folders(ctx, dst, nil, true), outside.roots(rows))
+      if f then
+        errors.fail("%s keeps data in %s after the copy, which is %s's %s: point it at %s's own folder", dst.name, f,
+          src.name, r, dst.name)
+      end
     end
     return part
   end)
