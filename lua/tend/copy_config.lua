@@ -66,6 +66,31 @@ local function refuse(dst, fmt, ...)
   errors.usage("%s: " .. fmt .. "; nothing was changed", dst.name, ...)
 end
 
+-- linked_parent(f, is_link) -> the first folder of path f (from the web root) that is a
+-- symlink (is_link(folder) says) | nil. A copy's config written there would land
+-- wherever the link points: often the source's own config (Debian's Roundcube links
+-- config/ to /etc/roundcube).
+local function linked_parent(f, is_link)
+  local at = f:find("/", 1, true)
+  while at do
+    local dir = f:sub(1, at - 1)
+    if is_link(dir) then return dir end
+    at = f:find("/", at + 1, true)
+  end
+end
+
+-- inside(t, root, f) -> true | where f's folder really is, when a symlink on the way leads
+-- out of root (checked on the host, in the new tree, right before writing).
+local IN_TREE = [[d=$(cd -P -- "$(dirname -- "$1/$2")" 2>/dev/null && pwd) || exit 0
+r=$(cd -P -- "$1" && pwd) || exit 0
+case "$d/" in "$r"/*) exit 0 ;; esac
+printf '%s' "$d"; exit 3]]
+local function inside(t, root, f)
+  local r = t:exec({ "sh", "-c", IN_TREE, "sh", root, f })
+  if r and r.code == 3 then return r.stdout end
+  return true
+end
+
 -- plan(ctx, src, dst, snap [, mapping]) -> plan | nil (nothing to plan: no config files
 -- and no database the files could name). snap may be nil (before the fresh backup of a
 -- clone): then src's live files stand for it. mapping: where dst keeps src's data
@@ -77,6 +102,22 @@ function M.plan(ctx, src, dst, snap, mapping)
   local function text_of(f)
     if snap then return snapshot_text(ctx, snap, f) end
     return src:transport():read(src.path .. "/" .. f)
+  end
+  local function is_link(dir)
+    if snap then
+      local row = ctx:catalog():first("SELECT type FROM manifest_files WHERE manifest_id = ? AND path = ?", snap.manifest_id, dir)
+      return row and row.type == "link"
+    end
+    local st = src:transport():stat(src.path .. "/" .. dir)
+    return st and st.type == "link"
+  end
+  for _, f in ipairs(files) do
+    local dir = linked_parent(f, is_link)
+    if dir then
+      refuse(dst, "%s lies under %s, a symlink in %s's tree: a copy's %s would be written wherever it points "
+        .. "(%s's own config, most likely); make %s a folder of the copy's own, or declare config files that are "
+        .. "inside the web root", f, dir, src.name, f, src.name, dir)
+    end
   end
   local fdb = source_db(ctx, src, text_of)
   if #files == 0 then
@@ -198,6 +239,10 @@ function M.write(plan, t, root)
   local pw = plan.password
   if type(pw) ~= "userdata" then pw = core.vault.secret(pw or "") end
   for _, f in ipairs(plan.files) do
+    local real = inside(t, root, f.file)
+    if real ~= true then
+      errors.fail("%s: its folder leads out of the new tree (to %s); nothing was written there", f.file, real)
+    end
     if not f.keep then
       local path = root .. "/" .. f.file
       local content = f.text

@@ -4,7 +4,7 @@
 # answers 503 for every PHP script and `off` 200, the site's own .user.ini put back
 # byte for byte; under PHP's built-in server (php -S) tend says it cannot show the page,
 # takes back what it wrote, and clone and migrate-data stop before changing anything
-# unless --without-maintenance-page says to go on (update asks the same check).
+# unless --without-maintenance-page says to go on; update stops the same way.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/harness/tap.sh
 . tests/harness/services.sh
@@ -79,5 +79,26 @@ is "$rc" 0 "with --without-maintenance-page the clone goes on"
 like "$out" "warning: cli: the maintenance page is not seen: .*going on without it" "... and says what it could not do"
 is "$(get "http://127.0.0.1:$PB/")" 200 "... the copy serves"
 ok "... with no page of tend's left behind" test ! -e "$B/.htaccess"
+
+# An update under php -S stops before the code moves, unless the flag says to go on.
+R=$T/repo; mkdir -p "$R"
+commit() { git -C "$R" add -A && git -C "$R" -c user.email=dev@example.test -c user.name=dev commit -qm "$1" && git -C "$R" tag "$1"; }
+git -C "$R" init -q
+echo '<?php echo "release 1.0\n";' > "$R/index.php"; echo 1.0 > "$R/VERSION"; commit 1.0
+echo '<?php echo "release 1.1\n";' > "$R/index.php"; echo 1.1 > "$R/VERSION"; commit 1.1
+U=$T/upd; git clone -q --branch 1.0 "$R" "$U" 2>/dev/null
+PU=$(free_port)
+php -S "127.0.0.1:$PU" -t "$U" > "$T/php-$PU.log" 2>&1 &
+HARNESS_PIDS="$HARNESS_PIDS $!"
+wait_for "php -S" 10 _port_open "$PU"
+add upd "$U" "http://127.0.0.1:$PU"
+out=$("$TEND" update upd 2>&1); rc=$?
+like "$rc:$out" "^2:.*cannot show a maintenance page.*--without-maintenance-page" "update under php -S stops (exit 2), naming the flag"
+is "$(git -C "$U" describe --tags):$(get "http://127.0.0.1:$PU/")" "1.0:200" "... the code still at 1.0, the site serving"
+ok "... with nothing of tend's in the web root" test ! -e "$U/.htaccess" -a ! -e "$U/.user.ini"
+out=$("$TEND" update upd --without-maintenance-page 2>&1); rc=$?
+is "$rc:$(git -C "$U" describe --tags)" "0:1.1" "with --without-maintenance-page the update goes on to 1.1"
+[ "$rc" = 0 ] || diag "$out"
+like "$out" "warning: upd: the maintenance page is not seen" "... saying what it could not do"
 
 done_testing

@@ -56,12 +56,17 @@ out=$("$TEND" verify tiki-a "$snap" --restore-to "$T/drill" 2>&1); rc=$?
 is "$rc" 0 "a restore drill of the snapshot reads back whole, the folders outside the web root included"
 [ "$rc" = 0 ] || diag "$out"
 is "$(cmp "$T/drill/outside$GA/2026/file1a2b3c" "$GA/2026/file1a2b3c" && echo same)" same "... the gallery under outside/ at its own path"
-manifest() { q "SELECT path, type, mode, size, sha256, link, hardlink FROM snapshot_files WHERE snapshot_id = $1 ORDER BY path" | sha256sum | cut -c1-16; }
+manifest() { # the rows of a snapshot's manifest, and how many (an empty one never passes)
+  local rows; rows=$(q "SELECT path, type, mode, size, sha256, link, hardlink FROM manifest_files
+    WHERE manifest_id = (SELECT manifest_id FROM snapshots WHERE id = $1) ORDER BY path")
+  printf '%s %s\n' "$(printf '%s' "$rows" | grep -c .)" "$(printf '%s' "$rows" | sha256sum | cut -c1-16)"
+}
 ok "export the snapshot" "$TEND" export tiki-a "$snap" "$T/ta.tar.zst"
 ok "... its gallery under outside/ in the archive" sh -c "tar -tf '$T/ta.tar.zst' | grep -q '^outside$GA/2026/file1a2b3c$'"
 "$TEND" instance add ta-imported --app tiki --path "$T/ta-imported" >/dev/null 2>&1
 ok "import it into another instance" "$TEND" import ta-imported "$T/ta.tar.zst"
 is "$(manifest "$(q "SELECT max(id) FROM snapshots")")" "$(manifest "$snap")" "... the same manifest, the folders outside the web root included"
+like "$(manifest "$snap")" "^[1-9][0-9]+ " "... (which has rows)"
 out=$("$TEND" backup tiki-a 2>&1)
 like "$out" "no file changed since snapshot $snap" "an unchanged second backup reads nothing, the gallery included"
 
@@ -167,6 +172,22 @@ mv "$GD" "$GD.away"
 out=$("$TEND" backup notes 2>&1); rc=$?
 like "$rc:$out" "^0:.*warning: notes: its data folder $(re_escape "$GD") does not exist" "a missing data folder is said, not skipped silently"
 mv "$GD.away" "$GD"
+
+# A config folder that is a symlink out of the tree (Debian's Roundcube links config/ to
+# /etc/roundcube): a copy's config would be written into its source's. Refused first.
+RC=$T/www/rc; mkdir -p "$RC" "$T/etc-rc"
+echo '<?php $config["db_dsnw"] = "mysql://rc:rcpw@127.0.0.1/roundcube";' > "$T/etc-rc/config.inc.php"
+ln -s "$T/etc-rc" "$RC/config"; echo '<?php // rc' > "$RC/index.php"
+"$TEND" instance add rc --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$RC" --config config/config.inc.php >/dev/null 2>&1
+"$TEND" instance add rc-copy --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$T/www/rc-copy" \
+  --db "mysql://rc_copy@127.0.0.1:$MARIADB_PORT/rc_copy" --config config/config.inc.php >/dev/null 2>&1
+etc_before=$(sha256sum < "$T/etc-rc/config.inc.php"); snaps=$(q "SELECT count(*) FROM snapshots")
+out=$("$TEND" clone rc rc-copy 2>&1); rc=$?
+like "$rc:$out" "^2:.*config/config\.inc\.php lies under config, a symlink in rc's tree.*nothing was changed" \
+  "a clone whose config would be written through a symlink out of the tree is refused (exit 2)"
+is "$(sha256sum < "$T/etc-rc/config.inc.php"):$(q "SELECT count(*) FROM snapshots")" "$etc_before:$snaps" \
+  "... the shared config untouched, rc not even backed up"
+ok "... and rc-copy not made" test ! -e "$T/www/rc-copy/index.php"
 
 # 9. A Tiki Manager archive with a data folder outside the web root: imported into the
 #    snapshot at its own path, restored where the instance declares it.
