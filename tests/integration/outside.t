@@ -23,12 +23,12 @@ pref() { sql "$1" -e "SELECT value FROM tiki_preferences WHERE name = '$2'"; }
 # ../ta-att/ (relative to the web root, as an admin may type it).
 TA=$T/www/tiki-a; GA=$T/ta/files; WA=$T/www/ta-att
 mkdir -p "$T/www" "$T/ta" && cp -a tests/fixtures/tiki "$TA" && mkdir -p "$TA/db" "$GA/2026" "$WA"
-sql -e "CREATE DATABASE tiki_a; CREATE USER 'tiki_a'@'127.0.0.1' IDENTIFIED BY 'ta pw'; GRANT ALL ON tiki_a.* TO 'tiki_a'@'127.0.0.1';"
-sql tiki_a < tests/fixtures/tiki/schema.sql
-sql tiki_a -e "INSERT INTO tiki_preferences VALUES ('tikiIndex_url', 'http://tiki-a.test/tiki-index.php'),
+sql -e "CREATE DATABASE otiki_a; CREATE USER 'otiki_a'@'127.0.0.1' IDENTIFIED BY 'ta pw'; GRANT ALL ON otiki_a.* TO 'otiki_a'@'127.0.0.1';"
+sql otiki_a < tests/fixtures/tiki/schema.sql
+sql otiki_a -e "INSERT INTO tiki_preferences VALUES ('tikiIndex_url', 'http://tiki-a.test/tiki-index.php'),
   ('fgal_use_db', 'n'), ('fgal_use_dir', '$GA/'), ('w_use_db', 'n'), ('w_use_dir', '../ta-att/');
   INSERT INTO tiki_pages (pageName, data) VALUES ('HomePage', 'hello');"
-printf '<?php\n$db_tiki = "mysqli";\n$host_tiki = "127.0.0.1:%s";\n$user_tiki = "tiki_a";\n$pass_tiki = "ta pw";\n$dbs_tiki = "tiki_a";\n' \
+printf '<?php\n$db_tiki = "mysqli";\n$host_tiki = "127.0.0.1:%s";\n$user_tiki = "otiki_a";\n$pass_tiki = "ta pw";\n$dbs_tiki = "otiki_a";\n' \
   "$MARIADB_PORT" > "$TA/db/local.php"
 head -c 300000 /dev/urandom > "$GA/2026/file1a2b3c"
 echo 'second file' > "$GA/2026/file4d5e6f"
@@ -99,28 +99,28 @@ is "$(ls -a "$T/ta" "$T/www" | grep -c '^\.tend-')" 0 "no staging or old folder 
 "$TEND" --quiet restore tiki-a "$snap" >/dev/null 2>&1
 
 # 4. A restore of a snapshot whose folder the instance no longer keeps data in is refused.
-sql tiki_a -e "UPDATE tiki_preferences SET value = '' WHERE name = 'fgal_use_dir'"
+sql otiki_a -e "UPDATE tiki_preferences SET value = '' WHERE name = 'fgal_use_dir'"
 out=$("$TEND" restore tiki-a "$snap" 2>&1); rc=$?
 like "$rc:$out" "^2:.*holds $(re_escape "$GA") outside the web root, which is not where tiki-a keeps data.*--data-dir" \
   "in place, a folder the instance does not name is refused (exit 2), saying how to declare it"
 is "$(tree_sum "$GA")" "$ga_good" "... and nothing was touched"
-sql tiki_a -e "UPDATE tiki_preferences SET value = '$GA/' WHERE name = 'fgal_use_dir'"
+sql otiki_a -e "UPDATE tiki_preferences SET value = '$GA/' WHERE name = 'fgal_use_dir'"
 
 # 5. A clone onto a blank tiki-b that declares its own gallery folder: the copy's files
 #    land there, its preferences name it, tiki-a's folder is untouched.
 TB=$T/www/tiki-b; GB=$T/tb/files
 "$TEND" instance add tiki-b --app tiki --host "$HOST" --ssh-key "$SSHD_KEY" --path "$TB" --url http://tiki-b.test \
-  --db "mysql://tiki_b@127.0.0.1:$MARIADB_PORT/tiki_b" --data-dir "$GB" >/dev/null 2>&1
+  --db "mysql://otiki_b@127.0.0.1:$MARIADB_PORT/otiki_b" --data-dir "$GB" >/dev/null 2>&1
 ok "blank tiki-b" "$TEND" blank tiki-b --admin "$ADMIN"
 out=$("$TEND" clone tiki-a tiki-b --without-maintenance-page 2>&1); rc=$?
 is "$rc" 0 "clone tiki-a tiki-b exits 0"
 [ "$rc" = 0 ] || diag "$out"
 is "$(tree_sum "$GB")" "$ga_good" "tiki-b's own gallery folder holds tiki-a's gallery"
-is "$(pref tiki_b fgal_use_dir)" "$GB/" "tiki-b's file gallery preference names its own folder"
+is "$(pref otiki_b fgal_use_dir)" "$GB/" "tiki-b's file gallery preference names its own folder"
 is "$(tree_sum "$GA")" "$ga_good" "tiki-a's gallery is untouched"
 is "$(cat "$T/www/tiki-b-data/ta-att/att1" 2>&1)" "an attachment" \
   "the attachments folder, declared nowhere on tiki-b, is copied beside its web root"
-is "$(pref tiki_b w_use_dir)" "$T/www/tiki-b-data/ta-att/" "... and its preference names that folder"
+is "$(pref otiki_b w_use_dir)" "$T/www/tiki-b-data/ta-att/" "... and its preference names that folder"
 like "$("$TEND" instance show tiki-b 2>&1)" "data outside: +$(re_escape "$GB $T/www/tiki-b-data/ta-att")" \
   "... which tiki-b now declares (instance show)"
 out=$("$TEND" compare tiki-a tiki-b --files 2>&1)
@@ -136,7 +136,7 @@ ok "... still not into tiki-a's attachments" test ! -e "$WA/new1"
 # 6. A copy whose declared folder is its source's own is refused before any change.
 TC=$T/www/tiki-c
 "$TEND" instance add tiki-c --app tiki --host "$HOST" --ssh-key "$SSHD_KEY" --path "$TC" \
-  --db "mysql://tiki_c@127.0.0.1:$MARIADB_PORT/tiki_c" --data-dir "$GA" --data-dir "$WA" >/dev/null 2>&1
+  --db "mysql://otiki_c@127.0.0.1:$MARIADB_PORT/otiki_c" --data-dir "$GA" --data-dir "$WA" >/dev/null 2>&1
 ok "blank tiki-c" "$TEND" blank tiki-c --admin "$ADMIN"
 snaps=$(q "SELECT count(*) FROM snapshots"); ga_now=$(tree_sum "$GA")
 out=$("$TEND" clone tiki-a tiki-c --without-maintenance-page 2>&1); rc=$?
@@ -152,7 +152,7 @@ out=$("$TEND" migrate-data tiki-a tiki-b --without-maintenance-page 2>&1); rc=$?
 is "$rc" 0 "migrate-data tiki-a tiki-b exits 0"
 [ "$rc" = 0 ] || diag "$out"
 is "$(cat "$GB/2026/new2" 2>&1)" "migrated" "the gallery's new file is in tiki-b's folder"
-is "$(pref tiki_b fgal_use_dir)" "$GB/" "tiki-b's preference still names its own folder"
+is "$(pref otiki_b fgal_use_dir)" "$GB/" "tiki-b's preference still names its own folder"
 is "$(cat "$TB/local-code.php")" "<?php // tiki-b local code" "tiki-b's code is untouched"
 
 # 8. A generic app with a declared absolute --data-dir: in its backups and restores.
