@@ -188,27 +188,6 @@ local function fetch(t, root, paths, st, progress)
   return by
 end
 
--- by_tree(paths, roots) -> {{root = nil (the web root) | folder, paths = {from it}}, ...}
-local function by_tree(paths, roots)
-  local web, under = {}, {}
-  for _, p in ipairs(paths) do
-    if p:sub(1, 1) ~= "/" then web[#web + 1] = p
-    else
-      for _, r in ipairs(roots) do
-        if p:sub(1, #r + 1) == r .. "/" then
-          under[r] = under[r] or {}
-          table.insert(under[r], p:sub(#r + 2))
-          break
-        end
-      end
-    end
-  end
-  local out = {}
-  if #web > 0 then out[1] = { paths = web } end
-  for _, r in ipairs(roots) do if under[r] then out[#out + 1] = { root = r, paths = under[r] } end end
-  return out
-end
-
 -- collect(...) -> manifest, files, bytes, sent, listing digest: the listing
 -- against the previous manifest; new and changed files fetched, one tar stream a tree.
 function M.collect(ctx, inst, t, st, listing, before, digest, say, since, roots)
@@ -231,7 +210,7 @@ function M.collect(ctx, inst, t, st, listing, before, digest, say, since, roots)
     local update, finish = require("tend.progress").new(ctx, inst.name, #wanted, total)
     local got = {}
     -- one tar stream per tree: the web root's, then each folder outside it
-    for _, tree in ipairs(by_tree(wanted, roots or {})) do
+    for _, tree in ipairs(outside.group(wanted, roots or {})) do
       local part, fmsg = fetch(t, tree.root or inst.path, tree.paths, st, update)
       if not part then finish() end
       errors.check(part, fmsg)

@@ -53,7 +53,7 @@ function M.rename_folders(ctx, src, copy, files)
   local roots = src.snap and outside.roots(snapshot.manifest(ctx:catalog(), src.snap))
     or outside.folders(ctx, src.inst, nil, true)
   if #roots == 0 then return end
-  local ok, mapping = pcall(require("tend.restore").outside_mapping, ctx, src.inst, copy.inst, roots)
+  local ok, mapping = pcall(outside.mapping, ctx, src.inst, copy.inst, roots)
   if not ok then return end
   local moved = {}
   for _, m in ipairs(mapping) do

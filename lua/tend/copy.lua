@@ -29,7 +29,7 @@ function M.check_target(ctx, src, dst, opts, snap)
   end
   -- where the copy keeps src's data outside its web root: refused now when nowhere safe
   local roots = snap and outside.roots(snapshot.manifest(ctx:catalog(), snap)) or outside.folders(ctx, src)
-  local mapping = restore.outside_mapping(ctx, src, dst, roots)
+  local mapping = outside.mapping(ctx, src, dst, roots)
   if opts.db_only then return copy_config.check_databases(ctx, src, dst) end
   return copy_config.plan(ctx, src, dst, snap, mapping)
 end
@@ -157,18 +157,18 @@ function M.migrate_data(ctx, src, dst, snap, opts)
   if not t:stat(dst.path) then errors.usage("%s: %s does not exist; clone it first", dst.name, dst.path) end
   local page = maintenance.up(ctx, dst, { say = say, without_page = opts.without_page })
   local ok, summary = pcall(function()
-    local part = restore.run(ctx, src, snap, { target = dst, db_only = true, kind = "data",
+    local rows = snapshot.manifest(ctx:catalog(), snap)
+    local mapping = outside.mapping(ctx, src, dst, outside.roots(rows)) -- for the database and the folders
+    local part = restore.run(ctx, src, snap, { target = dst, db_only = true, kind = "data", mapping = mapping,
       overwrite_production = opts.overwrite_production, progress = say })
     part.data_files = 0
     local dirs = src:data_folders()
-    local rows = snapshot.manifest(ctx:catalog(), snap)
-    local mapping = restore.outside_mapping(ctx, src, dst, outside.roots(rows))
     if #dirs + #mapping > 0 then
       local names = { table.unpack(dirs) }
       for _, m in ipairs(mapping) do names[#names + 1] = m.from .. (m.to ~= m.from and (" -> " .. m.to) or "") end
       say("data folders: %s", table.concat(names, ", "))
       part.data_files = M.sync_dirs(ctx, snap, dst, dirs, say, mapping)
-      restore.declare_outside(ctx, dst, mapping, say)
+      outside.declare(ctx, dst, mapping, say)
       -- read back: its database names folders of its own
       local f, r = outside.shared(outside.folders(ctx, dst, nil, true), outside.roots(rows))
       if f then

@@ -59,7 +59,7 @@ function M.restore(ctx, inst, snap, dir)
   for _, root in ipairs(roots) do
     local at, o = dir .. "/outside" .. root, own[root]
     local part = errors.check(restore.build(t, st, under[root], at, dir .. "/.none", {}, progress))
-    restore.finish_root(t, at, { root_mode = o.mode, root_mtime_ns = o.mtime_ns, root_uid = o.uid, root_gid = o.gid }, at)
+    restore.finish_root(t, at, outside.root_attrs(o), at)
     out.files, out.bytes = out.files + part.files, out.bytes + part.sent_bytes
     for _, u in ipairs(part.unmade) do out.unmade[#out.unmade + 1] = root .. "/" .. u end
   end
@@ -117,13 +117,10 @@ function M.compare(snap, manifest, files, unmade, outside_at)
   for path in pairs(now) do
     if not by[path] then differ(path, "not in the snapshot") end
   end
-  local web_hashes, sums = {}, {}
-  for _, p in ipairs(hashes) do if p:sub(1, 1) ~= "/" then web_hashes[#web_hashes + 1] = p end end
-  for k, v in pairs(errors.check(t:sha256(files, web_hashes))) do sums[k] = v end
-  for _, r in ipairs(roots) do
-    local rels = {}
-    for _, p in ipairs(hashes) do if p:sub(1, #r + 1) == r .. "/" then rels[#rels + 1] = p:sub(#r + 2) end end
-    for k, v in pairs(errors.check(t:sha256(outside_at .. r, rels))) do sums[r .. "/" .. k] = v end
+  local sums = {}
+  for _, tree in ipairs(outside.group(hashes, roots)) do
+    local at = tree.root and (outside_at .. tree.root) or files
+    for k, v in pairs(errors.check(t:sha256(at, tree.paths))) do sums[tree.root and (tree.root .. "/" .. k) or k] = v end
   end
   for _, path in ipairs(hashes) do
     if sums[path] ~= by[path].sha256 then differ(path, "content differs (SHA-256 %s)", sums[path] or "unreadable") end

@@ -91,22 +91,50 @@ function M.split(rows, roots)
   local web, under, own = {}, {}, {}
   for _, root in ipairs(roots) do under[root] = {} end
   for _, r in ipairs(rows) do
-    if r.path:sub(1, 1) ~= "/" then web[#web + 1] = r
-    else
-      for _, root in ipairs(roots) do
-        if r.path == root then own[root] = r; break end
-        if r.path:sub(1, #root + 1) == root .. "/" then
-          local c = {}
-          for k, v in pairs(r) do c[k] = v end
-          c.path = r.path:sub(#root + 2)
-          if c.hardlink then c.hardlink = c.hardlink:sub(#root + 2) end
-          table.insert(under[root], c)
-          break
-        end
-      end
+    local root = M.tree_of(r.path, roots)
+    if root == "" then web[#web + 1] = r
+    elseif root == r.path then own[root] = r
+    elseif root then
+      local c = {}
+      for k, v in pairs(r) do c[k] = v end
+      c.path = r.path:sub(#root + 2)
+      if c.hardlink then c.hardlink = c.hardlink:sub(#root + 2) end
+      table.insert(under[root], c)
     end
   end
   return web, under, own
+end
+
+-- tree_of(path, roots) -> "" (a path of the web root) | the root of roots path lies in
+-- (or is) | nil (absolute, in none of them).
+function M.tree_of(path, roots)
+  if path:sub(1, 1) ~= "/" then return "" end
+  for _, r in ipairs(roots) do if M.within(path, r) then return r end end
+end
+
+-- group(paths, roots) -> {{root = nil (the web root) | folder, paths = {from it}}, ...}:
+-- paths by the tree they lie in, the web root's first (paths in no tree are left out).
+function M.group(paths, roots)
+  local web, under = {}, {}
+  for _, p in ipairs(paths) do
+    local r = M.tree_of(p, roots)
+    if r == "" then web[#web + 1] = p
+    elseif r and r ~= p then
+      under[r] = under[r] or {}
+      table.insert(under[r], p:sub(#r + 2))
+    end
+  end
+  local out = {}
+  if #web > 0 then out[1] = { paths = web } end
+  for _, r in ipairs(roots) do if under[r] then out[#out + 1] = { root = r, paths = under[r] } end end
+  return out
+end
+
+-- root_attrs(row) -> a folder's own row as restore.finish_root takes it (a snapshot's
+-- root_* fields).
+function M.root_attrs(row)
+  row = row or {}
+  return { root_mode = row.mode, root_mtime_ns = row.mtime_ns, root_uid = row.uid, root_gid = row.gid }
 end
 
 local function basename(p) return p:match("([^/]+)$") end
@@ -184,6 +212,36 @@ function M.pairs_of(mapping)
   end
   table.sort(out, function(a, b) return #a[1] > #b[1] end)
   return out
+end
+
+-- mapping(ctx, src, dst, roots) -> map's mapping of a snapshot's folders outside the web
+-- root (roots) to dst's, asking both instances where they keep data ({} when there are
+-- none); each entry has the relative spellings src's app used for it (spellings).
+function M.mapping(ctx, src, dst, roots)
+  if #roots == 0 then return {} end
+  local src_folders, spelled = {}, {}
+  if src.id ~= dst.id then
+    local ok, f, sp = pcall(M.folders, ctx, src) -- the source may be out of reach (a mirror)
+    if ok then src_folders, spelled = f, sp end
+  end
+  local mapping = M.map(src, src_folders, dst, M.folders(ctx, dst, nil, true), roots)
+  for _, m in ipairs(mapping) do m.spellings = spelled[m.from] end
+  return mapping
+end
+
+-- declare(ctx, dst, mapping, say): the folders a copy got for its source's data outside
+-- the web root, where it declared none, become its declared --data-dir: its own backups
+-- hold them, and the next copy uses them again.
+function M.declare(ctx, dst, mapping, say)
+  local dirs, new = {}, {}
+  for d in (dst.data_dirs or ""):gmatch("[^\n]+") do dirs[#dirs + 1] = d end
+  for _, m in ipairs(mapping) do
+    if not m.declared then dirs[#dirs + 1], new[#new + 1] = m.to, m.to end
+  end
+  if #new == 0 then return end
+  require("tend.instance").edit(ctx:catalog(), dst.name, { ["data-dir"] = dirs })
+  dst.data_dirs = table.concat(dirs, "\n")
+  say("%s keeps its copy of the data outside the web root in %s (now its --data-dir)", dst.name, table.concat(new, ", "))
 end
 
 -- shared(folders, roots) -> the first of folders that is or holds one of roots, or lies

@@ -525,7 +525,8 @@ local function confirm_production(target, snap)
 end
 
 -- run(ctx, inst, snap, opts) -> summary.  opts: files_only, db_only, target (an Instance,
--- default inst), progress(fmt, ...), overwrite_production, prepare(t, staging) (a hook
+-- default inst), progress(fmt, ...), overwrite_production, mapping (tend.outside.mapping
+-- of the snapshot's folders outside the web root, when the caller has it), prepare(t, staging) (a hook
 -- for the new tree before it goes live: clone puts its maintenance page there). Raises
 -- on failure, with the target as it was; a restore killed at any point is rolled back
 -- by the next restore or backup (recover).
@@ -546,7 +547,7 @@ function M.run(ctx, inst, snap, opts)
   -- any change
   local manifest = snapshot.manifest(ctx:catalog(), snap)
   local roots = outside.roots(manifest)
-  local mapping = M.outside_mapping(ctx, inst, target, roots)
+  local mapping = opts.mapping or outside.mapping(ctx, inst, target, roots)
   -- what the copy's config files will hold, known (or refused) before any change
   local plan = copy and not opts.db_only and (opts.config_plan or copy_config.plan(ctx, inst, target, snap, mapping)) or nil
   -- gc (exclusive) must not collect the snapshot's objects or the safety dump meanwhile
@@ -592,7 +593,7 @@ function M.run(ctx, inst, snap, opts)
     local attrs = own[m.from] or {}
     trees[i] = { root = m.to, rows = under[m.from], fresh = not exists(t, m.to),
       staging = ("%s/.tend-restore-%s-%s"):format(p, b, tag), old = ("%s/.tend-old-%s-%s"):format(p, b, tag),
-      attrs = { root_mode = attrs.mode, root_mtime_ns = attrs.mtime_ns, root_uid = attrs.uid, root_gid = attrs.gid } }
+      attrs = outside.root_attrs(attrs) }
   end
   -- journal_outside(swapping) -> what the files journal says of them
   local function journal_outside(swapping)
@@ -692,38 +693,9 @@ function M.run(ctx, inst, snap, opts)
   t:exec({ "sh", "-c", 'rm -rf -- "$@" </dev/null >/dev/null 2>&1 &', "sh", table.unpack(olds) })
   if copy then
     M.record_copy(ctx, inst, target, snap, opts.kind or "copy")
-    M.declare_outside(ctx, target, mapping, say)
+    outside.declare(ctx, target, mapping, say)
   end
   return summary
-end
-
--- outside_mapping(ctx, src, dst, roots) -> tend.outside.map's mapping of the snapshot's
--- folders outside the web root (roots) to dst's ({} when there are none).
-function M.outside_mapping(ctx, src, dst, roots)
-  if #roots == 0 then return {} end
-  local src_folders, spelled = {}, {}
-  if src.id ~= dst.id then
-    local ok, f, sp = pcall(outside.folders, ctx, src) -- the source may be out of reach (a mirror)
-    if ok then src_folders, spelled = f, sp end
-  end
-  local mapping = outside.map(src, src_folders, dst, outside.folders(ctx, dst, nil, true), roots)
-  for _, m in ipairs(mapping) do m.spellings = spelled[m.from] end
-  return mapping
-end
-
--- declare_outside(ctx, dst, mapping, say): the folders a copy got for its source's data
--- outside the web root, where it declared none, become its declared --data-dir: its own
--- backups hold them, and the next copy uses them again.
-function M.declare_outside(ctx, dst, mapping, say)
-  local dirs, new = {}, {}
-  for d in (dst.data_dirs or ""):gmatch("[^\n]+") do dirs[#dirs + 1] = d end
-  for _, m in ipairs(mapping) do
-    if not m.declared then dirs[#dirs + 1], new[#new + 1] = m.to, m.to end
-  end
-  if #new == 0 then return end
-  require("tend.instance").edit(ctx:catalog(), dst.name, { ["data-dir"] = dirs })
-  dst.data_dirs = table.concat(dirs, "\n")
-  say("%s keeps its copy of the data outside the web root in %s (now its --data-dir)", dst.name, table.concat(new, ", "))
 end
 
 M.build = build

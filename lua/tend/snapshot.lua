@@ -162,11 +162,9 @@ end
 -- web root (a folder row of its own, tend.outside), an empty, "." or ".." component, a
 -- NUL, or a path under a symlink of the same manifest (see through_link).
 function M.unsafe(manifest)
-  local roots = require("tend.outside").roots(manifest)
-  local function tree(p) -- the web root (""), or the outside folder p lies in | nil
-    if p:sub(1, 1) ~= "/" then return "" end
-    for _, r in ipairs(roots) do if p == r or p:sub(1, #r + 1) == r .. "/" then return r end end
-  end
+  local outside = require "tend.outside"
+  local roots = outside.roots(manifest)
+  local function tree(p) return outside.tree_of(p, roots) end
   for _, e in ipairs(manifest) do
     local p = e.path
     if p == "" then return p, "an empty name" end

@@ -82,20 +82,28 @@ is "$(stat -c '%i' "$GA/2026/file4d5e6f")" "$(stat -c '%i' "$GA/2026/same-file")
 is "$(stat -c '%a %Y' "$GA")" "750 $(date -d '2025-06-01 12:00' +%s)" "... the folder's own mode and mtime"
 is "$(tree_sum "$WA")" "$wa_good" "the attachments folder as it was"
 
-# 3. A restore killed while swapping the gallery: the next run puts everything back as
-#    it was before (the web root swapped already, the gallery not yet).
+# 3. A restore killed at the gallery's swap (the web root swapped already, the gallery
+#    not yet) and once everything is swapped (the database loaded too): each time the
+#    next run puts the web root, the gallery and the database back as they were.
 rm "$GA/2026/file1a2b3c"; echo 'edited before the kill' > "$TA/index.php.local"
-ga_before=$(tree_sum "$GA"); ta_before=$(tree_sum "$TA")
-TEND_PAUSE=restore.outside-swap "$TEND" --quiet restore tiki-a "$snap" --files-only > "$T/out" 2>&1 &
-tend=$!
-wait_for "the restore to reach the gallery's swap" 60 test -e "$TEND_HOME/paused-restore.outside-swap"
-kill -KILL "$tend"; wait "$tend" 2>/dev/null
-rm -f "$TEND_HOME/paused-restore.outside-swap"
-out=$("$TEND" --quiet backup tiki-a 2>&1); rc=$?
-like "$rc:$out" "^0:.*a restore was interrupted" "the next run rolls the killed restore back, then backs up"
-is "$(tree_sum "$GA"):$(tree_sum "$TA")" "$ga_before:$ta_before" "the gallery and the web root are as they were before the kill"
-wait_for "the old trees to go" 30 sh -c "! ls -a '$T/ta' '$T/www' | grep -q '^\.tend-'"
-is "$(ls -a "$T/ta" "$T/www" | grep -c '^\.tend-')" 0 "no staging or old folder is left beside either"
+otiki_rows() { sql otiki_a -e "SELECT name, value FROM tiki_preferences ORDER BY name" | sha256sum | cut -c1-16; }
+sql otiki_a -e "INSERT INTO tiki_preferences VALUES ('edited', 'before the kill')"
+ga_before=$(tree_sum "$GA"); ta_before=$(tree_sum "$TA"); rows_before=$(otiki_rows)
+for point in restore.outside-swap restore.swapped; do
+  TEND_PAUSE=$point "$TEND" --quiet restore tiki-a "$snap" > "$T/out" 2>&1 &
+  tend=$!
+  wait_for "the restore to reach $point" 60 test -e "$TEND_HOME/paused-$point"
+  kill -KILL "$tend"; wait "$tend" 2>/dev/null
+  rm -f "$TEND_HOME/paused-$point"
+  out=$("$TEND" --quiet backup tiki-a 2>&1); rc=$?
+  like "$rc:$out" "^0:.*a restore was interrupted" "$point: the next run rolls the killed restore back, then backs up"
+  is "$(tree_sum "$GA"):$(tree_sum "$TA"):$(otiki_rows)" "$ga_before:$ta_before:$rows_before" \
+    "$point: the gallery, the web root and the database are as they were before the kill"
+  wait_for "the old trees to go" 30 sh -c "! ls -a '$T/ta' '$T/www' | grep -q '^\.tend-'"
+  is "$(ls -a "$T/ta" "$T/www" | grep -c '^\.tend-'):$(ls "$TEND_HOME/journal" | wc -l)" "0:0" \
+    "$point: no staging or old folder is left beside either, and no journal"
+done
+sql otiki_a -e "DELETE FROM tiki_preferences WHERE name = 'edited'"
 "$TEND" --quiet restore tiki-a "$snap" >/dev/null 2>&1
 
 # 4. A restore of a snapshot whose folder the instance no longer keeps data in is refused.
