@@ -8,8 +8,9 @@ Register the instance first, with the database it is to have:
     --url https://next.example.org --db mysql://next@localhost/next
 Then `tend blank next` makes the web root, and, connecting as --admin (default root
 over the host's socket, as Debian's MariaDB allows), creates the database and the user
-with a random password, kept in the vault as NAME.db-password and set as the
-instance's --db-password-secret. Nothing that exists is touched: a web root with files
+with the password of the instance's --db-password-secret when that secret is in the
+vault, else a random one kept there (as the declared key, or NAME.db-password, then
+set as the instance's --db-password-secret). Nothing that exists is touched: a web root with files
 in it or a database with tables in it stops the recipe. Then `tend clone SRC NAME`.]],
   params = {
     { name = "instance", type = "instance", positional = true, required = true },
@@ -46,9 +47,12 @@ in it or a database with tables in it stops the recipe. Then `tend clone SRC NAM
       error(("%s: database %s exists and has %s tables; blank makes new instances only"):format(inst.name, s.name, tables:match("%d+")), 0)
     end
     local who = ("'%s'@'%s'"):format(s.user, (s.host == "localhost" or s.host == "127.0.0.1") and s.host or "%")
-    local key = inst.name .. ".db-password"
+    -- A password the operator already keeps under the declared key is used, never
+    -- replaced: it may be written in places tend does not know.
+    local key = inst.db_password_secret or inst.name .. ".db-password"
     local vault = ctx:vault()
-    vault:set(key, core.vault.random_secret(24, "password"))
+    local kept = vault:get(key)
+    if not kept then vault:set(key, core.vault.random_secret(24, "password")) end
     local sql = assert(vault:get(key)):format(table.concat({
       ("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"):format(s.name),
       ("CREATE USER IF NOT EXISTS %s;"):format(who),
@@ -58,7 +62,8 @@ in it or a database with tables in it stops the recipe. Then `tend clone SRC NAM
     assert(db.mysql(t, admin, sql, { database = false }))
     assert(t:mkdir_p(inst.path, 493))
     instance.edit(ctx:catalog(), inst.name, { ["db-password-secret"] = key }, {})
-    ctx:info("%s: made %s and database %s for %s (password in the vault as %s)", inst.name, inst.path, s.name, who, key)
+    ctx:info("%s: made %s and database %s for %s (%s password in the vault as %s)", inst.name, inst.path, s.name, who,
+      kept and "its" or "a new", key)
     ctx:result({ instance = inst.name, path = inst.path, database = db.describe(s), user = who, password_secret = key })
   end,
 }

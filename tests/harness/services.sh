@@ -91,6 +91,7 @@ start_sshd() {
   HARNESS_PIDS="$HARNESS_PIDS $pid"
   wait_for sshd 10 _port_open "$SSHD_PORT" || return 1
   SSHD_KEY=$d/user_key
+  SSHD_URL="ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" # an instance's --host
   SSHD_PIDFILE=$d/sshd-$SSHD_PORT.pid
   SSHD_HOST_KEY_PUB=$d/host_key.pub
   SSHD_KNOWN_HOSTS=$d/known_hosts
@@ -122,11 +123,13 @@ start_sshd() {
     chown -R "$SSHD_SLOW_USER" "$home"
     export SSHD_SLOW_USER
   fi
-  export SSHD_PORT SSHD_USER SSHD_KEY SSHD_KNOWN_HOSTS SSHD_HOST_KEY_PUB SSHD_PIDFILE
+  export SSHD_PORT SSHD_USER SSHD_URL SSHD_KEY SSHD_KNOWN_HOSTS SSHD_HOST_KEY_PUB SSHD_PIDFILE
 }
 
 # mariadb_root SQL: run SQL as the server's root over its socket.
 mariadb_root() { mariadb --no-defaults -S "$MARIADB_SOCKET" -u root -e "$1"; }
+# sql [DB] [-e SQL]: the same, its rows tab-separated without a header (SQL on stdin too).
+sql() { mariadb --no-defaults -S "$MARIADB_SOCKET" -u root -N -B "$@"; }
 
 start_mariadb() {
   local d; d=$(harness_tmp)/mariadb
@@ -136,6 +139,7 @@ start_mariadb() {
     || { cat "$d/install.log" >&2; return 1; }
   MARIADB_PORT=$(free_port)
   MARIADB_SOCKET=$d/mysqld.sock
+  MARIADB_ADMIN="mysql://root@localhost/mysql?socket=$MARIADB_SOCKET" # blank's --admin
   mariadbd --no-defaults --datadir="$d/data" --socket="$MARIADB_SOCKET" --port="$MARIADB_PORT" \
     --bind-address=127.0.0.1 --pid-file="$d/mysqld.pid" --log-error="$d/error.log" \
     --user="$(id -un)" --skip-log-bin --innodb-buffer-pool-size=64M \
@@ -152,7 +156,7 @@ start_mariadb() {
     CREATE USER '$MARIADB_USER'@'localhost' IDENTIFIED BY '$sqlpw';
     GRANT ALL ON \`$MARIADB_DB\`.* TO '$MARIADB_USER'@'127.0.0.1';
     GRANT ALL ON \`$MARIADB_DB\`.* TO '$MARIADB_USER'@'localhost';" || return 1
-  export MARIADB_PORT MARIADB_SOCKET MARIADB_USER MARIADB_PASSWORD MARIADB_DB
+  export MARIADB_PORT MARIADB_SOCKET MARIADB_ADMIN MARIADB_USER MARIADB_PASSWORD MARIADB_DB
 }
 
 start_wordpress() {
@@ -325,7 +329,7 @@ fresh_home() {
 # add_wordpress_over_ssh NAME: the harness WordPress as instance NAME, reached over the
 # harness sshd, its host key trusted.
 add_wordpress_over_ssh() {
-  "$TEND" instance add "$1" --app wordpress --host "ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+  "$TEND" instance add "$1" --app wordpress --host "$SSHD_URL" \
     --ssh-key "$SSHD_KEY" --path "$WP_PATH" >/dev/null 2>&1 &&
   "$TEND" host trust "$1" >/dev/null 2>&1
 }

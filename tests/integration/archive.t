@@ -106,7 +106,7 @@ TAP_N=19 # the Lua part above printed tests 1..19
 # The same through tend's transports: local and SSH streams give the same manifest.
 fresh_home
 "$TEND" instance add here --app wordpress --path "$WP_PATH" >/dev/null 2>&1
-"$TEND" instance add there --app wordpress --host "ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+"$TEND" instance add there --app wordpress --host "$SSHD_URL" \
   --ssh-key "$SSHD_KEY" --path "$WP_PATH" >/dev/null 2>&1
 "$TEND" host trust there >/dev/null 2>&1
 cat > "$T/tree.lua" <<'RECIPE'

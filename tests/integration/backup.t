@@ -73,7 +73,7 @@ err=$("$TEND" backup wp 2>&1 >/dev/null); rc=$?
 cp "$(harness_tmp)/wp-config.good" "$WP_PATH/wp-config.php"
 like "$rc:$err" "^1:.*tend: backup: wp: database mysql:.*Access denied" "a dump that fails fails the backup, in one line"
 is "$(count)" "$n" "... and records no snapshot"
-"$TEND" instance add gone --app generic --host "ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+"$TEND" instance add gone --app generic --host "$SSHD_URL" \
   --ssh-key "$SSHD_KEY" --path "$(harness_tmp)/nowhere" >/dev/null 2>&1
 err=$("$TEND" backup gone 2>&1 >/dev/null); rc=$?
 like "$rc:$err" "^1:tend: backup: instance gone: .*nowhere not found" "a missing web root fails in one line"

@@ -12,9 +12,6 @@ need sshd mariadb wordpress
 fresh_home
 T=$(harness_tmp)
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP blank needs MariaDB's root over its socket (run as root)"; exit 0; }
-HOST="ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT"
-ADMIN="mysql://root@localhost/mysql?socket=$MARIADB_SOCKET"
-sql() { mariadb --no-defaults -S "$MARIADB_SOCKET" -u root -N -B "$@"; } # sql DB -e SQL
 get() { curl -s -o "$T/body" -D "$T/head" -w '%{http_code}' "$1"; }
 serve() { # serve DIR PORT: PHP's server for a copy, stopped with the harness
   php -S "127.0.0.1:$2" -t "$1" > "$T/php-$2.log" 2>&1 &
@@ -32,7 +29,7 @@ sed -i "s/'$MARIADB_DB'/'wp_a'/" "$A/wp-config.php"
 php -r '$u = $argv[1]; echo serialize(["home" => "$u/", "list" => ["$u/a", "x"], "inner" => serialize(["$u/b"])]);' "$WP_URL" > "$T/ser"
 sql wp_a -e "INSERT INTO wp_options (option_name, option_value) VALUES ('tend_links', '$(sed "s/'/''/g" "$T/ser")')"
 printf '%s' "$MARIADB_PASSWORD" | "$TEND" secret set wp-a-db >/dev/null 2>&1
-"$TEND" instance add a --app wordpress --host "$HOST" --ssh-key "$SSHD_KEY" --path "$A" --url "$WP_URL" >/dev/null 2>&1
+"$TEND" instance add a --app wordpress --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$A" --url "$WP_URL" >/dev/null 2>&1
 "$TEND" host trust a >/dev/null 2>&1
 a_config=$(sha256sum < "$A/wp-config.php")
 
@@ -40,15 +37,15 @@ a_config=$(sha256sum < "$A/wp-config.php")
 PB=$(free_port)
 B=$T/b/site
 B_URL=http://127.0.0.1:$PB
-"$TEND" instance add b --app wordpress --host "$HOST" --ssh-key "$SSHD_KEY" --path "$B" --url "$B_URL" \
+"$TEND" instance add b --app wordpress --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$B" --url "$B_URL" \
   --db "mysql://wp_b_user@127.0.0.1:$MARIADB_PORT/wp_b" >/dev/null 2>&1
-out=$("$TEND" blank b --admin "$ADMIN" 2>&1); rc=$?
+out=$("$TEND" blank b --admin "$MARIADB_ADMIN" 2>&1); rc=$?
 is "$rc" 0 "blank makes B's folder, database and user"
 [ "$rc" = 0 ] || diag "$out"
 is "$(sql -e "SELECT count(*) FROM mysql.user WHERE user = 'wp_b_user'"):$(test -d "$B" && echo dir)" "1:dir" "... the user exists, and the folder"
 like "$("$TEND" secret list)" "b.db-password" "... its password is in the vault"
 mkdir -p "$B/x"
-like "$("$TEND" blank b --admin "$ADMIN" 2>&1; echo "rc=$?")" "b: .*/b/site is not empty; blank makes new instances only.*rc=1" \
+like "$("$TEND" blank b --admin "$MARIADB_ADMIN" 2>&1; echo "rc=$?")" "b: .*/b/site is not empty; blank makes new instances only.*rc=1" \
   "blank refuses a web root that is not empty"
 rmdir "$B/x"
 
@@ -192,11 +189,11 @@ sql tiki_a -e "INSERT INTO tiki_preferences VALUES ('tikiIndex_url', '$TA_URL/ti
   INSERT INTO tiki_pages (pageName, data) VALUES ('HomePage', 'See $TA_URL/about');"
 printf '<?php\n$db_tiki = "mysqli";\n$host_tiki = "127.0.0.1:%s";\n$user_tiki = "tiki_a";\n$pass_tiki = "ta pw";\n$dbs_tiki = "tiki_a";\n$client_charset = "utf8mb4";\n' \
   "$MARIADB_PORT" > "$TA/db/local.php"
-"$TEND" instance add tiki-a --app tiki --host "$HOST" --ssh-key "$SSHD_KEY" --path "$TA" --url "$TA_URL" >/dev/null 2>&1
-"$TEND" instance add tiki-b --app tiki --host "$HOST" --ssh-key "$SSHD_KEY" --path "$TB" --url "$TB_URL" \
+"$TEND" instance add tiki-a --app tiki --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$TA" --url "$TA_URL" >/dev/null 2>&1
+"$TEND" instance add tiki-b --app tiki --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$TB" --url "$TB_URL" \
   --db "mysql://tiki_b@127.0.0.1:$MARIADB_PORT/tiki_b" >/dev/null 2>&1
 like "$("$TEND" check tiki-a 2>&1)" "app: +tiki 27.1" "the fixture is detected as Tiki 27.1"
-ok "blank tiki-b" "$TEND" blank tiki-b --admin "$ADMIN"
+ok "blank tiki-b" "$TEND" blank tiki-b --admin "$MARIADB_ADMIN"
 out=$("$TEND" clone tiki-a tiki-b 2>&1); rc=$?
 is "$rc" 0 "clone tiki-a tiki-b exits 0"
 [ "$rc" = 0 ] || diag "$out"

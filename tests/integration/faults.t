@@ -13,7 +13,7 @@ mkdir -p "$big"
 for i in 1 2 3 4 5 6; do head -c 50000000 /dev/urandom > "$big/part$i.bin"; done
 echo '<?php echo "big";' > "$big/index.php"
 for i in $(seq 1 20); do echo "small $i" > "$big/0-small-$i.txt"; done # packed before the big ones
-"$TEND" instance add big --app generic --host "ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+"$TEND" instance add big --app generic --host "$SSHD_URL" \
   --ssh-key "$SSHD_KEY" --path "$big" >/dev/null 2>&1
 "$TEND" host trust big >/dev/null 2>&1
 snapshots() { sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots" 2>/dev/null || echo 0; }
@@ -40,7 +40,7 @@ if [ "$(id -u)" -eq 0 ]; then
   mkdir -p "$small"
   mount -t tmpfs -o size=20m tmpfs "$small"
   trap 'umount "$small" 2>/dev/null; _harness_cleanup' EXIT
-  TEND_HOME=$small "$TEND" instance add big --app generic --host "ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" \
+  TEND_HOME=$small "$TEND" instance add big --app generic --host "$SSHD_URL" \
     --ssh-key "$SSHD_KEY" --path "$big" >/dev/null 2>&1
   cp "$TEND_HOME/known_hosts" "$small/"
   err=$(TEND_HOME=$small "$TEND" --quiet backup big 2>&1 >/dev/null); rc=$?

@@ -15,7 +15,7 @@ need sshd
 fresh_home
 T=$(harness_tmp)
 walk() { /usr/bin/python3 tests/harness/tree-walk.py "$1"; }
-host="ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT"
+host="$SSHD_URL"
 
 # The tree, under a deploy layout: the web root is a symlink to a release.
 deploy=$T/deploy

@@ -15,10 +15,7 @@ need sshd mariadb
 fresh_home
 T=$(harness_tmp)
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP blank needs MariaDB's root over its socket (run as root)"; exit 0; }
-HOST="ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT"
-ADMIN="mysql://root@localhost/mysql?socket=$MARIADB_SOCKET"
 DB="127.0.0.1:$MARIADB_PORT"
-sql() { mariadb --no-defaults -S "$MARIADB_SOCKET" -u root -N -B "$@"; } # sql DB -e SQL
 serve() { # serve DIR PORT: PHP's server for a site, stopped with the harness
   php -S "127.0.0.1:$2" -t "$1" > "$T/php-$2.log" 2>&1 &
   HARNESS_PIDS="$HARNESS_PIDS $!"
@@ -27,7 +24,7 @@ serve() { # serve DIR PORT: PHP's server for a site, stopped with the harness
 snapshots_of() { "$TEND" --json snapshots "$1" 2>/dev/null | grep -o '"id":' | wc -l; }
 add() { # add NAME PATH URL [OPTIONS...]: a generic instance over the harness sshd
   local name=$1 path=$2 url=$3; shift 3
-  "$TEND" instance add "$name" --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$path" --url "$url" "$@" >/dev/null 2>&1 &&
+  "$TEND" instance add "$name" --app generic --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$path" --url "$url" "$@" >/dev/null 2>&1 &&
   "$TEND" host trust "$name" >/dev/null 2>&1
 }
 
@@ -82,7 +79,7 @@ like "$("$TEND" instance edit gb --version-pattern 'no capture' 2>&1; echo "rc=$
 
 PG2=$(free_port)
 add gb2 "$T/gb2" "http://127.0.0.1:$PG2" --db "mysql://gb2@$DB/gb2" --config config/settings.inc.php
-ok "blank gb2" "$TEND" blank gb2 --admin "$ADMIN"
+ok "blank gb2" "$TEND" blank gb2 --admin "$MARIADB_ADMIN"
 src_config=$(sha256sum < "$GB/config/settings.inc.php")
 
 out=$("$TEND" clone gb gb2 --dry-run 2>&1); rc=$?
@@ -171,7 +168,7 @@ PHP
 add links "$LK" "http://127.0.0.1:$PL" --config app/config.php
 PL2=$(free_port)
 add links2 "$T/links2" "http://127.0.0.1:$PL2" --db "mysql://links2@$DB/links2" --config app/config.php
-ok "blank links2" "$TEND" blank links2 --admin "$ADMIN"
+ok "blank links2" "$TEND" blank links2 --admin "$MARIADB_ADMIN"
 out=$("$TEND" clone links links2 2>&1); rc=$?
 is "$rc" 0 "clone links links2 exits 0"
 [ "$rc" = 0 ] || diag "$out"

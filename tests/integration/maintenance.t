@@ -12,11 +12,10 @@ need sshd
 fresh_home
 T=$(harness_tmp)
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP nginx and PHP-FPM run as root here"; exit 0; }
-HOST="ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT"
 get() { curl -s -o "$T/body" -D "$T/head" -w '%{http_code}' "$1"; }
 add() { # add NAME PATH URL [OPTIONS...]
   local name=$1 path=$2 url=$3; shift 3
-  "$TEND" instance add "$name" --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$path" --url "$url" "$@" >/dev/null 2>&1 &&
+  "$TEND" instance add "$name" --app generic --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$path" --url "$url" "$@" >/dev/null 2>&1 &&
   "$TEND" host trust "$name" >/dev/null 2>&1
 }
 site() { # site DIR: a small PHP site with a page in a subfolder and a .user.ini of its own

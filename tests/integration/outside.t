@@ -12,9 +12,6 @@ need sshd mariadb
 fresh_home
 T=$(harness_tmp)
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP blank needs MariaDB's root over its socket (run as root)"; exit 0; }
-HOST="ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT"
-ADMIN="mysql://root@localhost/mysql?socket=$MARIADB_SOCKET"
-sql() { mariadb --no-defaults -S "$MARIADB_SOCKET" -u root -N -B "$@"; } # sql DB -e SQL
 q() { sqlite3 "$TEND_HOME/catalog.db" "$1"; }
 tree_sum() { (cd "$1" && find . -printf '%y %m %s %P\n' | LC_ALL=C sort && find . -type f -exec sha256sum {} + | LC_ALL=C sort) | sha256sum | cut -c1-16; }
 pref() { sql "$1" -e "SELECT value FROM tiki_preferences WHERE name = '$2'"; }
@@ -37,7 +34,7 @@ printf 'bytes' > "$GA/$(printf 'caf\351.bin')" # a name that is not UTF-8
 ln -s 2026/file1a2b3c "$GA/latest"
 echo 'an attachment' > "$WA/att1"
 chmod 750 "$GA"; touch -d '2025-06-01 12:00' "$GA"
-"$TEND" instance add tiki-a --app tiki --host "$HOST" --ssh-key "$SSHD_KEY" --path "$TA" --url http://tiki-a.test >/dev/null 2>&1
+"$TEND" instance add tiki-a --app tiki --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$TA" --url http://tiki-a.test >/dev/null 2>&1
 "$TEND" host trust tiki-a >/dev/null 2>&1
 
 # 1. The backup holds both folders, under their own paths.
@@ -117,9 +114,9 @@ sql otiki_a -e "UPDATE tiki_preferences SET value = '$GA/' WHERE name = 'fgal_us
 # 5. A clone onto a blank tiki-b that declares its own gallery folder: the copy's files
 #    land there, its preferences name it, tiki-a's folder is untouched.
 TB=$T/www/tiki-b; GB=$T/tb/files
-"$TEND" instance add tiki-b --app tiki --host "$HOST" --ssh-key "$SSHD_KEY" --path "$TB" --url http://tiki-b.test \
+"$TEND" instance add tiki-b --app tiki --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$TB" --url http://tiki-b.test \
   --db "mysql://otiki_b@127.0.0.1:$MARIADB_PORT/otiki_b" --data-dir "$GB" >/dev/null 2>&1
-ok "blank tiki-b" "$TEND" blank tiki-b --admin "$ADMIN"
+ok "blank tiki-b" "$TEND" blank tiki-b --admin "$MARIADB_ADMIN"
 out=$("$TEND" clone tiki-a tiki-b --without-maintenance-page 2>&1); rc=$?
 is "$rc" 0 "clone tiki-a tiki-b exits 0"
 [ "$rc" = 0 ] || diag "$out"
@@ -143,9 +140,9 @@ ok "... still not into tiki-a's attachments" test ! -e "$WA/new1"
 
 # 6. A copy whose declared folder is its source's own is refused before any change.
 TC=$T/www/tiki-c
-"$TEND" instance add tiki-c --app tiki --host "$HOST" --ssh-key "$SSHD_KEY" --path "$TC" \
+"$TEND" instance add tiki-c --app tiki --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$TC" \
   --db "mysql://otiki_c@127.0.0.1:$MARIADB_PORT/otiki_c" --data-dir "$GA" --data-dir "$WA" >/dev/null 2>&1
-ok "blank tiki-c" "$TEND" blank tiki-c --admin "$ADMIN"
+ok "blank tiki-c" "$TEND" blank tiki-c --admin "$MARIADB_ADMIN"
 snaps=$(q "SELECT count(*) FROM snapshots"); ga_now=$(tree_sum "$GA")
 out=$("$TEND" clone tiki-a tiki-c --without-maintenance-page 2>&1); rc=$?
 like "$rc:$out" "^2:.*which is tiki-a's own.*nothing was changed" "a copy into the source's own data folder is refused (exit 2)"
@@ -166,7 +163,7 @@ is "$(cat "$TB/local-code.php")" "<?php // tiki-b local code" "tiki-b's code is 
 # 8. A generic app with a declared absolute --data-dir: in its backups and restores.
 GE=$T/www/notes; GD=$T/notes-uploads
 mkdir -p "$GE" "$GD/u"; echo '<?php echo "notes";' > "$GE/index.php"; echo 'upload' > "$GD/u/one.txt"
-"$TEND" instance add notes --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$GE" --data-dir "$GD/" >/dev/null 2>&1
+"$TEND" instance add notes --app generic --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$GE" --data-dir "$GD/" >/dev/null 2>&1
 like "$("$TEND" instance show notes 2>&1)" "data outside: +$(re_escape "$GD")" "an absolute --data-dir is kept as given, trailing slash dropped"
 out=$("$TEND" instance edit notes --data-dir /srv/../etc 2>&1); rc=$?
 like "$rc:$out" "^2:.*--data-dir" "a --data-dir with .. is refused"
@@ -186,8 +183,8 @@ mv "$GD.away" "$GD"
 RC=$T/www/rc; mkdir -p "$RC" "$T/etc-rc"
 echo '<?php $config["db_dsnw"] = "mysql://rc:rcpw@127.0.0.1/roundcube";' > "$T/etc-rc/config.inc.php"
 ln -s "$T/etc-rc" "$RC/config"; echo '<?php // rc' > "$RC/index.php"
-"$TEND" instance add rc --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$RC" --config config/config.inc.php >/dev/null 2>&1
-"$TEND" instance add rc-copy --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$T/www/rc-copy" \
+"$TEND" instance add rc --app generic --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$RC" --config config/config.inc.php >/dev/null 2>&1
+"$TEND" instance add rc-copy --app generic --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$T/www/rc-copy" \
   --db "mysql://rc_copy@127.0.0.1:$MARIADB_PORT/rc_copy" --config config/config.inc.php >/dev/null 2>&1
 etc_before=$(sha256sum < "$T/etc-rc/config.inc.php"); snaps=$(q "SELECT count(*) FROM snapshots")
 out=$("$TEND" clone rc rc-copy 2>&1); rc=$?

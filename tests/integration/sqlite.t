@@ -13,7 +13,7 @@ need sshd
 command -v sqlite3 >/dev/null || bail "sqlite3 is needed"
 fresh_home
 T=$(harness_tmp)
-host="ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT"
+host="$SSHD_URL"
 site=$T/notes
 mkdir -p "$site/data"
 cat > "$site/index.php" <<'PHP'

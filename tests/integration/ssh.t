@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.." || exit 1
 need sshd mariadb wordpress
 fresh_home
 unset SSH_AUTH_SOCK
-H=ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT
+H=$SSHD_URL
 
 "$TEND" instance add web --app generic --host "$H" --ssh-key "$SSHD_KEY" --path /tmp --tag role=web >/dev/null 2>&1
 

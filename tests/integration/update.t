@@ -11,7 +11,6 @@ cd "$(dirname "$0")/../.." || exit 1
 need sshd mariadb wordpress smtp
 fresh_home
 T=$(harness_tmp)
-HOST="ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT"
 REPO=$T/repo
 tests/fixtures/app/make-repo "$REPO"
 APP=$T/app/site
@@ -19,7 +18,7 @@ mkdir -p "$T/app" && git clone -q --branch 1.0 "$REPO" "$APP" 2>/dev/null && (cd
 PA=$(free_port); apache_serve "$APP" "$PA" || bail "apache would not start"
 URL=http://127.0.0.1:$PA
 "$TEND" mail config --url "smtp://127.0.0.1:$SMTP_PORT" --from tend@example.org >/dev/null
-"$TEND" instance add app --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$APP" --url "$URL" \
+"$TEND" instance add app --app generic --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$APP" --url "$URL" \
   --db "sqlite://$APP/data/app.db" --migrate "php migrate.php" >/dev/null 2>&1
 "$TEND" host trust app >/dev/null 2>&1
 get() { curl -s -o "$T/body" -D "$T/head" -w '%{http_code}' "$1"; }
@@ -90,7 +89,7 @@ HARNESS_PIDS="$HARNESS_PIDS $!"
 wait_for "the release server" 10 _port_open "$PR"
 TAR=$T/tar/site
 mkdir -p "$TAR" && tar -xzf "$REL/app-1.0.tar.gz" --strip-components=1 -C "$TAR" && (cd "$TAR" && php migrate.php >/dev/null)
-"$TEND" instance add rel --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$TAR" \
+"$TEND" instance add rel --app generic --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$TAR" \
   --db "sqlite://$TAR/data/app.db" --migrate "php migrate.php" --releases "http://127.0.0.1:$PR/" >/dev/null 2>&1
 out=$("$TEND" update rel 2>&1); rc=$?
 like "$rc:$out" "^0:.*rel: updated 1.0 -> 1.1" "update from release tarballs: 1.0 -> 1.1, the newest of 1.x"
@@ -102,7 +101,7 @@ like "$rc:$out" "^1:.*app-2.0.tar.gz: checksum mismatch \(SHA256SUMS says [0-9a-
   "a tarball whose checksum does not match is refused, and nothing changes"
 is "$(cd "$TAR" && php index.php | head -1)" "version=1.1" "... the instance still runs 1.1"
 
-out=$("$TEND" create fromrel --releases "http://127.0.0.1:$PR" --version 1.1 --host "$HOST" --ssh-key "$SSHD_KEY" \
+out=$("$TEND" create fromrel --releases "http://127.0.0.1:$PR" --version 1.1 --host "$SSHD_URL" --ssh-key "$SSHD_KEY" \
   --path "$T/fromrel/site" --db "sqlite://$T/fromrel/site/data/app.db" --migrate "php migrate.php" 2>&1); rc=$?
 is "$rc:$(cd "$T/fromrel/site" 2>/dev/null && php index.php | head -2)" "0:version=1.1
 schema=2" "create installs a release tarball, checked, and builds its database"
@@ -117,7 +116,7 @@ svn checkout -q "file://$SVNR/trunk" "$SV" && (cd "$SV" && php migrate.php >/dev
 svn checkout -q "file://$SVNR/trunk" "$T/svnwork"
 git -C "$REPO" archive 1.1 | tar -x -C "$T/svnwork"
 (cd "$T/svnwork" && svn add -q --force . && svn commit -q -m "1.1")
-"$TEND" instance add svnapp --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$SV" \
+"$TEND" instance add svnapp --app generic --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$SV" \
   --db "sqlite://$SV/data/app.db" --migrate "php migrate.php" >/dev/null 2>&1
 out=$("$TEND" update svnapp 2>&1); rc=$?
 like "$rc:$out" "^0:.*svnapp: updated r1 -> r2" "an svn working copy is updated to the newest revision"
@@ -127,7 +126,7 @@ like "$("$TEND" update svnapp 2>&1; echo "rc=$?")" "already at r2, the newest of
 
 # create: 1.0 from the repository, its database built, registered.
 NEW=$T/new/site
-out=$("$TEND" create fresh --repo "$REPO" --version 1.0 --host "$HOST" --ssh-key "$SSHD_KEY" --path "$NEW" \
+out=$("$TEND" create fresh --repo "$REPO" --version 1.0 --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$NEW" \
   --db "sqlite://$NEW/data/app.db" --migrate "php migrate.php" 2>&1); rc=$?
 is "$rc" 0 "create installs 1.0 from the repository"
 [ "$rc" = 0 ] || diag "$out"
@@ -142,7 +141,7 @@ like "$("$TEND" create fresh --repo "$REPO" --version 1.0 --path "$T/x" 2>&1; ec
 u=http://fresh.example.test/abc; v=http://copy.example.test/abc
 sqlite3 "$NEW/data/app.db" "INSERT INTO notes (body) VALUES ('see http://fresh.example.test/about'), ('a:1:{i:0;s:${#u}:\"$u\";}')"
 mkdir -p "$T/fcopy"
-"$TEND" instance add fcopy --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$T/fcopy/site" \
+"$TEND" instance add fcopy --app generic --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$T/fcopy/site" \
   --url http://copy.example.test --db "sqlite://$T/fcopy/site/data/app.db" >/dev/null 2>&1
 out=$("$TEND" clone fresh fcopy 2>&1); rc=$?
 is "$rc" 0 "clone of a SQLite site"
@@ -153,7 +152,7 @@ a:1:{i:0;s:${#v}:\"$v\";}" "... its database names the copy's URL, serialized le
 is "$(sqlite3 "$NEW/data/app.db" "SELECT count(*) FROM notes WHERE body LIKE '%fresh.example.test%'")" 2 "... and the source is untouched"
 
 # adopt: the harness WordPress, its database found in wp-config.php.
-out=$("$TEND" adopt blog --host "$HOST" --ssh-key "$SSHD_KEY" --path "$WP_PATH" --url "$WP_URL" 2>&1); rc=$?
+out=$("$TEND" adopt blog --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$WP_PATH" --url "$WP_URL" 2>&1); rc=$?
 like "$rc:$out" "^0:.*blog: adopted wordpress $(re_escape "$WP_VERSION") at .*database mysql:$MARIADB_USER@127.0.0.1:$MARIADB_PORT/$MARIADB_DB" \
   "adopt registers the WordPress with its version and database"
 like "$("$TEND" instance show blog)" "app: +wordpress" "... as a wordpress instance"
@@ -184,7 +183,7 @@ is "$(cd "$NEW" && sqlite3 data/app.db "SELECT * FROM notes ORDER BY id"; cat se
 like "$once" "100\\|from the profile.*demo=on.*logo" "... and once did what the profile says"
 
 # pre-dogfood: production's data, then the newest code (2.0 from a copy at 1.0).
-"$TEND" instance add next --app generic --host "$HOST" --ssh-key "$SSHD_KEY" --path "$T/next/site" \
+"$TEND" instance add next --app generic --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$T/next/site" \
   --db "sqlite://$T/next/site/data/app.db" --migrate "php migrate.php" >/dev/null 2>&1
 mkdir -p "$T/next"
 "$TEND" instance link next --pre-dogfood-of fresh >/dev/null 2>&1

@@ -15,7 +15,7 @@ mkdir -p "$T/w" "$T/etc" && cp -a "$WP_PATH" "$W"
 echo "listen = 9000" > "$T/etc/pool.conf"
 mkdir -p "$W/wp-content/cache" && echo one > "$W/wp-content/cache/page.html"
 "$TEND" mail config --url "smtp://127.0.0.1:$SMTP_PORT" --from tend@example.org >/dev/null
-"$TEND" instance add w --app wordpress --host "ssh://$SSHD_USER@127.0.0.1:$SSHD_PORT" --ssh-key "$SSHD_KEY" \
+"$TEND" instance add w --app wordpress --host "$SSHD_URL" --ssh-key "$SSHD_KEY" \
   --path "$W" --contact ops@example.org --watch-path "$T/etc/pool.conf" --watch-ignore 'wp-content/cache' >/dev/null 2>&1
 "$TEND" host trust w >/dev/null 2>&1
 mails() { grep -l -- "$1" "$SMTP_MAILDIR"/new/* 2>/dev/null | wc -l; }
