@@ -22,12 +22,12 @@ Files are stored once whatever the number of snapshots or instances that hold th
     for _, p in ipairs(args.exclude or {}) do backup.check_pattern(p) end -- a usage error, before any work
     local targets
     if args.all then
-      if args.instance then error("give an instance or --all, not both", 0) end
+      if args.instance then ctx:usage("give an instance or --all, not both") end
       targets = ctx:instances()
     elseif args.instance then
       targets = { ctx:instance(args.instance) }
     else
-      error("say which instance (or --all): tend backup NAME", 0)
+      ctx:usage("say which instance (or --all): tend backup NAME")
     end
 
     local function one(inst)

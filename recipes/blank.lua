@@ -21,7 +21,6 @@ in it or a database with tables in it stops the recipe. Then `tend clone SRC NAM
 
   run = function(ctx, args)
     local db = require "tend.db"
-    local core = require "tend.core"
     local instance = require "tend.instance"
     local inst = args.instance
     local t = inst:transport()
@@ -29,7 +28,7 @@ in it or a database with tables in it stops the recipe. Then `tend clone SRC NAM
       error(("%s: %s is not empty; blank makes new instances only"):format(inst.name, inst.path), 0)
     end
     local s = inst.db and db.parse_url(inst.db)
-    if not s then error(("%s has no --db: say which database to create (tend instance edit %s --db mysql://USER@HOST/DB)"):format(inst.name, inst.name), 0) end
+    if not s then ctx:usage("%s has no --db: say which database to create (tend instance edit %s --db mysql://USER@HOST/DB)", inst.name, inst.name) end
     if s.driver == "sqlite" then
       assert(t:mkdir_p(inst.path, 493))
       assert(t:mkdir_p(s.path:match("^(.*)/[^/]+$"), 493))
@@ -37,10 +36,10 @@ in it or a database with tables in it stops the recipe. Then `tend clone SRC NAM
       return
     end
     if not s.name:match("^[%w_]+$") or not s.user:match("^[%w_.-]+$") then
-      error(("%s: database and user names must be letters, digits and _ (got %s, %s)"):format(inst.name, s.name, s.user), 0)
+      ctx:usage("%s: database and user names must be letters, digits and _ (got %s, %s)", inst.name, s.name, s.user)
     end
     local admin, why = db.parse_url(args.admin)
-    if not admin or admin.driver ~= "mysql" then error("--admin: " .. (why or "a mysql:// URL"), 0) end
+    if not admin or admin.driver ~= "mysql" then ctx:usage("--admin: %s", why or "a mysql:// URL") end
     if args["admin-password-secret"] then admin.password = assert(ctx:vault():get(args["admin-password-secret"])) end
     local tables = assert(db.mysql(t, admin, ("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '%s'"):format(s.name)))
     if tonumber(tables) and tonumber(tables) > 0 then
@@ -52,8 +51,7 @@ in it or a database with tables in it stops the recipe. Then `tend clone SRC NAM
     local key = inst.db_password_secret or inst.name .. ".db-password"
     local vault = ctx:vault()
     local kept = vault:get(key)
-    if not kept then vault:set(key, core.vault.random_secret(24, "password")) end
-    local sql = assert(vault:get(key)):format(table.concat({
+    local sql = (kept or vault:set_password(key, 24)):format(table.concat({
       ("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"):format(s.name),
       ("CREATE USER IF NOT EXISTS %s;"):format(who),
       ("ALTER USER %s IDENTIFIED BY '%%s';"):format(who),

@@ -30,7 +30,7 @@ was. --redact runs an SQL file in DST's database before the page is lifted.]],
     local copy = require "tend.copy"
     local snapshot = require "tend.snapshot"
     local src, dst = args.src, args.dst
-    if args["files-only"] and args["db-only"] then error("--files-only and --db-only exclude each other", 0) end
+    if args["files-only"] and args["db-only"] then ctx:usage("--files-only and --db-only exclude each other") end
     local function say(fmt, ...) ctx:info("%s: " .. fmt, dst.name, ...) end
     local given = args.snapshot and snapshot.get(ctx:catalog(), src, args.snapshot)
     local plan = copy.check_target(ctx, src, dst,

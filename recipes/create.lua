@@ -28,7 +28,7 @@ Later versions come with tend update / tend upgrade.]],
 
   run = function(ctx, args)
     local instance = require "tend.instance"
-    if (args.repo == nil) == (args.releases == nil) then error("say where the code comes from: --repo URL or --releases URL", 0) end
+    if (args.repo == nil) == (args.releases == nil) then ctx:usage("say where the code comes from: --repo URL or --releases URL") end
     local inst = instance.add(ctx:catalog(), args.instance, { app = args.app, path = args.path, host = args.host,
       url = args.url, ["ssh-key"] = args["ssh-key"], db = args.db, migrate = args.migrate, releases = args.releases }, {})
     inst.ctx = ctx

@@ -18,7 +18,7 @@ The archive holds files/ (the web root), db/<name>.sql (the database dump), mani
     local catalog = ctx:catalog()
     local snap = args.snapshot == "latest" and snapshot.latest(catalog, args.instance)
       or snapshot.get(catalog, args.instance, args.snapshot)
-    if not snap then error(("%s has no snapshots"):format(args.instance.name), 0) end
+    if not snap then ctx:usage("%s has no snapshots (tend backup %s)", args.instance.name, args.instance.name) end
     local files, bytes = exchange.export(ctx, args.instance, snap, args.file)
     ctx:info("wrote %s: snapshot %d of %s, %d files (%d bytes)%s", args.file, snap.id,
       args.instance.name, files, bytes, snap.db_object and " and the database" or "")

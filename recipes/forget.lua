@@ -22,7 +22,7 @@ The stored files of forgotten snapshots are removed by `tend store gc`.]],
     local policy = { last = args["keep-last"], daily = args["keep-daily"],
       weekly = args["keep-weekly"], monthly = args["keep-monthly"] }
     if policy.last + policy.daily + policy.weekly + policy.monthly == 0 then
-      error("say what to keep: --keep-last, --keep-daily, --keep-weekly or --keep-monthly", 0)
+      ctx:usage("say what to keep: --keep-last, --keep-daily, --keep-weekly or --keep-monthly")
     end
     local catalog = ctx:catalog()
     local keep, drop, why = retention.plan(snapshot.list(catalog, args.instance), policy)

@@ -19,7 +19,7 @@ built-in server reads neither file) takes it back and exits 2, unless
   run = function(ctx, args)
     local maintenance = require "tend.maintenance"
     local inst = args.instance
-    if args.state ~= "on" and args.state ~= "off" then error(("say on or off, not %q"):format(args.state), 0) end
+    if args.state ~= "on" and args.state ~= "off" then ctx:usage("say on or off, not %q", args.state) end
     local function say(fmt, ...) ctx:info("%s: " .. fmt, inst.name, ...) end
     if args.state == "on" then
       maintenance.up(ctx, inst, { say = say, without_page = args["without-maintenance-page"] })

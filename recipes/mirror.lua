@@ -26,7 +26,7 @@ seconds since 1970), to see which snapshot would be used.]],
       local y, mo, d, h, mi = args.now:match("^(%d%d%d%d)-(%d%d)-(%d%d)[ T]?(%d?%d?):?(%d?%d?)$")
       now = y and os.time({ year = y, month = mo, day = d, hour = tonumber(h) or 0, min = tonumber(mi) or 0 })
         or math.tointeger(tonumber(args.now))
-      if not now then error(("--now %q: use YYYY-MM-DD [HH:MM] or seconds since 1970"):format(args.now), 0) end
+      if not now then ctx:usage("--now %q: use YYYY-MM-DD [HH:MM] or seconds since 1970", args.now) end
     end
     local snap, why = copy.mirror_pick(ctx, src, lag, now)
     if not snap then error(why, 0) end

@@ -29,10 +29,22 @@ today's data. A DST that is no git or Subversion checkout can take a command ins
     local adapter = require("tend.apps").get(dst.app)
     local summary = copy.clone(ctx, src, dst, snap, { overwrite_production = args["yes-overwrite-production"],
       progress = say, keep_maintenance = args.update ~= nil, without_page = args["without-maintenance-page"] })
-    if not args.update then
-      local r = require("tend.update").run(ctx, dst, { to = args.to, latest = not args.to, upgrade = true, progress = say,
-        without_page = args["without-maintenance-page"] })
-      summary.from, summary.to, summary.updated = r.from, r.to, r.changed
+    if not args.update then -- the update's steps, on the fresh copy
+      local plan = ctx:step("target version", dst.update_plan, dst, { to = args.to, latest = not args.to, upgrade = true })
+      if plan.changed then
+        local before = ctx:step("backup", dst.backup, dst)
+        local page = ctx:step("maintenance page on", dst.maintenance_on, dst,
+          { without_page = args["without-maintenance-page"] })
+        ctx:undo("maintenance page off", function() dst:maintenance_off(page) end)
+        ctx:undo(("restore of snapshot %d (files and database)"):format(before.id),
+          function() dst:restore(before, { overwrite_production = args["yes-overwrite-production"] }) end)
+        ctx:step("code", dst.code_to, dst, plan)
+        ctx:step("migration", dst.migrate_db, dst)
+        ctx:step("maintenance page off", dst.maintenance_off, dst, page)
+        ctx:step("http check", dst.http_check, dst)
+        ctx:step("watch baseline", dst.watch_accept, dst)
+      end
+      summary.from, summary.to, summary.updated = plan.from, plan.to, plan.changed
     else
       say("updating: %s", args.update)
       local r, msg = dst:exec(args.update)

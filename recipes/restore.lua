@@ -23,10 +23,10 @@ and its database gets the snapshot's with the URL and path rewritten for OTHER.]
     local snapshot = require "tend.snapshot"
     local restore = require "tend.restore"
     local inst = args.instance
-    if args["files-only"] and args["db-only"] then error("--files-only and --db-only exclude each other", 0) end
+    if args["files-only"] and args["db-only"] then ctx:usage("--files-only and --db-only exclude each other") end
     local snap = args.snapshot and snapshot.get(ctx:catalog(), inst, args.snapshot)
       or snapshot.latest(ctx:catalog(), inst)
-    if not snap then error(("%s has no snapshots (tend backup %s)"):format(inst.name, inst.name), 0) end
+    if not snap then ctx:usage("%s has no snapshots (tend backup %s)", inst.name, inst.name) end
     local target = args.to or inst
     local summary = restore.run(ctx, inst, snap, {
       target = target, files_only = args["files-only"], db_only = args["db-only"],

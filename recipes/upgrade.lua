@@ -17,11 +17,26 @@ refused unless --yes-production says it is meant; try it on a copy first
   run = function(ctx, args)
     local inst = args.instance
     if inst:is_production() and not args["yes-production"] then
-      require("tend.errors").usage("%s is tagged production: upgrade a copy first, or add --yes-production", inst.name)
+      ctx:usage("%s is tagged production: upgrade a copy first, or add --yes-production", inst.name)
     end
-    local r = require("tend.update").run(ctx, inst, { to = args.to, upgrade = true, without_page = args["without-maintenance-page"],
-      progress = function(fmt, ...) ctx:info("%s: " .. fmt, inst.name, ...) end })
-    if r.changed then ctx:info("%s: upgraded %s -> %s (backup: snapshot %d)", inst.name, r.from, r.to, r.snapshot) end
-    ctx:result(r)
+    ctx:step("preflight", inst.preflight, inst)
+    local plan = ctx:step("target version", inst.update_plan, inst, { to = args.to, upgrade = true })
+    if not plan.changed then
+      ctx:info("%s: already at %s, %s", inst.name, plan.from, plan.newest)
+      return ctx:result({ from = plan.from, to = plan.to, changed = false })
+    end
+    local snap = ctx:step("backup", inst.backup, inst)
+    local page = ctx:step("maintenance page on", inst.maintenance_on, inst,
+      { without_page = args["without-maintenance-page"] })
+    ctx:undo("maintenance page off", function() inst:maintenance_off(page) end)
+    ctx:undo(("restore of snapshot %d (files and database)"):format(snap.id),
+      function() inst:restore(snap, { overwrite_production = true }) end)
+    ctx:step("code", inst.code_to, inst, plan)
+    ctx:step("migration", inst.migrate_db, inst)
+    ctx:step("maintenance page off", inst.maintenance_off, inst, page)
+    ctx:step("http check", inst.http_check, inst)
+    ctx:step("watch baseline", inst.watch_accept, inst)
+    ctx:info("%s: upgraded %s -> %s (backup: snapshot %d)", inst.name, plan.from, plan.to, snap.id)
+    ctx:result({ from = plan.from, to = plan.to, changed = true, snapshot = snap.id, files = snap.summary.files })
   end,
 }

@@ -48,17 +48,17 @@ the tree holds the config file. A drill that fails leaves DIR empty.]],
     local catalog, st = ctx:catalog(), snapshot.store(ctx)
     if args.snapshot == "latest" then
       local latest = snapshot.latest(catalog, args.instance)
-      if not latest then error(("%s has no snapshots"):format(args.instance.name), 0) end
+      if not latest then ctx:usage("%s has no snapshots (tend backup %s)", args.instance.name, args.instance.name) end
       args.snapshot = latest.id
     end
     if args["restore-to"] then
-      if not args.snapshot then require("tend.errors").usage("--restore-to needs a snapshot: tend verify NAME SNAP --restore-to DIR") end
+      if not args.snapshot then ctx:usage("--restore-to needs a snapshot: tend verify NAME SNAP --restore-to DIR") end
       return drill(ctx, args.instance, snapshot.get(catalog, args.instance, args.snapshot), args["restore-to"])
     end
     local lock <close> = snapshot.lock_store(ctx, "shared") -- gc waits until the objects are read
     local snaps = args.snapshot and { snapshot.get(catalog, args.instance, args.snapshot) }
       or snapshot.list(catalog, args.instance)
-    if #snaps == 0 then error(("%s has no snapshots"):format(args.instance.name), 0) end
+    if #snaps == 0 then ctx:usage("%s has no snapshots (tend backup %s)", args.instance.name, args.instance.name) end
     local checked, bad, seen = 0, {}, {}
     local function check(hex, what)
       if seen[hex] ~= nil then

@@ -23,9 +23,9 @@ copy by itself. Leave caches and logs out with instance edit NAME --watch-ignore
     local words = args.words
     local accepting = words[1] == "accept"
     if accepting then table.remove(words, 1) end
-    if not words[1] then error("say which instance: tend watch NAME | tend watch accept NAME [PATH ...]", 0) end
+    if not words[1] then ctx:usage("say which instance: tend watch NAME | tend watch accept NAME [PATH ...]") end
     local inst = ctx:instance(table.remove(words, 1))
-    if #words > 0 and not accepting then error(("unexpected %q: only watch accept takes paths"):format(words[1]), 0) end
+    if #words > 0 and not accepting then ctx:usage("unexpected %q: only watch accept takes paths", words[1]) end
     local to = {}
     if inst.contact then to[#to + 1] = inst.contact end
     for _, a in ipairs(args["mail-to"] or {}) do to[#to + 1] = require("tend.notify").check_address(a) end

@@ -13,7 +13,7 @@ local transport = require "tend.transport"
 local M = {}
 
 M.HELP = [==[
-Usage: tend [--home DIR] [--json] [--quiet] [--debug] [--yes] COMMAND ...
+Usage: tend [--home DIR] [--recipes DIR] [--json] [--quiet] [--debug] [--yes] COMMAND ...
 
 Keeps web-application instances backed up, cloned, mirrored, watched and updated.
 Every job is a Lua recipe you can read, copy and change.
@@ -69,11 +69,12 @@ REPL:
 Recipes:
   recipes                 list recipes with their summaries
   help RECIPE             parameters of one recipe
-  RECIPE ARGS ...         run a recipe from ./recipes, ~/.config/tend/recipes or the bundled set
+  RECIPE ARGS ...         run a recipe from --recipes DIR, $TEND_RECIPE_PATH, ~/.config/tend/recipes or the bundled set
   run FILE.lua ARGS ...   run a recipe file
 
 Global options:
   --home DIR   state directory (default $TEND_HOME or ~/.local/share/tend)
+  --recipes DIR  look for recipes here first
   --json       machine-readable output
   --quiet      no progress or status lines
   --debug      tracebacks on errors
@@ -657,11 +658,9 @@ local function run_recipe(ctx, r, argv)
     return r.run(ctx, args)
   end)
   if not ok then
-    if errors.is(result) then
-      if result.code == 1 and not result.msg:find("^" .. r.name .. ":") then result.msg = r.name .. ": " .. result.msg end
-      error(result, 0)
-    end
-    errors.fail("%s: %s", r.name, tostring(result))
+    local e = ctx:rollback(result) -- the job's undos, newest first
+    if e.code == 1 then e = errors.within(e, r.name) end
+    error(e, 0)
   end
   return math.tointeger(result) or 0
 end
@@ -722,7 +721,7 @@ function commands.run(ctx, argv)
   return run_recipe(ctx, recipe.load(src, file), table.move(argv, 2, #argv, 1, {}))
 end
 
-local GLOBAL = { home = "value", json = "bool", quiet = "bool", debug = "bool", yes = "bool" }
+local GLOBAL = { home = "value", recipes = "value", json = "bool", quiet = "bool", debug = "bool", yes = "bool" }
 
 -- Split global flags (before the command) from the command and its arguments.
 local function parse_global(argv)
@@ -731,7 +730,11 @@ local function parse_global(argv)
     local name, inline = argv[i]:match("^%-%-([%w-]+)=(.*)$")
     name = name or argv[i]:sub(3)
     if name == "version" or name == "help" then opts[name] = true
-    elseif GLOBAL[name] == "bool" then opts[name] = true
+    elseif GLOBAL[name] == "bool" then
+      opts[name] = inline == nil or inline == "true" or inline == "yes" or inline == "1"
+      if inline and not opts[name] and inline ~= "false" and inline ~= "no" and inline ~= "0" then
+        errors.usage("--%s: %q is not true or false", name, inline)
+      end
     elseif GLOBAL[name] == "value" then
       opts[name] = inline or argv[i + 1]
       if opts[name] == nil then errors.usage("--%s needs a value", name) end
@@ -747,6 +750,7 @@ end
 local function dispatch(argv, state)
   local opts, cmd, rest = parse_global(argv)
   state.debug = opts.debug
+  if opts.recipes then recipe.extra = { opts.recipes } end
   if opts.version then io.stdout:write("tend ", tend.version, "\n"); return 0 end
   if opts.help or cmd == "-h" then io.stdout:write(M.HELP, "\n"); return 0 end
   if not cmd then io.stderr:write(M.HELP, "\n"); return 2 end

@@ -77,6 +77,53 @@ function Context:result(data, text)
   end
 end
 
+-- usage(fmt, ...): bad input; exit 2 with that line.
+function Context:usage(fmt, ...) errors.usage(fmt, ...) end
+
+-- step(name, fn, ...) -> what fn(...) returns.  One step of a job: a progress line
+-- ("blog: backup" when the first argument is an instance), and a failure in fn raised
+-- again with the step's name in front, its exit code kept.
+function Context:step(name, fn, ...)
+  local first = ...
+  local label = type(first) == "table" and first.name and first.ctx == self and (first.name .. ": " .. name) or name
+  self:info("%s", label)
+  local r = table.pack(pcall(fn, ...))
+  if not r[1] then error(errors.within(r[2], label), 0) end
+  return table.unpack(r, 2, r.n)
+end
+
+-- undo(label, fn): the way back from what the job has done so far. When the job fails
+-- later, the undos run newest first; the first one that fails stops the rest (those
+-- before it were counted on by it). label names the undo: "restore of snapshot 12".
+function Context:undo(label, fn)
+  self._undos = self._undos or {}
+  table.insert(self._undos, { label = label, fn = fn })
+end
+
+-- rollback(err) -> a failure like err whose message also says what was undone, or
+-- where undoing stopped and what was not done. The job runner calls it on a failure.
+function Context:rollback(err)
+  local undos, done = self._undos or {}, {}
+  self._undos = nil
+  local msg, code = errors.message(err), errors.is(err) and err.code or 1
+  for i = #undos, 1, -1 do
+    local u = undos[i]
+    self:info("undoing: %s", u.label)
+    local ok, why = pcall(u.fn)
+    if not ok then
+      local rest = {}
+      for j = i - 1, 1, -1 do rest[#rest + 1] = undos[j].label end
+      if #done > 0 then msg = msg .. "; undone: " .. table.concat(done, ", ") end
+      msg = ("%s; undo failed: %s: %s"):format(msg, u.label, errors.message(why))
+      if #rest > 0 then msg = msg .. "; not done: " .. table.concat(rest, ", ") end
+      return errors.new(code, msg)
+    end
+    done[#done + 1] = u.label
+  end
+  if #done > 0 then msg = msg .. "; undone: " .. table.concat(done, ", ") end
+  return errors.new(code, msg)
+end
+
 function Context:close()
   require("tend.ssh").close_all()
   if self._vault then self._vault:close() end

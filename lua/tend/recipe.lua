@@ -1,9 +1,12 @@
 -- recipe: find, load, validate and run recipes.
 -- A recipe file returns { name, summary, params, run [, description] }; it runs in an
--- environment of its own with the tend API and strict globals (reading or setting an
--- undeclared global is an error, so typos are caught).
--- Search path: ./recipes, $XDG_CONFIG_HOME/tend/recipes (~/.config/tend/recipes), then
--- the bundled set; the first file of a name wins, so a user copy overrides a bundled one.
+-- environment of its own (below): the tend API, a short list of modules, strict
+-- globals (reading or setting an undeclared global is an error, so typos are caught).
+-- Search path: the folders of --recipes DIR and $TEND_RECIPE_PATH, then
+-- $XDG_CONFIG_HOME/tend/recipes (~/.config/tend/recipes), then the bundled set; the
+-- first file of a name wins, so a user copy overrides a bundled one. Never the working
+-- directory unless it is put on the path: a recipes/ folder wherever root or cron
+-- happens to run tend is not code to run.
 local core = require "tend.core"
 local errors = require "tend.errors"
 local duration = require "tend.duration"
@@ -18,26 +21,57 @@ local PARAM_FIELDS = { name = "string", type = "string", help = "string", defaul
   required = "boolean", positional = "boolean", short = "string", list = "boolean" }
 local TYPES = { instance = true, string = true, int = true, bool = true, duration = true, path = true }
 
+M.extra = {} -- folders from --recipes DIR (cli), searched first
+
 function M.path()
-  local dirs = { "./recipes" }
+  local dirs = {}
+  for _, d in ipairs(M.extra) do dirs[#dirs + 1] = d end
+  for d in (os.getenv("TEND_RECIPE_PATH") or ""):gmatch("[^:]+") do dirs[#dirs + 1] = d end
   local config = os.getenv("XDG_CONFIG_HOME")
   if not config or config == "" then config = (os.getenv("HOME") or "") .. "/.config" end
   dirs[#dirs + 1] = config .. "/tend/recipes"
   return dirs
 end
 
--- The API a recipe sees as globals besides Lua's safe standard library.
+-- What a recipe sees as globals: Lua's basic functions and safe libraries, `tend` (the
+-- recipe API, tend.api), a part of os, and a require that hands out cjson and the
+-- library's modules but not the engine (tend.core) or Lua's own io/os/debug/package.
 local SAFE = { "assert", "error", "ipairs", "next", "pairs", "pcall", "print", "select",
   "tonumber", "tostring", "type", "xpcall", "rawequal", "rawget", "rawlen", "rawset",
-  "setmetatable", "getmetatable", "string", "table", "math", "utf8", "coroutine", "require" }
+  "setmetatable", "getmetatable", "string", "table", "math", "utf8", "coroutine" }
+local OS = { time = true, date = true, clock = true, getenv = true, difftime = true }
+local WHY = "recipes work on instances through tend's API (docs/recipes.md)"
+local NOT_ALLOWED = { io = true, load = true, loadfile = true, dofile = true, package = true,
+  debug = true, collectgarbage = true }
+
+-- allowed(name) -> whether a recipe may require that module.
+function M.allowed(name)
+  if name == "cjson" then return true end
+  return name:match("^tend%.[%w_.]+$") ~= nil and name ~= "tend.core" and not name:match("^tend%.core%.")
+end
 
 local function strict_env(label)
   local env = {}
   for _, k in ipairs(SAFE) do env[k] = _G[k] end
-  env.os = { time = os.time, date = os.date, clock = os.clock, getenv = os.getenv, difftime = os.difftime }
-  env.tend = require "tend"
+  env.os = setmetatable({}, {
+    __index = function(_, k)
+      if OS[k] then return os[k] end
+      error(("%s: os.%s is not allowed in a recipe; %s"):format(label, tostring(k), WHY), 2)
+    end,
+    __newindex = function() error(label .. ": os is read-only", 2) end })
+  env.tend = require "tend.api"
+  env.require = function(name)
+    if type(name) ~= "string" or not M.allowed(name) then
+      error(("%s: require %q is not allowed in a recipe (it may require cjson and tend.* but tend.core); %s")
+        :format(label, tostring(name), WHY), 2)
+    end
+    return require(name)
+  end
   return setmetatable(env, {
-    __index = function(_, k) error(("%s: undefined global '%s'"):format(label, tostring(k)), 2) end,
+    __index = function(_, k)
+      if NOT_ALLOWED[k] then error(("%s: %s is not allowed in a recipe; %s"):format(label, tostring(k), WHY), 2) end
+      error(("%s: undefined global '%s'"):format(label, tostring(k)), 2)
+    end,
     __newindex = function(_, k) error(("%s: assignment to undeclared global '%s' (use local)"):format(label, tostring(k)), 2) end,
   })
 end

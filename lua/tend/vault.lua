@@ -90,6 +90,12 @@ function Vault:set(name, value)
     name, sealed, now, now)
 end
 
+-- set_password(name, n) -> the secret: a new random password of n characters kept as name.
+function Vault:set_password(name, n)
+  self:set(name, core.vault.random_secret(n, "password"))
+  return assert(self:get(name))
+end
+
 -- get(name) -> secret (guarded memory; :reveal() for the plaintext) | nil, msg, code
 function Vault:get(name)
   check_name(name)

@@ -126,11 +126,11 @@ return { name = "check", summary = "my own check",
   params = { { name = "times", type = "int", default = 2 }, { name = "every", type = "duration", default = "1h" } },
   run = function(ctx, args) print("mine " .. args.times .. " " .. args.every); return 3 end }
 LUA
-OUT=$(cd "$(harness_tmp)/cwd" && "$TEND" check --times 5); RC=$?
-is "$RC:$OUT" "3:mine 5 3600" "a ./recipes copy overrides the bundled recipe; typed params; its exit code is ours"
-OUT=$(cd "$(harness_tmp)/cwd" && "$TEND" check --times five 2>&1); RC=$?
+OUT=$(cd "$(harness_tmp)/cwd" && "$TEND" --recipes recipes check --times 5); RC=$?
+is "$RC:$OUT" "3:mine 5 3600" "a copy on the recipe path overrides the bundled recipe; typed params; its exit code is ours"
+OUT=$(cd "$(harness_tmp)/cwd" && "$TEND" --recipes recipes check --times five 2>&1); RC=$?
 like "$RC:$OUT" "^2:.*--times: \"five\" is not a whole number" "a bad typed argument exits 2"
-OUT=$(cd "$(harness_tmp)/cwd" && "$TEND" recipes)
+OUT=$(cd "$(harness_tmp)/cwd" && "$TEND" --recipes recipes recipes)
 like "$OUT" "check +my own check" "recipes lists the overriding copy"
 
 done_testing

@@ -32,9 +32,10 @@ like "$err" "stack traceback" "... and a traceback with --debug"
 err=$("$TEND" --lua-dir "$dev/nowhere" --version 2>&1); rc=$?
 is "$rc:$err" "1:tend: --lua-dir $dev/nowhere: no tend/cli.lua there" "a --lua-dir without the library says so"
 
-# The recipe path: ./recipes, then $XDG_CONFIG_HOME/tend/recipes, then bundled.
+# The recipe path: --recipes DIR, $TEND_RECIPE_PATH, then $XDG_CONFIG_HOME/tend/recipes,
+# then bundled; never ./recipes (a recipes/ folder where root or cron runs tend).
 export XDG_CONFIG_HOME=$(harness_tmp)/config
-mkdir -p "$XDG_CONFIG_HOME/tend/recipes" "$(harness_tmp)/work/recipes"
+mkdir -p "$XDG_CONFIG_HOME/tend/recipes" "$(harness_tmp)/work/recipes" "$(harness_tmp)/path-a" "$(harness_tmp)/path-b"
 cat > "$XDG_CONFIG_HOME/tend/recipes/hello.lua" <<'LUA'
 return { name = "hello", summary = "from the config dir", run = function(ctx) print("config") end }
 LUA
@@ -46,8 +47,23 @@ is "$(cd "$(harness_tmp)" && "$TEND" check)" "config check" "it overrides the bu
 cat > "$(harness_tmp)/work/recipes/hello.lua" <<'LUA'
 return { name = "hello", summary = "from ./recipes", run = function(ctx) print("cwd") end }
 LUA
-is "$(cd "$(harness_tmp)/work" && "$TEND" hello)" "cwd" "./recipes comes before the config dir"
-like "$(cd "$(harness_tmp)/work" && "$TEND" recipes)" "hello +from ./recipes" "recipes lists the winner"
+cat > "$(harness_tmp)/work/recipes/planted.lua" <<'LUA'
+return { name = "planted", summary = "x", run = function(ctx) print("ran from the working directory") end }
+LUA
+is "$(cd "$(harness_tmp)/work" && "$TEND" hello)" "config" "./recipes is not on the path: the config dir's recipe runs"
+like "$(cd "$(harness_tmp)/work" && "$TEND" planted 2>&1; echo "rc=$?")" "unknown command or recipe \"planted\".*rc=2" \
+  "... and a recipe only in ./recipes is not found"
+unlike "$(cd "$(harness_tmp)/work" && "$TEND" recipes)" "planted|from ./recipes" "... nor listed"
+is "$(cd "$(harness_tmp)/work" && "$TEND" --recipes recipes hello)" "cwd" "--recipes DIR puts a folder first"
+for d in a b; do
+  printf 'return { name = "hello", summary = "from path-%s", run = function(ctx) print("path-%s") end }\n' "$d" "$d" \
+    > "$(harness_tmp)/path-$d/hello.lua"
+done
+is "$(TEND_RECIPE_PATH="$(harness_tmp)/path-a:$(harness_tmp)/path-b" "$TEND" hello)" "path-a" \
+  "\$TEND_RECIPE_PATH: its folders in order, before the config dir"
+is "$(TEND_RECIPE_PATH="$(harness_tmp)/path-b" "$TEND" --recipes "$(harness_tmp)/path-a" hello)" "path-a" \
+  "--recipes comes before \$TEND_RECIPE_PATH"
+like "$(TEND_RECIPE_PATH="$(harness_tmp)/path-b" "$TEND" recipes)" "hello +from path-b" "recipes lists the winner"
 unset XDG_CONFIG_HOME
 
 # The same engine as a module for stock lua5.4.

@@ -35,7 +35,7 @@ out=$("$TEND" forget s --keep-last 1 --dry-run 2>&1)
 like "$out" "keep +3 .*\(last\).*would drop +2.*would drop +1" "forget --dry-run says what would go"
 is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots")" 3 "... and changes nothing"
 out=$("$TEND" forget s 2>&1); rc=$?
-like "$rc:$out" "^1:.*say what to keep" "forget without a policy refuses"
+like "$rc:$out" "^2:.*say what to keep" "forget without a policy refuses (bad usage, exit 2)"
 
 objects() { sqlite3 "$TEND_HOME/store/index.db" "SELECT count(*) FROM packed" | awk -v loose="$(find "$TEND_HOME/store/objects" -type f | wc -l)" '{ print $1 + loose }'; }
 before=$(objects)

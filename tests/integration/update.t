@@ -48,8 +48,8 @@ schema=2" "afterwards the new version, its migration applied"
 tests/fixtures/app/make-repo --broken "$REPO" # 1.2: the newest of 1.x, its migration fails
 before_files=$(tree_sum); before_rows=$(rows); before_head=$(git -C "$APP" rev-parse HEAD)
 out=$("$TEND" update app 2>&1); rc=$?
-like "$rc:$out" "^1:.*tend: update: the migration \\(php migrate.php\\) failed: migration 003-broken.sql failed: .*rolled back to snapshot [0-9]+: files and database as before" \
-  "a failing migration: exit 1, one line saying what failed and that it rolled back"
+like "$rc:$out" "^1:.*tend: update: app: migration: the migration \\(php migrate.php\\) failed: migration 003-broken.sql failed: .*; undone: restore of snapshot [0-9]+ \\(files and database\\), maintenance page off" \
+  "a failing migration: exit 1, one line naming the step that failed and what was undone"
 is "$(tree_sum)" "$before_files" "the files are as before (by hash)"
 is "$(git -C "$APP" rev-parse HEAD)" "$before_head" "... the checkout at the same commit"
 is "$(rows)" "$before_rows" "the database is as before (row for row)"
@@ -62,7 +62,35 @@ out=$("$TEND" schedule run nightly-update 2>&1); rc=$?
 is "$rc" 1 "scheduled, the failing update exits 1"
 wait_for "the alert" 20 has_mail "Subject: tend: job nightly-update FAILED (app)"
 alert=$(grep -l "Subject: tend: job nightly-update FAILED (app)" "$SMTP_MAILDIR"/new/* | head -1)
-like "$(cat "$alert" 2>/dev/null)" "Cause: +.*migration 003-broken.sql failed.*rolled back" "... and mailed with its cause"
+like "$(cat "$alert" 2>/dev/null)" "Cause: +.*migration 003-broken.sql failed.*undone: restore of snapshot" "... and mailed with its cause"
+
+# The operator's own update: the bundled recipe copied into the config dir, a smoke test
+# added after the migration. 1.3 migrates fine but rewords the first note; the smoke test
+# wants it as it was, fails, and the update is undone like any other failed step.
+tests/fixtures/app/make-repo --mended "$REPO"
+mkdir -p "$HOME/.config/tend/recipes"
+awk '{ print }
+  /ctx:step\("migration", inst.migrate_db, inst\)/ {
+    print "    ctx:step(\"smoke test\", function()        -- our own: the front page still shows the first note"
+    print "      local r = assert(inst:exec({ \"sh\", \"-c\", [[php index.php | grep -qx \"note=the first note\"]] }))"
+    print "      if r.code ~= 0 then error(\"the front page lost its first note\", 0) end"
+    print "    end)"
+  }' recipes/update.lua > "$HOME/.config/tend/recipes/update.lua"
+like "$(cat "$HOME/.config/tend/recipes/update.lua")" "ctx:step\(\"migration\".*ctx:step\(\"smoke test\".*ctx:step\(\"maintenance page off\"" \
+  "the copy has the smoke test between the migration and the page off"
+like "$("$TEND" recipes)" "update +Update an instance" "tend recipes lists the copy"
+before_files=$(tree_sum); before_rows=$(rows); before_head=$(git -C "$APP" rev-parse HEAD)
+out=$("$TEND" update app 2>&1); rc=$?
+like "$rc:$out" "app: migration.*smoke test" "the copy runs: the migration step, then the smoke test"
+like "$rc:$out" "^1:.*tend: update: smoke test: the front page lost its first note; undone: restore of snapshot [0-9]+ \\(files and database\\), maintenance page off" \
+  "the smoke test fails: exit 1, one line naming the step and what was undone"
+is "$(printf '%s\n' "$out" | grep -c '^tend: ')" 1 "... one line of error"
+is "$(tree_sum)" "$before_files" "the files are as before (by hash)"
+is "$(git -C "$APP" rev-parse HEAD)" "$before_head" "... the checkout at 1.1's commit"
+is "$(rows)" "$before_rows" "the database is as before, the note as it was (row for row)"
+is "$(get "$URL/"):$(head -1 "$T/body")" "200:version=1.1" "the maintenance page is gone, the site serves 1.1"
+ok "... no maintenance files left" test ! -e "$APP/tend-maintenance.php"
+rm "$HOME/.config/tend/recipes/update.lua"
 
 # upgrade to 2.0; production is refused unless meant.
 "$TEND" instance edit app --tag env=production >/dev/null 2>&1
@@ -97,7 +125,7 @@ is "$(cd "$TAR" && php index.php | head -2)" "version=1.1
 schema=2" "... unpacked over the web root and migrated"
 echo "not the release" >> "$REL/app-2.0.tar.gz" # SHA256SUMS no longer fits it
 out=$("$TEND" upgrade rel --to 2.0 2>&1); rc=$?
-like "$rc:$out" "^1:.*app-2.0.tar.gz: checksum mismatch \(SHA256SUMS says [0-9a-f]+, the download is [0-9a-f]+\); nothing unpacked.*rolled back" \
+like "$rc:$out" "^1:.*app-2.0.tar.gz: checksum mismatch \(SHA256SUMS says [0-9a-f]+, the download is [0-9a-f]+\); nothing unpacked.*undone: restore of snapshot" \
   "a tarball whose checksum does not match is refused, and nothing changes"
 is "$(cd "$TAR" && php index.php | head -1)" "version=1.1" "... the instance still runs 1.1"
 
