@@ -58,34 +58,32 @@ Files are stored once whatever the number of snapshots or instances that hold th
       return
     end
     local results, failed = {}, {}
-    local function failure(inst, msg)
+    local function failure(inst, msg, code)
       failed[#failed + 1] = inst.name
       ctx:warn("backup %s: %s", inst.name, msg)
-      return { instance = inst.name, error = msg }
+      return { instance = inst.name, error = msg, code = code or 1 }
     end
-    if args.jobs > 1 then -- each backup in a child tend, args.jobs at a time
-      local cjson = require "cjson"
+    if args.jobs > 1 then -- each backup in a child tend, args.jobs at a time; each hands back its outcome
       local function argv(inst)
         local a = { "--json", "--quiet", "backup", inst.name }
         if args.rehash then a[#a + 1] = "--rehash" end
         for _, p in ipairs(args.exclude or {}) do a[#a + 1] = "--exclude=" .. p end
         return a
       end
-      require("tend.fanout").children(ctx, targets, argv, args.jobs, function(inst, r, msg)
-        local ok, list = pcall(cjson.decode, r and r.code == 0 and r.stdout or "")
-        if ok and type(list) == "table" and list[1] then
-          results[#results + 1] = list[1]
-          ctx:info("%s: snapshot %d", inst.name, list[1].snapshot)
+      require("tend.fanout").children(ctx, targets, argv, args.jobs, function(inst, outcome, msg)
+        local done = outcome and outcome.code == 0 and type(outcome.result) == "table" and outcome.result[1]
+        if done then
+          results[#results + 1] = done
+          ctx:info("%s: snapshot %d", inst.name, done.snapshot)
         else
-          results[#results + 1] = failure(inst, r and (r.stderr:match("([^\n]+)\n?$") or ("exit " .. r.code))
-            :gsub("^tend: backup: ", ""):gsub("^" .. inst.name:gsub("%p", "%%%0") .. ": ", "") or msg)
+          results[#results + 1] = failure(inst, outcome and outcome.error or msg, outcome and outcome.code)
         end
       end)
       table.sort(results, function(a, b) return a.instance < b.instance end)
     else
       for _, inst in ipairs(targets) do
         local ok, r = pcall(one, inst)
-        results[#results + 1] = ok and r or failure(inst, type(r) == "table" and r.msg or tostring(r))
+        results[#results + 1] = ok and r or failure(inst, type(r) == "table" and r.msg or tostring(r), type(r) == "table" and r.code)
       end
     end
     ctx:result(results)

@@ -6,7 +6,7 @@ local errors = require "tend.errors"
 local snapshot = require "tend.snapshot"
 local db = require "tend.db"
 local outside = require "tend.outside"
-local cjson = require "cjson"
+local child = require "tend.child"
 
 local M = {}
 
@@ -348,19 +348,18 @@ function M.dump_helper(ctx, inst, parent_pid)
 end
 
 local function start_dump_helper(ctx, inst)
-  return core.proc.spawn({ core.exe or "tend", "--home", ctx.home, "--json", "--quiet", "helper", "dump-db",
-    inst.name, tostring(core.proc.pid()) }, { env = { TEND_LUA_DIR = core.lua_dir or false } })
+  return child.spawn(ctx, { "--json", "--quiet", "helper", "dump-db", inst.name, tostring(core.proc.pid()) })
 end
 
 -- finish_dump_helper(helper) -> {object, bytes, stored} | nil, message
 local function finish_dump_helper(helper)
-  local r = helper:result()
-  local ok, info = pcall(cjson.decode, r.code == 0 and r.stdout or "")
-  if ok and type(info) == "table" and info.object then
+  local o = child.finish(helper)
+  local info = o.code == 0 and type(o.result) == "table" and o.result
+  if info and info.object then
     return { object = info.object, bytes = math.tointeger(info.bytes), stored = math.tointeger(info.stored),
       healed = math.tointeger(info.healed), run = info.run }
   end
-  return nil, r.stderr:match("^tend: ([^\n]+)") or ("the database dump ended with %s"):format(r.signal or ("exit " .. tostring(r.code)))
+  return nil, o.error or "the database dump gave no result"
 end
 
 -- run(ctx, inst, opts) -> snapshot id, summary.  opts: rehash (hash every file again),

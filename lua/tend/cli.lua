@@ -659,7 +659,9 @@ local function run_recipe(ctx, r, argv)
   end)
   if not ok then
     local e = ctx:rollback(result) -- the job's undos, newest first
+    local bare = e.msg
     if e.code == 1 then e = errors.within(e, r.name) end
+    e.bare = bare -- what a parent tend is told (tend.child): its own recipe's name it knows
     error(e, 0)
   end
   return math.tointeger(result) or 0
@@ -771,11 +773,16 @@ function M.main(argv)
     return e
   end, argv, state)
   if state.ctx then state.ctx:close() end
-  if ok then return result end
-  local msg = errors.is(result) and result.msg or tostring(result)
+  local answer = state.ctx and state.ctx.answer
+  if ok then
+    require("tend.child").report(math.tointeger(result) or 0, nil, answer)
+    return result
+  end
+  local msg, code = errors.message(result), errors.is(result) and result.code or 1
   io.stderr:write("tend: ", msg, "\n")
   if state.debug then io.stderr:write(trace, "\n") end
-  return errors.is(result) and result.code or 1
+  require("tend.child").report(code, errors.is(result) and result.bare or msg, answer)
+  return code
 end
 
 return M

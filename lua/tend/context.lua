@@ -70,6 +70,7 @@ end
 
 -- result(data, text): the command's answer: data as JSON with --json, else text.
 function Context:result(data, text)
+  self.answer = data -- for a parent tend that started this one (tend.child)
   if self.json then
     io.stdout:write(output.json(data), "\n")
   elseif text and text ~= "" then

@@ -3,6 +3,7 @@
 -- by instance name, a summary of successes and failures at the end.
 local core = require "tend.core"
 local errors = require "tend.errors"
+local child = require "tend.child"
 
 local M = {}
 
@@ -13,23 +14,22 @@ local function prefixed(name, text, out)
 end
 
 -- children(ctx, targets, argv_of, jobs, done): a child `tend ARGV...` for each target
--- (argv_of(inst) says which), at most jobs at a time; done(inst, result) as each ends,
--- result being {code, stdout, stderr}, or nil and a message when it could not start.
+-- (argv_of(inst) says which), at most jobs at a time; done(inst, outcome) as each ends,
+-- outcome being tend.child's {code, error, result, stdout, stderr}, or done(inst, nil,
+-- msg) when it could not start.
 function M.children(ctx, targets, argv_of, jobs, done)
-  local self_exe = core.exe or "tend"
   local queue, running = { table.unpack(targets) }, {}
   while #queue > 0 or next(running) do
     while #queue > 0 and #running < jobs do
       local inst = table.remove(queue, 1)
-      local child, msg = core.proc.spawn({ self_exe, "--home", ctx.home, table.unpack(argv_of(inst)) },
-        { env = { TEND_LUA_DIR = core.lua_dir or false } })
-      if child then running[#running + 1] = { inst = inst, child = child } else done(inst, nil, msg) end
+      local c, msg = child.spawn(ctx, argv_of(inst))
+      if c then running[#running + 1] = { inst = inst, child = c } else done(inst, nil, msg) end
     end
     if #running > 0 then
       local list = {}
-      for i, job in ipairs(running) do list[i] = job.child end
+      for i, job in ipairs(running) do list[i] = child.proc(job.child) end
       local job = table.remove(running, core.proc.wait_any(list))
-      done(job.inst, job.child:result())
+      done(job.inst, child.finish(job.child))
     end
   end
 end
@@ -50,11 +50,7 @@ function M.exec(ctx, targets, argv, jobs)
   if jobs > 1 then
     M.children(ctx, targets, function(inst) return { "exec", inst.name, "--", table.unpack(argv) } end, jobs,
       function(inst, r, msg)
-        if r and r.code ~= 0 and r.stdout == "" and r.stderr:match("^tend: ") then
-          report(inst, nil, (r.stderr:gsub("^tend: ", ""):gsub("\n$", "")))
-        else
-          report(inst, r, msg)
-        end
+        if r and r.error then report(inst, nil, r.error) else report(inst, r, msg) end -- tend failed, not the command
       end)
   else
     for _, inst in ipairs(targets) do

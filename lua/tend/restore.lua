@@ -11,6 +11,7 @@ local cjson = require "cjson"
 local apps = require "tend.apps"
 local copy_config = require "tend.copy_config"
 local outside = require "tend.outside"
+local child = require "tend.child"
 
 local M = {}
 
@@ -475,24 +476,20 @@ end
 local HELPER = "TEND_RESTORE_HELPER_OF"
 
 local function start_helper(ctx, inst, snap, target)
-  local argv = { core.exe or "tend", "--home", ctx.home, "--json", "--quiet" }
+  local argv = { "--json", "--quiet" }
   if ctx.yes then argv[#argv + 1] = "--yes" end
   for _, a in ipairs({ "restore", inst.name, tostring(snap.id), "--db-only" }) do argv[#argv + 1] = a end
   if target.name ~= inst.name then argv[#argv + 1] = "--to"; argv[#argv + 1] = target.name end
-  return core.proc.spawn(argv, { env = { TEND_LUA_DIR = core.lua_dir or false, [HELPER] = tostring(core.proc.pid()) } })
+  return child.spawn(ctx, argv, { [HELPER] = tostring(core.proc.pid()) })
 end
 
 -- finish_helper(helper) -> summary part | nil, message: its result, as the helper said it.
 local function finish_helper(helper)
-  local r = helper:result()
-  if r.code == 0 then
-    local ok, part = pcall(cjson.decode, r.stdout)
-    if ok and type(part) == "table" then
-      return { safety_object = part.safety_object, db_bytes = math.tointeger(part.db_bytes) }
-    end
+  local o = child.finish(helper)
+  if o.code == 0 and type(o.result) == "table" then
+    return { safety_object = o.result.safety_object, db_bytes = math.tointeger(o.result.db_bytes) }
   end
-  local said = r.stderr:match("^tend: restore: ([^\n]+)") or r.stderr:match("^tend: ([^\n]+)")
-  return nil, said or ("the database half ended with %s"):format(r.signal or ("exit " .. tostring(r.code)))
+  return nil, o.error or "the database half gave no result"
 end
 
 -- prepare_copy(target, t, staging, plan): a copy's own settings in its new tree: its
@@ -613,7 +610,7 @@ function M.run(ctx, inst, snap, opts)
   -- fail(msg): stop the helper, put back whatever was changed, and raise.
   local function fail(msg)
     say("restore failed; putting the instance back")
-    if helper then helper:close() end
+    if helper then child.close(helper) end
     local rok, rerr = pcall(M.recover, ctx, target, { held = true, own = true })
     if not rok then errors.fail("%s; %s", msg, errors.message(rerr)) end
     errors.fail("%s", as_was(msg))

@@ -42,6 +42,7 @@ return { name = "use-secret", summary = "prove a recipe can use a secret",
     print(tostring(s), s:len(), s:reveal() == os.getenv("EXPECTED"))
   end }
 LUA
+export TEND_RECIPE_PATH="$(harness_tmp)/recipes"
 out=$(cd "$(harness_tmp)" && EXPECTED=$plain "$TEND" use-secret api.token 2>&1)
 is "$out" "$(printf 'secret(********)\t%d\ttrue' ${#plain})" "a recipe gets the secret; tostring hides it"
 
