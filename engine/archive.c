@@ -240,7 +240,7 @@ static int l_store_tar(lua_State *L)
 		tend_check_reader(L, 1, &src->in);
 	src->failed = 0;
 	src->held = 0;
-	tend_store *st = luaL_checkudata(L, 2, "tend.store");
+	tend_store *st = tend_store_check(L, 2);
 	struct archive *a = archive_read_new();
 	archive_read_support_format_tar(a);
 	archive_read_support_format_gnutar(a);
@@ -351,7 +351,7 @@ static int l_store_stream(lua_State *L)
 	tend_check_reader(L, 1, &src->in);
 	src->failed = 0;
 	src->held = 0;
-	tend_store *st = luaL_checkudata(L, 2, "tend.store");
+	tend_store *st = tend_store_check(L, 2);
 	/* A zstd stream is stored as it came, not decompressed and compressed again. */
 	while (src->held < 4) {
 		ssize_t k = src->in.read(src->in.ctx, src->buf + src->held, sizeof src->buf - src->held);
@@ -505,27 +505,12 @@ static int set_rdev(struct archive_entry *e, const char *rdev)
 	return 0;
 }
 
-static const char *put_entry(lua_State *L, int row, struct archive *a, struct archive_entry *e,
-                             tend_store *st, const char *prefix)
+/* The row's mtime on e: mtime_ns to the nanosecond, else mtime (seconds, a float). */
+static void set_mtime(lua_State *L, int row, struct archive_entry *e)
 {
-	char clean[4096], full[8192];
-	const char *path = field_str(L, row, "path"), *type = field_str(L, row, "type");
-	if (!path || !type || !clean_path(path, clean, sizeof clean) || strcmp(clean, path) != 0)
-		return "unsafe or missing path in the manifest";
-	const char *link = field_str(L, row, "link"), *hex = field_str(L, row, "sha256");
-	size_t dlen = 0;
-	lua_getfield(L, row, "data");
-	const char *data = lua_tolstring(L, -1, &dlen);
-	lua_pop(L, 1); /* anchored by the row */
-	snprintf(full, sizeof full, "%s%s", prefix, path);
-	archive_entry_clear(e);
-	archive_entry_set_pathname(e, full);
-	archive_entry_set_perm(e, (mode_t)field_int(L, row, "mode"));
-	archive_entry_set_uid(e, field_int(L, row, "uid"));
-	archive_entry_set_gid(e, field_int(L, row, "gid"));
 	lua_getfield(L, row, "mtime_ns");
 	lua_getfield(L, row, "mtime");
-	if (lua_isinteger(L, -2)) { /* to the nanosecond */
+	if (lua_isinteger(L, -2)) {
 		lua_Integer ns = lua_tointeger(L, -2);
 		archive_entry_set_mtime(e, (time_t)(ns / 1000000000), (long)(ns % 1000000000));
 	} else {
@@ -533,22 +518,21 @@ static const char *put_entry(lua_State *L, int row, struct archive *a, struct ar
 		archive_entry_set_mtime(e, (time_t)mtime, (long)((mtime - (double)(time_t)mtime) * 1e9));
 	}
 	lua_pop(L, 2);
-	const char *hardlink = field_str(L, row, "hardlink");
-	char target[8192];
-	if (strcmp(type, "file") == 0 && hardlink) { /* another name of a file written before */
-		if (!clean_path(hardlink, clean, sizeof clean) || strcmp(clean, hardlink) != 0)
-			return "unsafe hard link target in the manifest";
-		snprintf(target, sizeof target, "%s%s", prefix, hardlink);
-		archive_entry_set_filetype(e, AE_IFREG);
-		archive_entry_set_hardlink(e, target);
-		archive_entry_set_size(e, 0);
-		return archive_write_header(a, e) != ARCHIVE_OK ? archive_error_string(a) : NULL;
-	} else if (strcmp(type, "file") == 0) {
-		if (!hex && !data)
+}
+
+/* The row's type on e (all but a hard link): NULL, or what is wrong. *skip: a type tar
+ * does not make (a socket, a device of unknown number); restore keeps the live one. */
+static const char *set_type(lua_State *L, int row, struct archive_entry *e, const char *type, int has_data,
+                            size_t dlen, int *skip)
+{
+	const char *link = field_str(L, row, "link");
+	*skip = 0;
+	if (strcmp(type, "file") == 0) {
+		if (!field_str(L, row, "sha256") && !has_data)
 			return "a file without sha256 in the manifest";
 		archive_entry_set_filetype(e, AE_IFREG);
-		archive_entry_set_size(e, data ? (la_int64_t)dlen : field_int(L, row, "size"));
-		const char *sparse = data ? NULL : field_str(L, row, "sparse");
+		archive_entry_set_size(e, has_data ? (la_int64_t)dlen : field_int(L, row, "size"));
+		const char *sparse = has_data ? NULL : field_str(L, row, "sparse");
 		if (sparse && add_sparse(e, sparse, archive_entry_size(e)) != 0)
 			return "a bad sparse map in the manifest";
 	} else if (strcmp(type, "dir") == 0) {
@@ -562,8 +546,45 @@ static const char *put_entry(lua_State *L, int row, struct archive *a, struct ar
 		if (set_rdev(e, field_str(L, row, "rdev")) != 0)
 			return "a bad device number in the manifest";
 	} else {
-		return NULL; /* a socket (or a device of unknown number) is not made; restore keeps the live one */
+		*skip = 1;
 	}
+	return NULL;
+}
+
+static const char *put_entry(lua_State *L, int row, struct archive *a, struct archive_entry *e,
+                             tend_store *st, const char *prefix)
+{
+	char clean[4096], full[8192];
+	const char *path = field_str(L, row, "path"), *type = field_str(L, row, "type");
+	if (!path || !type || !clean_path(path, clean, sizeof clean) || strcmp(clean, path) != 0)
+		return "unsafe or missing path in the manifest";
+	const char *hex = field_str(L, row, "sha256");
+	size_t dlen = 0;
+	lua_getfield(L, row, "data");
+	const char *data = lua_tolstring(L, -1, &dlen);
+	lua_pop(L, 1); /* anchored by the row */
+	snprintf(full, sizeof full, "%s%s", prefix, path);
+	archive_entry_clear(e);
+	archive_entry_set_pathname(e, full);
+	archive_entry_set_perm(e, (mode_t)field_int(L, row, "mode"));
+	archive_entry_set_uid(e, field_int(L, row, "uid"));
+	archive_entry_set_gid(e, field_int(L, row, "gid"));
+	set_mtime(L, row, e);
+	const char *hardlink = field_str(L, row, "hardlink");
+	char target[8192];
+	if (strcmp(type, "file") == 0 && hardlink) { /* another name of a file written before */
+		if (!clean_path(hardlink, clean, sizeof clean) || strcmp(clean, hardlink) != 0)
+			return "unsafe hard link target in the manifest";
+		snprintf(target, sizeof target, "%s%s", prefix, hardlink);
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_hardlink(e, target);
+		archive_entry_set_size(e, 0);
+		return archive_write_header(a, e) != ARCHIVE_OK ? archive_error_string(a) : NULL;
+	}
+	int skip;
+	const char *bad = set_type(L, row, e, type, data != NULL, dlen, &skip);
+	if (bad || skip)
+		return bad;
 	if (archive_write_header(a, e) != ARCHIVE_OK)
 		return archive_error_string(a);
 	if (data)
@@ -591,6 +612,45 @@ static int add_filter(struct archive *a, const char *compression)
 	return strcmp(compression, "none") == 0 ? ARCHIVE_OK : ARCHIVE_FATAL;
 }
 
+/* Open a's output: the file dest (through its temp name tmp, 0600: an export holds the
+ * config file with its password, and the users table) or the sink. NULL, or what failed. */
+static const char *open_output(struct archive *a, tar_sink *sink, const char *dest, char tmp[4096], int *fd)
+{
+	if (!dest) {
+		archive_write_set_bytes_in_last_block(a, 1);
+		return archive_write_open(a, sink, NULL, on_write, NULL) != ARCHIVE_OK ? archive_error_string(a) : NULL;
+	}
+	snprintf(tmp, 4096, "%s.tend-tmp", dest);
+	*fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (*fd < 0 || fchmod(*fd, 0600) != 0)
+		return strerror(errno);
+	return archive_write_open_fd(a, *fd) != ARCHIVE_OK ? archive_error_string(a) : NULL;
+}
+
+/* Every row of the entries table at idx into a, counting files and their bytes. */
+static const char *put_entries(lua_State *L, int idx, struct archive *a, tend_store *st, const char *prefix,
+                               progress *prog, lua_Integer *files, lua_Integer *bytes)
+{
+	struct archive_entry *e = archive_entry_new();
+	const char *bad = NULL;
+	for (lua_Integer i = 1; !bad && i <= luaL_len(L, idx); i++) {
+		lua_rawgeti(L, idx, i);
+		luaL_checktype(L, -1, LUA_TTABLE);
+		bad = put_entry(L, lua_gettop(L), a, e, st, prefix);
+		if (!bad && strcmp(field_str(L, -1, "type"), "file") == 0) {
+			(*files)++;
+			*bytes += field_int(L, -1, "size");
+		}
+		lua_pop(L, 1);
+		if (!bad)
+			progress_tick(prog, *files, *bytes, 0);
+	}
+	if (!bad)
+		progress_tick(prog, *files, *bytes, 1);
+	archive_entry_free(e);
+	return bad;
+}
+
 /* write_tar(stream | path, store, entries [, {compression=, prefix=}]) -> files, bytes
  * | nil, msg, code.  To a path: compressed (zstd, bzip2, gzip or none), written to a
  * temp file beside it and renamed, so the archive appears whole or not at all. */
@@ -601,7 +661,7 @@ static int l_write_tar(lua_State *L)
 	if (!dest)
 		tend_check_writer(L, 1, &sink->out);
 	sink->failed = 0;
-	tend_store *st = luaL_checkudata(L, 2, "tend.store");
+	tend_store *st = tend_store_check(L, 2);
 	luaL_checktype(L, 3, LUA_TTABLE);
 	const char *compression = "none", *prefix = "";
 	progress prog = {L, 0, tend_now() + 0.2};
@@ -623,39 +683,15 @@ static int l_write_tar(lua_State *L)
 	if (!all_ascii(L, 3))
 		archive_write_set_format_option(a, "pax", "hdrcharset", "BINARY");
 
-	struct archive_entry *e = archive_entry_new();
 	const char *bad = NULL;
 	int fd = -1;
 	lua_Integer files = 0, bytes = 0;
 	if (add_filter(a, compression) != ARCHIVE_OK)
 		bad = "unknown compression (zstd, bzip2, gzip or none)";
-	else if (dest) {
-		/* 0600: an export holds the config file with its password, and the users table */
-		snprintf(tmp, sizeof tmp, "%s.tend-tmp", dest);
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0 || fchmod(fd, 0600) != 0)
-			bad = strerror(errno);
-		else if (archive_write_open_fd(a, fd) != ARCHIVE_OK)
-			bad = archive_error_string(a);
-	} else {
-		archive_write_set_bytes_in_last_block(a, 1);
-		if (archive_write_open(a, sink, NULL, on_write, NULL) != ARCHIVE_OK)
-			bad = archive_error_string(a);
-	}
-	for (lua_Integer i = 1; !bad && i <= luaL_len(L, 3); i++) {
-		lua_rawgeti(L, 3, i);
-		luaL_checktype(L, -1, LUA_TTABLE);
-		bad = put_entry(L, lua_gettop(L), a, e, st, prefix);
-		if (!bad && strcmp(field_str(L, -1, "type"), "file") == 0) {
-			files++;
-			bytes += field_int(L, -1, "size");
-		}
-		lua_pop(L, 1);
-		if (!bad)
-			progress_tick(&prog, files, bytes, 0);
-	}
+	else
+		bad = open_output(a, sink, dest, tmp, &fd);
 	if (!bad)
-		progress_tick(&prog, files, bytes, 1);
+		bad = put_entries(L, 3, a, st, prefix, &prog, &files, &bytes);
 	/* closed before fd is: nothing may write to a descriptor number that was reused */
 	if ((!bad || fd >= 0) && archive_write_close(a) != ARCHIVE_OK && !bad)
 		bad = archive_error_string(a);
@@ -675,7 +711,6 @@ static int l_write_tar(lua_State *L)
 		lua_pushinteger(L, bytes);
 		n = 2;
 	}
-	archive_entry_free(e);
 	archive_write_free(a);
 	return n;
 }

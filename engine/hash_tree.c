@@ -254,6 +254,52 @@ static void push_entry(lua_State *L, const tree_entry *e)
 	}
 }
 
+/* Hash the entries the cache could not vouch for, on up to jobs threads (here, when
+ * none can start). 0, or ENOMEM. */
+static int hash_needed(tree *t, long jobs)
+{
+	t->todo = malloc((t->n ? t->n : 1) * sizeof *t->todo);
+	if (!t->todo)
+		return ENOMEM;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->e[i].need)
+			t->todo[t->ntodo++] = i;
+	pthread_t th[MAX_JOBS];
+	int started = 0;
+	for (long k = 0; k < jobs && (size_t)k < t->ntodo; k++)
+		if (pthread_create(&th[started], NULL, hash_worker, t) == 0)
+			started++;
+	if (t->ntodo && !started)
+		hash_worker(t);
+	for (int k = 0; k < started; k++)
+		pthread_join(th[k], NULL);
+	return 0;
+}
+
+/* The entries, sorted by path, and the counts: two values on the stack. */
+static int push_tree(lua_State *L, tree *t)
+{
+	qsort(t->e, t->n, sizeof *t->e, by_path);
+	lua_createtable(L, (int)t->n, 0);
+	lua_Integer files = 0, cached = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		push_entry(L, &t->e[i]);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+		files += t->e[i].type == 'f';
+		cached += t->e[i].type == 'f' && !t->e[i].need && !t->e[i].err;
+	}
+	lua_createtable(L, 0, 4);
+	lua_pushinteger(L, files);
+	lua_setfield(L, -2, "files");
+	lua_pushinteger(L, (lua_Integer)t->ntodo);
+	lua_setfield(L, -2, "hashed");
+	lua_pushinteger(L, cached);
+	lua_setfield(L, -2, "cached");
+	lua_pushinteger(L, t->bytes);
+	lua_setfield(L, -2, "bytes_hashed");
+	return 2;
+}
+
 int tend_hash_tree(lua_State *L)
 {
 	const char *root = luaL_checkstring(L, 1);
@@ -286,20 +332,7 @@ int tend_hash_tree(lua_State *L)
 		return tend_fail(L, "sqlite", "hash cache %s: cannot open it", cache);
 	}
 	cache_look(&t, db);
-	t.todo = malloc((t.n ? t.n : 1) * sizeof *t.todo);
-	for (size_t i = 0; t.todo && i < t.n; i++)
-		if (t.e[i].need)
-			t.todo[t.ntodo++] = i;
-	pthread_t th[MAX_JOBS];
-	int started = 0;
-	for (long k = 0; t.todo && k < jobs && (size_t)k < t.ntodo; k++)
-		if (pthread_create(&th[started], NULL, hash_worker, &t) == 0)
-			started++;
-	if (t.todo && t.ntodo && !started)
-		hash_worker(&t); /* no thread to be had: hash here */
-	for (int k = 0; k < started; k++)
-		pthread_join(th[k], NULL);
-	if (!t.todo) {
+	if (hash_needed(&t, jobs) != 0) {
 		sqlite3_close(db);
 		tree_free(&t);
 		return luaL_error(L, "hash.tree: out of memory");
@@ -311,25 +344,7 @@ int tend_hash_tree(lua_State *L)
 		return n;
 	}
 	sqlite3_close(db);
-
-	qsort(t.e, t.n, sizeof *t.e, by_path);
-	lua_createtable(L, (int)t.n, 0);
-	lua_Integer files = 0, cached = 0;
-	for (size_t i = 0; i < t.n; i++) {
-		push_entry(L, &t.e[i]);
-		lua_rawseti(L, -2, (lua_Integer)i + 1);
-		files += t.e[i].type == 'f';
-		cached += t.e[i].type == 'f' && !t.e[i].need && !t.e[i].err;
-	}
-	lua_createtable(L, 0, 4);
-	lua_pushinteger(L, files);
-	lua_setfield(L, -2, "files");
-	lua_pushinteger(L, (lua_Integer)t.ntodo);
-	lua_setfield(L, -2, "hashed");
-	lua_pushinteger(L, cached);
-	lua_setfield(L, -2, "cached");
-	lua_pushinteger(L, t.bytes);
-	lua_setfield(L, -2, "bytes_hashed");
+	int n = push_tree(L, &t);
 	tree_free(&t);
-	return 2;
+	return n;
 }

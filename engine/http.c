@@ -87,6 +87,39 @@ static struct curl_slist *header_list(lua_State *L)
 	return list;
 }
 
+/* The options of one request on c: the response r collects headers and body. */
+static void set_options(CURL *c, const char *url, long timeout, char err[CURL_ERROR_SIZE], response *r)
+{
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, timeout < 15 ? timeout : 15L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "tend");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+}
+
+/* Stack: headers, body, url -> the result table {status, headers, body, url [, bytes]}. */
+static int push_response(lua_State *L, long status, const response *r)
+{
+	lua_createtable(L, 0, 4);
+	lua_pushinteger(L, status);
+	lua_setfield(L, -2, "status");
+	lua_rotate(L, -4, 1); /* result, headers, body, url */
+	lua_setfield(L, -4, "url");
+	lua_setfield(L, -3, "body");
+	lua_setfield(L, -2, "headers");
+	if (r->to) {
+		lua_pushinteger(L, r->written);
+		lua_setfield(L, -2, "bytes");
+	}
+	return 1;
+}
+
 /* request(opts) -> {status, headers, body, url} | nil, msg, code */
 static int l_request(lua_State *L)
 {
@@ -117,17 +150,7 @@ static int l_request(lua_State *L)
 	luaL_buffinit(L, &b);
 	response r = {L, &b, 0, max, lua_absindex(L, -2), to, 0};
 	char err[CURL_ERROR_SIZE] = "";
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, timeout < 15 ? timeout : 15L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "tend");
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+	set_options(c, url, timeout, err, &r);
 	if (headers)
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	if (body) {
@@ -150,19 +173,7 @@ static int l_request(lua_State *L)
 	if (rc != CURLE_OK)
 		return tend_fail(L, rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "http", "http %s: %s", url,
 		                 err[0] ? err : curl_easy_strerror(rc));
-	/* stack: headers, body, url */
-	lua_createtable(L, 0, 4);
-	lua_pushinteger(L, status);
-	lua_setfield(L, -2, "status");
-	lua_rotate(L, -4, 1); /* result, headers, body, url */
-	lua_setfield(L, -4, "url");
-	lua_setfield(L, -3, "body");
-	lua_setfield(L, -2, "headers");
-	if (to) {
-		lua_pushinteger(L, r.written);
-		lua_setfield(L, -2, "bytes");
-	}
-	return 1;
+	return push_response(L, status, &r);
 }
 
 int tend_open_http(lua_State *L)

@@ -498,6 +498,63 @@ static int wants_rows(lua_State *L, int opts, const char *name)
 	return yes;
 }
 
+static int same_row(const side *a, const side *b)
+{
+	return a->row_len == b->row_len && memcmp(a->row, b->row, a->row_len) == 0;
+}
+
+/* One step among a table's rows: the rows at hand (row_a, row_b) compared by key, or
+ * counted by position once a side is out of key order. Which sides move on: 1 a, 2 b. */
+static int step_rows(table_result *t, side *a, side *b, int row_a, int row_b)
+{
+	int both = row_a | row_b << 1;
+	if (t->ignored) /* read past, not compared */
+		return both;
+	int c = row_a && row_b ? cmp_keys(a, b) : row_a ? -1 : 1;
+	/* a row checked again while the other side catches up compares equal: fine */
+	if ((row_a && !in_order(a)) || (row_b && !in_order(b)))
+		t->unordered = 1;
+	if (t->unordered) { /* paired by position, not by key */
+		if (row_a && row_b)
+			same_row(a, b) ? t->same++ : t->differ++;
+		else
+			row_a ? t->only_a++ : t->only_b++;
+		return both;
+	}
+	if (c < 0) {
+		t->only_a++, note(t, 1, a, b);
+		return 1;
+	}
+	if (c > 0) {
+		t->only_b++, note(t, 2, a, b);
+		return 2;
+	}
+	if (same_row(a, b))
+		t->same++;
+	else
+		t->differ++, note(t, 0, a, b);
+	return 3;
+}
+
+/* A table's entry begun: in A (c <= 0), in B (c >= 0), with its CREATE statements. */
+static void start_table(lua_State *L, table_result *t, side *a, side *b, int c, int opts, int limit)
+{
+	const char *name = c <= 0 ? a->table : b->table;
+	begin_table(L, t, name, limit, wants_rows(L, opts, name), is_ignored(L, opts, name));
+	lua_pushboolean(L, c <= 0);
+	lua_setfield(L, -4, "in_a");
+	lua_pushboolean(L, c >= 0);
+	lua_setfield(L, -4, "in_b");
+	if (c <= 0) {
+		lua_pushstring(L, a->create);
+		lua_setfield(L, -4, "create_a");
+	}
+	if (c >= 0) {
+		lua_pushstring(L, b->create);
+		lua_setfield(L, -4, "create_b");
+	}
+}
+
 /* The merge itself; the result list at index list. */
 static const char *merge(lua_State *L, side *a, side *b, int opts, int list, int limit)
 {
@@ -511,43 +568,11 @@ static const char *merge(lua_State *L, side *a, side *b, int opts, int list, int
 		if (ea == EV_ROW && !in_a) { ea = next_event(a); continue; } /* rows before any table */
 		if (eb == EV_ROW && !in_b) { eb = next_event(b); continue; }
 		if (row_a || row_b) {
-			if (t.ignored) { /* read past, not compared */
-				if (row_a)
-					ea = next_event(a);
-				if (row_b)
-					eb = next_event(b);
-				continue;
-			}
-			int c = row_a && row_b ? cmp_keys(a, b) : row_a ? -1 : 1;
-			/* a row checked again while the other side catches up compares equal: fine */
-			if ((row_a && !in_order(a)) || (row_b && !in_order(b)))
-				t.unordered = 1;
-			if (t.unordered) { /* paired by position, not by key */
-				if (row_a && row_b && a->row_len == b->row_len && memcmp(a->row, b->row, a->row_len) == 0)
-					t.same++;
-				else if (row_a && row_b)
-					t.differ++;
-				else if (row_a)
-					t.only_a++;
-				else
-					t.only_b++;
-				if (row_a)
-					ea = next_event(a);
-				if (row_b)
-					eb = next_event(b);
-				continue;
-			}
-			if (c < 0) {
-				t.only_a++, note(&t, 1, a, b), ea = next_event(a);
-			} else if (c > 0) {
-				t.only_b++, note(&t, 2, a, b), eb = next_event(b);
-			} else {
-				if (a->row_len == b->row_len && memcmp(a->row, b->row, a->row_len) == 0)
-					t.same++;
-				else
-					t.differ++, note(&t, 0, a, b);
-				ea = next_event(a), eb = next_event(b);
-			}
+			int move = step_rows(&t, a, b, row_a, row_b);
+			if (move & 1)
+				ea = next_event(a);
+			if (move & 2)
+				eb = next_event(b);
 			continue;
 		}
 		/* both at a table's start or the end */
@@ -558,21 +583,8 @@ static const char *merge(lua_State *L, side *a, side *b, int opts, int list, int
 		if (ea == EV_END && eb == EV_END)
 			return NULL;
 		int c = ea == EV_END ? 1 : eb == EV_END ? -1 : strcmp(a->table, b->table);
-		const char *name = c <= 0 ? a->table : b->table;
-		begin_table(L, &t, name, limit, wants_rows(L, opts, name), is_ignored(L, opts, name));
+		start_table(L, &t, a, b, c, opts, limit);
 		open_t = 1;
-		lua_pushboolean(L, c <= 0);
-		lua_setfield(L, -4, "in_a");
-		lua_pushboolean(L, c >= 0);
-		lua_setfield(L, -4, "in_b");
-		if (c <= 0) {
-			lua_pushstring(L, a->create);
-			lua_setfield(L, -4, "create_a");
-		}
-		if (c >= 0) {
-			lua_pushstring(L, b->create);
-			lua_setfield(L, -4, "create_b");
-		}
 		in_a = c <= 0, in_b = c >= 0;
 		if (c <= 0)
 			ea = next_event(a);

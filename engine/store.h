@@ -1,6 +1,7 @@
-/* store.h: the object store's C face, shared by store.c (objects, the Lua binding),
- * store_pack.c (small objects in packs, compressed by worker threads) and archive.c
- * (which feeds tar entries straight in). */
+/* store.h: the object store's C face, shared by store.c (the handle, where an object
+ * is), store_put.c, store_read.c, store_gc.c, store_pack.c (small objects in packs,
+ * compressed by worker threads), store_crypt.c and archive.c (which feeds tar entries
+ * straight in). */
 #ifndef TEND_STORE_H
 #define TEND_STORE_H
 #include <limits.h>
@@ -9,6 +10,8 @@
 #include <sodium.h>
 
 #define TEND_PACK_MAX (1 << 20) /* objects up to this size (uncompressed) are packed */
+#define TEND_STORE_CHUNK (1 << 17) /* bytes read at a time */
+#define TEND_STORE_CLASS "tend.store"
 
 typedef struct {
 	char hex[65];
@@ -41,6 +44,7 @@ typedef struct {
 	long long written;        /* compressed bytes this handle added to the store */
 	long long healed;         /* damaged objects it replaced with good copies */
 	int added_fd;             /* where each object this handle adds is noted (a run file), or -1 */
+	int closed;               /* st:close() ran: every method refuses */
 	void *index, *find;       /* sqlite3 *: store/index.db, opened on first use; its look-up */
 	/* the rest is guarded by mu (worker threads append to the pack) */
 	pthread_mutex_t mu;
@@ -87,6 +91,24 @@ typedef int (*tend_emit)(void *ctx, const char *p, size_t n);
 /* Object hex's bytes into sink, checked against its hash. 0, or an errno value:
  * ENOENT no such object, EBADMSG damaged, ENOKEY sealed and the store has no key. */
 int tend_store_read(tend_store *st, const char *hex, tend_emit sink, void *ctx);
+
+/* store.c: the handle and where an object is */
+#include <lua.h>
+#include <lauxlib.h>
+tend_store *tend_store_check(lua_State *L, int idx); /* the store at idx; raises when closed */
+const char *tend_store_check_hex(lua_State *L, int idx);
+void tend_store_object_path(const tend_store *st, const char *hex, char out[PATH_MAX]);
+/* Where an object's frame is: a loose file (len -1: whole), or a range of a pack. 0 or ENOENT. */
+int tend_store_locate(tend_store *st, const char *hex, char path[PATH_MAX], long long *off, long long *len);
+int tend_store_exists(tend_store *st, const char *hex);
+ssize_t tend_store_read_fd(void *ctx, char *buf, size_t n);
+extern const luaL_Reg tend_store_put_methods[], tend_store_read_methods[], tend_store_gc_methods[];
+
+/* store_read.c: the object's bytes to sink (and its frame as stored to frame), checked */
+int tend_store_read_object(tend_store *st, const char *hex, tend_emit sink, void *ctx, tend_emit frame,
+                           void *frame_ctx);
+int tend_store_sink_none(void *ctx, const char *p, size_t n);
+int tend_store_fail_read(lua_State *L, int err, const char *hex); /* nil, msg, code for an errno */
 
 /* store_crypt.c */
 int tend_is_sealed(const char *p, size_t n);

@@ -27,27 +27,26 @@ was. --redact runs an SQL file in DST's database before the page is lifted.]],
   },
 
   run = function(ctx, args)
-    local copy = require "tend.copy"
-    local snapshot = require "tend.snapshot"
     local src, dst = args.src, args.dst
     if args["files-only"] and args["db-only"] then ctx:usage("--files-only and --db-only exclude each other") end
-    local function say(fmt, ...) ctx:info("%s: " .. fmt, dst.name, ...) end
-    local given = args.snapshot and snapshot.get(ctx:catalog(), src, args.snapshot)
-    local plan = copy.check_target(ctx, src, dst,
+    local given = args.snapshot and src:snapshot(args.snapshot)
+    -- every refusal before anything is done on either side: dst is not production, its
+    -- database is not src's, its config will name its own database, URL and folders
+    local plan, lines = ctx:step("check", dst.copy_check, dst, src,
       { overwrite_production = args["yes-overwrite-production"], db_only = args["db-only"] }, given)
     if args["dry-run"] then
-      local lines = require("tend.copy_config").changes(plan)
       for _, line in ipairs(lines) do ctx:info("%s", line) end
       if #lines == 0 then ctx:info("%s: no config file to write", dst.name) end
       ctx:result({ dry_run = true, changes = lines })
       return
     end
-    local snap = given or copy.fresh_snapshot(ctx, src, say)
-    local summary = copy.clone(ctx, src, dst, snap, {
+    local snap = given or ctx:step("backup", src.backup, src) -- a snapshot of src now
+    -- behind dst's maintenance page: the snapshot restored into dst (only what it lacks
+    -- crosses), its config its own, its database rewritten for its URL; redacted; seen
+    -- over HTTP answering with dst's URL; the page off
+    local summary = ctx:step("copy", dst.copy_from, dst, src, snap, { plan = plan,
       files_only = args["files-only"], db_only = args["db-only"], redact = args.redact,
-      overwrite_production = args["yes-overwrite-production"], progress = say,
-      without_page = args["without-maintenance-page"],
-    })
+      overwrite_production = args["yes-overwrite-production"], without_page = args["without-maintenance-page"] })
     ctx:info("%s: now a copy of %s (snapshot %d): %s files, %s sent%s", dst.name, src.name, snap.id,
       summary.files or "no", summary.sent_files or 0,
       summary.db_bytes and (", database " .. summary.db_bytes .. " bytes") or "")

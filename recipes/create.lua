@@ -26,48 +26,21 @@ Later versions come with tend update / tend upgrade.]],
     { name = "admin", type = "string", default = "mysql://root@localhost/mysql", help = "for a MySQL --db: who creates it" },
   },
 
+  -- From "register" on, a failure unregisters the instance again; what it put on the
+  -- host stays there for a look (the message says where).
   run = function(ctx, args)
-    local instance = require "tend.instance"
     if (args.repo == nil) == (args.releases == nil) then ctx:usage("say where the code comes from: --repo URL or --releases URL") end
-    local inst = instance.add(ctx:catalog(), args.instance, { app = args.app, path = args.path, host = args.host,
-      url = args.url, ["ssh-key"] = args["ssh-key"], db = args.db, migrate = args.migrate, releases = args.releases }, {})
-    inst.ctx = ctx
-    local function undo(msg)
-      instance.rm(ctx:catalog(), inst.name)
-      error(msg, 0)
+    local inst = ctx:step("register", ctx.add_instance, ctx, args.instance, { app = args.app, path = args.path,
+      host = args.host, url = args.url, ["ssh-key"] = args["ssh-key"], db = args.db, migrate = args.migrate,
+      releases = args.releases })
+    ctx:undo(("%s unregistered (what was made stays in %s)"):format(inst.name, inst.path), function() inst:unregister() end)
+    ctx:step("web root", inst.check_empty, inst) -- a new instance goes where nothing is
+    if inst:db_driver() == "mysql" then -- the web root, the database and its user, as blank makes them
+      ctx:step("database", ctx.call, ctx, "blank", { inst.name, "--admin", args.admin })
+      inst = ctx:instance(inst.name) -- as blank left it (its password secret)
     end
-    local t = inst:transport()
-    if t:stat(inst.path) and #(t:list(inst.path) or {}) > 0 then undo(("%s is not empty"):format(inst.path)) end
-    local s = inst.db and require("tend.db").parse_url(inst.db)
-    if s and s.driver == "mysql" then -- the web root, the database and its user, as blank makes them
-      local ok, err = pcall(require("tend.recipe").call, ctx, "blank", { inst.name, "--admin", args.admin })
-      if not ok then undo(type(err) == "table" and err.msg or tostring(err)) end
-      inst = ctx:instance(inst.name)
-    end
-    local r, msg
-    if args.repo then
-      ctx:info("%s: cloning %s at %s", inst.name, args.repo, args.version)
-      r, msg = t:exec({ "git", "clone", "--quiet", "--branch", args.version, "--", args.repo, inst.path }, { timeout = 1800 })
-      if not r or r.code ~= 0 then undo(("git clone: %s"):format(msg or require("tend.transport").why(r))) end
-    else
-      local release = require "tend.release"
-      local ok, err = pcall(function()
-        local entry = release.target(release.list(inst.releases), nil, args.version)
-        ctx:info("%s: unpacking %s", inst.name, entry.file)
-        assert(t:mkdir_p(inst.path, 493))
-        release.install(t, inst.path, inst.releases, entry)
-      end)
-      if not ok then undo(type(err) == "table" and err.msg or tostring(err)) end
-    end
-    local cmd = inst.migrate or require("tend.apps").get(inst.app).migrate
-    if cmd then
-      ctx:info("%s: %s", inst.name, cmd)
-      r, msg = inst:exec(cmd)
-      if not r or r.code ~= 0 then
-        undo(("%s: the migration failed: %s (the files stay in %s)"):format(inst.name,
-          msg or require("tend.transport").why(r), inst.path))
-      end
-    end
+    ctx:step("code", inst.install, inst, { repo = args.repo, releases = inst.releases, version = args.version })
+    ctx:step("migration", inst.migrate_db, inst) -- builds its schema
     local adapter, version = inst:detect()
     ctx:info("%s: created %s %s at %s:%s", inst.name, adapter and adapter.name or inst.app, version or args.version, inst.host, inst.path)
     ctx:result({ instance = inst.name, app = inst.app, version = version, path = inst.path, host = inst.host })

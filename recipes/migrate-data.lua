@@ -17,15 +17,14 @@ maintenance page meanwhile; its database is dumped first and put back on failure
   },
 
   run = function(ctx, args)
-    local copy = require "tend.copy"
-    local snapshot = require "tend.snapshot"
     local src, dst = args.src, args.dst
-    local function say(fmt, ...) ctx:info("%s: " .. fmt, dst.name, ...) end
-    copy.check_target(ctx, src, dst, { overwrite_production = args["yes-overwrite-production"], db_only = true })
-    local snap = args.snapshot and snapshot.get(ctx:catalog(), src, args.snapshot) or copy.fresh_snapshot(ctx, src, say)
-    local summary = copy.migrate_data(ctx, src, dst, snap,
-      { overwrite_production = args["yes-overwrite-production"], progress = say,
-        without_page = args["without-maintenance-page"] })
+    -- every refusal before a change: dst is not production, its database is not src's
+    ctx:step("check", dst.copy_check, dst, src, { overwrite_production = args["yes-overwrite-production"], db_only = true })
+    local snap = args.snapshot and src:snapshot(args.snapshot) or ctx:step("backup", src.backup, src)
+    -- behind dst's maintenance page: its database dumped, then src's loaded (rewritten for
+    -- dst); the data folders built beside dst's and swapped in; dst's code untouched
+    local summary = ctx:step("data", dst.data_from, dst, src, snap,
+      { overwrite_production = args["yes-overwrite-production"], without_page = args["without-maintenance-page"] })
     ctx:info("%s: data of %s (snapshot %d): database%s, %d files in data folders", dst.name, src.name, snap.id,
       summary.db_bytes and (" " .. summary.db_bytes .. " bytes") or " none", summary.data_files)
     ctx:result(summary)

@@ -17,10 +17,8 @@ seconds since 1970), to see which snapshot would be used.]],
   },
 
   run = function(ctx, args)
-    local copy = require "tend.copy"
-    local restore = require "tend.restore"
     local dst = args.dst
-    local src, lag = copy.source_of(ctx, dst, "mirror-of")
+    local src, lag = dst:source("mirror-of")
     local now = os.time()
     if args.now then
       local y, mo, d, h, mi = args.now:match("^(%d%d%d%d)-(%d%d)-(%d%d)[ T]?(%d?%d?):?(%d?%d?)$")
@@ -28,29 +26,21 @@ seconds since 1970), to see which snapshot would be used.]],
         or math.tointeger(tonumber(args.now))
       if not now then ctx:usage("--now %q: use YYYY-MM-DD [HH:MM] or seconds since 1970", args.now) end
     end
-    local snap, why = copy.mirror_pick(ctx, src, lag, now)
-    if not snap then error(why, 0) end
-    local held = restore.copy_of(ctx, dst)
-    local result = { instance = dst.name, source = src.name, snapshot = snap.id, taken_at = snap.started_at }
+    local snap = src:snapshot_aged(lag, now) -- the newest at least the lag old
+    local when = os.date("%Y-%m-%d %H:%M", snap.started_at)
+    local result = { instance = dst.name, source = src.name, snapshot = snap.id, taken_at = snap.started_at, changed = false }
+    local held = dst:copy_of()
     if held and held.source_id == src.id and held.snapshot_id == snap.id and held.kind == "copy" then
-      ctx:info("%s: already at snapshot %d of %s (%s); nothing to do", dst.name, snap.id, src.name,
-        os.date("%Y-%m-%d %H:%M", snap.started_at))
-      result.changed = false
-      ctx:result(result)
-      return
+      ctx:info("%s: already at snapshot %d of %s (%s); nothing to do", dst.name, snap.id, src.name, when)
+    elseif args["dry-run"] then
+      ctx:info("%s: would sync to snapshot %d of %s (%s)", dst.name, snap.id, src.name, when)
+    else -- a clone of that snapshot (recipes/clone.lua): the same refusals, then the copy
+      local plan = ctx:step("check", dst.copy_check, dst, src, { overwrite_production = args["yes-overwrite-production"] }, snap)
+      local summary = ctx:step("copy", dst.copy_from, dst, src, snap, { plan = plan,
+        overwrite_production = args["yes-overwrite-production"], without_page = args["without-maintenance-page"] })
+      ctx:info("%s: now at snapshot %d of %s (%s): %d files sent", dst.name, snap.id, src.name, when, summary.sent_files or 0)
+      result.changed, result.sent_files = true, summary.sent_files
     end
-    if args["dry-run"] then
-      ctx:info("%s: would sync to snapshot %d of %s (%s)", dst.name, snap.id, src.name, os.date("%Y-%m-%d %H:%M", snap.started_at))
-      result.changed = false
-      ctx:result(result)
-      return
-    end
-    local summary = copy.clone(ctx, src, dst, snap, { overwrite_production = args["yes-overwrite-production"],
-      without_page = args["without-maintenance-page"],
-      progress = function(fmt, ...) ctx:info("%s: " .. fmt, dst.name, ...) end })
-    ctx:info("%s: now at snapshot %d of %s (%s): %d files sent", dst.name, snap.id, src.name,
-      os.date("%Y-%m-%d %H:%M", snap.started_at), summary.sent_files or 0)
-    result.changed, result.sent_files = true, summary.sent_files
     ctx:result(result)
   end,
 }

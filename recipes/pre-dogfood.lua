@@ -19,16 +19,12 @@ today's data. A DST that is no git or Subversion checkout can take a command ins
   },
 
   run = function(ctx, args)
-    local copy = require "tend.copy"
-    local maintenance = require "tend.maintenance"
     local dst = args.dst
-    local src = copy.source_of(ctx, dst, "pre-dogfood-of")
-    local function say(fmt, ...) ctx:info("%s: " .. fmt, dst.name, ...) end
-    copy.check_target(ctx, src, dst, { overwrite_production = args["yes-overwrite-production"] })
-    local snap = copy.fresh_snapshot(ctx, src, say)
-    local adapter = require("tend.apps").get(dst.app)
-    local summary = copy.clone(ctx, src, dst, snap, { overwrite_production = args["yes-overwrite-production"],
-      progress = say, keep_maintenance = args.update ~= nil, without_page = args["without-maintenance-page"] })
+    local src = dst:source("pre-dogfood-of")
+    ctx:step("check", dst.copy_check, dst, src, { overwrite_production = args["yes-overwrite-production"] })
+    local snap = ctx:step("backup", src.backup, src) -- production's data as it is now
+    local summary = ctx:step("copy", dst.copy_from, dst, src, snap, { overwrite_production = args["yes-overwrite-production"],
+      keep_maintenance = args.update ~= nil, without_page = args["without-maintenance-page"] })
     if not args.update then -- the update's steps, on the fresh copy
       local plan = ctx:step("target version", dst.update_plan, dst, { to = args.to, latest = not args.to, upgrade = true })
       if plan.changed then
@@ -46,13 +42,11 @@ today's data. A DST that is no git or Subversion checkout can take a command ins
       end
       summary.from, summary.to, summary.updated = plan.from, plan.to, plan.changed
     else
-      say("updating: %s", args.update)
-      local r, msg = dst:exec(args.update)
-      if not r or r.code ~= 0 then
-        error(("%s: the update failed: %s; %s stays behind its maintenance page"):format(dst.name,
-          msg or require("tend.transport").why(r), dst.name), 0)
-      end
-      maintenance.off(dst:transport(), dst.path, adapter)
+      ctx:step("update", function() -- the operator's own command; a failure leaves the page up
+        local ok, err = pcall(dst.command, dst, args.update)
+        if not ok then error(("the update failed: %s; %s stays behind its maintenance page"):format(err, dst.name), 0) end
+      end)
+      ctx:step("maintenance page off", dst.maintenance_off, dst)
       summary.updated = true
     end
     ctx:info("%s: %s's data of snapshot %d, code %s", dst.name, src.name, snap.id,

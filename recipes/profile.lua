@@ -21,7 +21,7 @@ safe to put on a schedule.]],
   run = function(ctx, args)
     local inst = args.instance
     local done = require("tend.profile").apply(ctx, inst, args.profile, { repo = args.repo })
-    ctx:info("%s: profile %s applied%s", inst.name, args.profile, done.tiki and " by Tiki"
+    ctx:info("%s: profile %s applied%s", inst.name, args.profile, done.app and (" by " .. inst.app)
       or (": %d files, %d SQL files%s"):format(done.files, done.sql, done.lua and ", its Lua step" or ""))
     ctx:result(done)
   end,

@@ -19,20 +19,23 @@ and its database gets the snapshot's with the URL and path rewritten for OTHER.]
     { name = "yes-overwrite-production", type = "bool", help = "the target is tagged production: overwrite it (in place, a terminal asks instead)" },
   },
 
+  -- Nothing is changed before "stage"; from there on, a step that fails puts back what
+  -- was changed and says so. The live tree is replaced in "swap" only, by rename.
   run = function(ctx, args)
-    local snapshot = require "tend.snapshot"
-    local restore = require "tend.restore"
-    local inst = args.instance
+    local inst, target = args.instance, args.to or args.instance
     if args["files-only"] and args["db-only"] then ctx:usage("--files-only and --db-only exclude each other") end
-    local snap = args.snapshot and snapshot.get(ctx:catalog(), inst, args.snapshot)
-      or snapshot.latest(ctx:catalog(), inst)
-    if not snap then ctx:usage("%s has no snapshots (tend backup %s)", inst.name, inst.name) end
-    local target = args.to or inst
-    local summary = restore.run(ctx, inst, snap, {
-      target = target, files_only = args["files-only"], db_only = args["db-only"],
-      overwrite_production = args["yes-overwrite-production"],
-      progress = function(fmt, ...) ctx:info("%s: " .. fmt, target.name, ...) end,
-    })
+    local snap = inst:snapshot(args.snapshot) -- the newest without one
+    local job <close> = ctx:step("prepare", target.restore_start, target, snap, { from = inst,
+      files_only = args["files-only"], db_only = args["db-only"], overwrite_production = args["yes-overwrite-production"] })
+    local summary
+    if args["db-only"] then
+      summary = ctx:step("database", job.database_only, job)
+    else
+      ctx:step("stage", job.stage, job)       -- the snapshot's tree built beside the live one
+      ctx:step("database", job.database, job) -- a safety dump of the database, then the snapshot's loaded
+      ctx:step("swap", job.swap, job)         -- the staged tree renamed in
+      summary = ctx:step("finish", job.finish, job)
+    end
     ctx:info("%s: restored snapshot %d of %s (%s files%s)", target.name, snap.id, inst.name,
       summary.files or "no", summary.db_bytes and (", database " .. summary.db_bytes .. " bytes") or "")
     ctx:result(summary)

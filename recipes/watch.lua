@@ -19,7 +19,6 @@ copy by itself. Leave caches and logs out with instance edit NAME --watch-ignore
   },
 
   run = function(ctx, args)
-    local watch = require "tend.watch"
     local words = args.words
     local accepting = words[1] == "accept"
     if accepting then table.remove(words, 1) end
@@ -28,32 +27,31 @@ copy by itself. Leave caches and logs out with instance edit NAME --watch-ignore
     if #words > 0 and not accepting then ctx:usage("unexpected %q: only watch accept takes paths", words[1]) end
     local to = {}
     if inst.contact then to[#to + 1] = inst.contact end
-    for _, a in ipairs(args["mail-to"] or {}) do to[#to + 1] = require("tend.notify").check_address(a) end
+    for _, a in ipairs(args["mail-to"] or {}) do to[#to + 1] = tend.check_address(a) end
     local function mail(subject, body)
       if #to == 0 then return end
-      local ok, msg = require("tend.notify").send(ctx, to, subject, body)
+      local ok, msg = ctx:mail(to, subject, body)
       if not ok then ctx:warn("%s: the alert mail failed: %s", inst.name, msg) end
     end
 
-    local ok, now = pcall(watch.scan, ctx, inst)
+    local ok, now = pcall(inst.watch_scan, inst) -- every file hashed on its host
     if not ok then
-      local msg = type(now) == "table" and now.msg or tostring(now)
+      local msg = tend.message(now)
       mail(("tend: watch %s FAILED"):format(inst.name),
         ("The file check of %s (%s:%s) could not run:\n\n%s\n"):format(inst.name, inst.host, inst.path, msg))
       error(msg, 0)
     end
-    local before = watch.baseline(ctx, inst)
-    if accepting or not before then
-      watch.accept(ctx, inst, now, accepting and #words > 0 and words or nil)
+    local before, accepted_at = inst:watch_baseline()
+    if accepting or not before then -- the first run, or the operator's word: this is how it should be
+      inst:watch_set(now, accepting and #words > 0 and words or nil)
       local n = 0
       for _ in pairs(now) do n = n + 1 end
       ctx:info("%s: baseline %s: %d entries", inst.name, before and "moved" or "set", n)
       ctx:result({ instance = inst.name, accepted = true, entries = n, paths = #words > 0 and words or nil })
       return 0
     end
-    local d, count = watch.diff(before, now)
-    local lines = watch.report(d)
-    local when = os.date("%Y-%m-%d %H:%M", tonumber(ctx:catalog():meta("watch.accepted." .. inst.id)))
+    local d, count, lines = tend.files_diff(before, now)
+    local when = os.date("%Y-%m-%d %H:%M", accepted_at)
     local text = count == 0 and ("%s: no file differs from the baseline of %s"):format(inst.name, when)
       or ("%s: %d %s from the baseline of %s\n%s"):format(inst.name, count, count == 1 and "difference" or "differences",
         when, table.concat(lines, "\n"))

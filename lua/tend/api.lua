@@ -8,6 +8,19 @@ require "tend.steps"
 return setmetatable({
   version = core.version,
   API = core.api,
+  -- check_pattern(p): an --exclude pattern, or a usage error saying what is wrong with it
+  check_pattern = require("tend.backup").check_pattern,
+  -- check_address(a) -> a, or a usage error: an e-mail address
+  check_address = require("tend.notify").check_address,
+  -- message(err) -> the text of a failure caught by pcall
+  message = require("tend.errors").message,
+  -- files_diff(before, now) -> d {added, removed, changed}, count, lines: two scans
+  -- (inst:watch_scan, inst:watch_baseline) compared, one line per difference
+  files_diff = function(before, now)
+    local watch = require "tend.watch"
+    local d, count = watch.diff(before, now)
+    return d, count, watch.report(d)
+  end,
 }, {
   __index = function(_, k)
     error(("tend.%s is not in the recipe API; recipes work on instances through tend's API (docs/recipes.md)")

@@ -68,7 +68,7 @@ function M.listing(t, root, exclude)
   local r, msg, code = t:exec(argv, { cwd = root })
   if not r then return nil, msg, code end
   if r.code ~= 0 then
-    return nil, ("list %s: %s"):format(root, r.stderr:match("[^\n]+") or ("find exit " .. r.code)), "remote"
+    return nil, ("list %s: %s"):format(root, require("tend.transport").why(r)), "remote"
   end
   local sec, frac, raw = r.stdout:match("^(%d+)%.?(%d*)[^\n]*\n(.*)$")
   return raw or r.stdout, sec and tonumber(sec .. (frac ~= "" and ("." .. frac) or ""))
@@ -181,7 +181,7 @@ local function fetch(t, root, paths, st, progress)
   local status = stream:wait()
   if not entries then return nil, msg, code end
   if status ~= 0 then
-    return nil, ("tar on the host failed: %s"):format(stream:stderr():match("[^\n]+") or ("exit " .. status)), "remote"
+    return nil, ("tar on the host failed: %s"):format(require("tend.transport").stream_why(stream, status)), "remote"
   end
   local by = {}
   for _, e in ipairs(entries) do by[e.path] = e end
@@ -260,7 +260,7 @@ function M.collect_all(ctx, inst, t, st, exclude)
   local status = stream:wait()
   errors.check(entries, msg, code)
   if status ~= 0 then
-    errors.fail("tar on the host failed: %s", stream:stderr():match("[^\n]+") or ("exit " .. status))
+    errors.fail("tar on the host failed: %s", require("tend.transport").stream_why(stream, status))
   end
   local manifest, sent = {}, 0
   for _, e in ipairs(snapshot.resolve_hardlinks(entries)) do
@@ -309,7 +309,7 @@ function M.dump_db(t, s, st)
     local hex, size, _, stream, status = dump_stream(t, { "sh", "-c", SQLITE_COPY, "sh", s.path }, st)
     if not hex then return nil, size, _ end
     if status ~= 0 then
-      return nil, ("database %s: %s"):format(db.describe(s), stream:stderr():match("[^\n]+") or ("could not copy it (exit " .. tostring(status) .. ")")), "db"
+      return nil, ("database %s: %s"):format(db.describe(s), require("tend.transport").stream_why(stream, status)), "db"
     end
     return { object = hex, bytes = size }
   end
@@ -321,7 +321,8 @@ function M.dump_db(t, s, st)
     s.name }, st, { [3] = db.option_file(s) })
   if not hex then return nil, size, tail end
   if status ~= 0 or not tail:find("%-%- Dump completed") then
-    local why = stream:stderr():match("[^\n]+") or ("the dump did not end cleanly (exit " .. tostring(status) .. ")")
+    local why = stream:stderr():match("%S") and db.why({ stderr = stream:stderr(), code = status })
+      or ("the dump did not end cleanly (exit " .. tostring(status) .. ")")
     return nil, ("database %s: %s"):format(db.describe(s), why), "db"
   end
   return { object = hex, bytes = size }
@@ -362,50 +363,81 @@ local function finish_dump_helper(helper)
   return nil, o.error or "the database dump gave no result"
 end
 
--- run(ctx, inst, opts) -> snapshot id, summary.  opts: rehash (hash every file again),
--- progress(fmt, ...). Raises on failure; nothing is recorded then.
-function M.run(ctx, inst, opts)
-  opts = opts or {}
-  local say = opts.progress or function() end
-  local catalog, st, t = ctx:catalog(), snapshot.store(ctx), inst:transport()
-  local started = os.time()
-  pcall(snapshot.sweep, ctx) -- what killed runs added and nothing needs
-  -- What this run adds is noted: if it fails, that goes (once the lock below is free).
-  local run <close> = snapshot.begin_run(ctx)
-  -- Objects written before the snapshot is recorded must not be collected meanwhile.
-  local lock <close> = snapshot.lock_store(ctx, "shared")
-  local adapter, version = inst:detect()
-  if not adapter then errors.fail("%s", version) end
+-- A backup in four steps, for a recipe to put in order (recipes/backup.lua):
+--   local job <close> = backup.start(ctx, inst, opts)  -- store held, dump started beside
+--   job:files()       -- listed on the host; only new and changed files fetched
+--   job:database()    -- the dump's object, or the dump here when no helper could start
+--   local id, snap = job:record()  -- the snapshot, last and in one transaction
+-- A job closed before record (a failure, a kill of the recipe) records nothing, and
+-- what it added to the store goes with it.
+local Job = {}
+Job.__index = Job
+Job.__close = function(job) job:close() end
 
-  local settings, why = inst:db_settings(ctx:vault())
-  -- a generic app without --db or --config has no database tend knows of
-  if not settings and (inst.app ~= "generic" or #inst:config_paths() > 0) then errors.fail("%s", why) end
-  local helper <close> = settings and start_dump_helper(ctx, inst) or nil -- stopped if we fail
-  if helper then say("dumping database %s (beside the files)", db.describe(settings)) end
+-- start(ctx, inst, opts) -> job.  opts: rehash (hash every file again), exclude (this
+-- run's patterns), progress(fmt, ...).
+function M.start(ctx, inst, opts)
+  local job = setmetatable({ ctx = ctx, inst = inst, opts = opts or {}, started = os.time() }, Job)
+  job.say = job.opts.progress or function() end
+  local ok, err = pcall(function()
+    pcall(snapshot.sweep, ctx) -- what killed runs added and nothing needs
+    -- What this run adds is noted: if it fails, that goes (once the lock below is free).
+    job.run = snapshot.begin_run(ctx)
+    -- Objects written before the snapshot is recorded must not be collected meanwhile.
+    job.lock = snapshot.lock_store(ctx, "shared")
+    local adapter, version = inst:detect()
+    if not adapter then errors.fail("%s", version) end
+    job.adapter, job.version = adapter, version
+    local settings, why, code = inst:db_settings(ctx:vault())
+    -- an app with no config file, and no --db or --config, has no database tend knows of
+    if not settings and code ~= "nodb" then errors.fail("%s", why) end
+    job.settings = settings
+    job.helper = settings and start_dump_helper(ctx, inst) or nil
+    if job.helper then job.say("dumping database %s (beside the files)", db.describe(settings)) end
+  end)
+  if not ok then job:close(); error(err, 0) end
+  return job
+end
 
-  say("listing %s", inst.path)
-  local exclude = M.exclusions(inst, opts.exclude)
-  local raw, lmsg, lcode = M.listing(t, inst.path, exclude)
-  local listed_at = raw and lmsg -- the host's clock
-  if not raw and not lmsg:find("printf", 1, true) then errors.check(raw, lmsg, lcode) end
-  -- The same listing (paths, types, modes, sizes, mtimes) under the same exclusions is
-  -- the same tree: the previous manifest serves again, and not a byte is read.
-  -- its data outside the web root: each folder listed the same way (no exclusions:
-  -- they are patterns of the web root)
-  local outside_raw, roots = {}, {}
-  if raw then
-    for _, folder in ipairs(outside.folders(ctx, inst, settings)) do
-      local st_f, smsg, scode = t:stat(folder)
-      if not st_f and scode == "enoent" then
-        ctx:warn("%s: its data folder %s does not exist; nothing of it is in this snapshot", inst.name, folder)
-      else
-        if not st_f then errors.fail("%s", smsg) end
-        say("listing %s", folder)
-        outside_raw[#outside_raw + 1] = errors.check(M.listing(t, folder, {}))
-        roots[#roots + 1] = folder
-      end
+-- close(): the dump helper stopped, the store let go; unless recorded, what this run
+-- added goes (the sweep needs the lock free).
+function Job:close()
+  if self.helper then child.close(self.helper); self.helper = nil end
+  if self.lock then self.lock:release(); self.lock = nil end
+  if self.run and not self.run.done then snapshot.end_run(self.ctx, self.run, false) end
+end
+
+-- outside_listings(job, t, settings) -> raws, roots: the instance's data folders outside
+-- the web root, each listed the same way (no exclusions: those are the web root's).
+local function outside_listings(job, t)
+  local raws, roots = {}, {}
+  for _, folder in ipairs(outside.folders(job.ctx, job.inst, job.settings)) do
+    local st_f, smsg, scode = t:stat(folder)
+    if not st_f and scode == "enoent" then
+      job.ctx:warn("%s: its data folder %s does not exist; nothing of it is in this snapshot", job.inst.name, folder)
+    else
+      if not st_f then errors.fail("%s", smsg) end
+      job.say("listing %s", folder)
+      raws[#raws + 1] = errors.check(M.listing(t, folder, {}))
+      roots[#roots + 1] = folder
     end
   end
+  return raws, roots
+end
+
+-- files(): the tree listed in one round trip and compared with the last snapshot; only
+-- new and changed files fetched into the store. The same listing under the same
+-- exclusions is the same tree: the previous manifest serves again, not a byte is read.
+function Job:files()
+  local ctx, inst, say, catalog = self.ctx, self.inst, self.say, self.ctx:catalog()
+  local t, st = inst:transport(), snapshot.store(ctx)
+  say("listing %s", inst.path)
+  local exclude = M.exclusions(inst, self.opts.exclude)
+  local raw, lmsg, lcode = M.listing(t, inst.path, exclude)
+  self.listed_at = raw and lmsg -- the host's clock
+  if not raw and not lmsg:find("printf", 1, true) then errors.check(raw, lmsg, lcode) end
+  local outside_raw, roots = {}, {}
+  if raw then outside_raw, roots = outside_listings(self, t) end
   local digest = raw and core.hash.sha256(table.concat(exclude, "\0") .. "\0\0" .. raw)
   if #roots > 0 then
     local parts = { digest }
@@ -415,51 +447,74 @@ function M.run(ctx, inst, opts)
   local prev = snapshot.latest(catalog, inst)
   local prev_listing = prev and prev.manifest_id
     and catalog:first("SELECT listing FROM manifests WHERE id = ?", prev.manifest_id).listing
-  local written = st:written()
-  local manifest, sent, files, bytes, root = nil, 0, 0, 0, nil
+  self.written, self.prev = st:written(), prev
+  self.sent, self.nfiles, self.nbytes = 0, 0, 0
   if not raw then
     say("%s: the host's find cannot list the tree; reading all of it", lmsg)
-    if #outside.folders(ctx, inst, settings) > 0 then
+    if #outside.folders(ctx, inst, self.settings) > 0 then
       ctx:warn("%s: its data outside the web root is not in this snapshot (the host's find cannot list it)", inst.name)
     end
-    manifest, files, bytes, sent = M.collect_all(ctx, inst, t, st, exclude)
-  elseif prev_listing == digest and not opts.rehash then
+    self.manifest, self.nfiles, self.nbytes, self.sent = M.collect_all(ctx, inst, t, st, exclude)
+  elseif prev_listing == digest and not self.opts.rehash then
     say("no file changed since snapshot %d", prev.id)
-    files, bytes = prev.files, prev.bytes
+    self.nfiles, self.nbytes = prev.files, prev.bytes
   else
     local listing
-    listing, root = M.parse(raw)
+    listing, self.root = M.parse(raw)
     for i, folder in ipairs(roots) do M.merge_outside(listing, folder, outside_raw[i]) end
-    manifest, files, bytes, sent, digest = M.collect(ctx, inst, t, st, listing,
-      not opts.rehash and snapshot.files(catalog, prev) or {}, digest, say, prev and prev.listed_at, roots)
+    self.manifest, self.nfiles, self.nbytes, self.sent, digest = M.collect(ctx, inst, t, st, listing,
+      not self.opts.rehash and snapshot.files(catalog, prev) or {}, digest, say, prev and prev.listed_at, roots)
   end
-  if raw and not root then root = select(2, M.parse(raw:match("^[^%z]*%z" .. ("[^%z]*%z"):rep(FIELDS - 1)) or "")) end
-
-  local dbinfo, dbmsg
-  if helper then
-    say("waiting for the database dump")
-    dbinfo, dbmsg = finish_dump_helper(helper)
-    if dbinfo and dbinfo.run then run.adopted[#run.adopted + 1] = dbinfo.run end
-    if not dbinfo then errors.fail("%s", dbmsg) end
-  elseif settings then -- no helper could start: the dump here
-    say("dumping database %s", db.describe(settings))
-    dbinfo = errors.check(M.dump_db(t, settings, st))
+  if raw and not self.root then
+    self.root = select(2, M.parse(raw:match("^[^%z]*%z" .. ("[^%z]*%z"):rep(FIELDS - 1)) or ""))
   end
+  self.digest = digest
+end
 
-  local snap = { instance_id = inst.id, started_at = started, finished_at = os.time(),
-    app = adapter.name, version = version, files = files, bytes = bytes, sent_bytes = sent,
-    db_driver = settings and settings.driver, db_object = dbinfo and dbinfo.object,
-    db_bytes = dbinfo and dbinfo.bytes, consistent = true, manifest_id = not manifest and prev.manifest_id or nil,
-    listed_at = listed_at, root_mode = root and root.mode, root_mtime_ns = root and root.mtime_ns,
+-- database(): the dump's object (the helper's, or a dump here when none could start);
+-- nothing for an instance without a database.
+function Job:database()
+  if self.helper then
+    self.say("waiting for the database dump")
+    local info, msg = finish_dump_helper(self.helper)
+    self.helper = nil
+    if info and info.run then self.run.adopted[#self.run.adopted + 1] = info.run end
+    if not info then errors.fail("%s", msg) end
+    self.dbinfo = info
+  elseif self.settings then
+    self.say("dumping database %s", db.describe(self.settings))
+    self.dbinfo = errors.check(M.dump_db(self.inst:transport(), self.settings, snapshot.store(self.ctx)))
+  end
+end
+
+-- record() -> snapshot id, summary: every object on disk, then the snapshot in one
+-- transaction. Before this, there is no snapshot.
+function Job:record()
+  local st, dbinfo, root = snapshot.store(self.ctx), self.dbinfo, self.root
+  local snap = { instance_id = self.inst.id, started_at = self.started, finished_at = os.time(),
+    app = self.adapter.name, version = self.version, files = self.nfiles, bytes = self.nbytes,
+    sent_bytes = self.sent, db_driver = self.settings and self.settings.driver,
+    db_object = dbinfo and dbinfo.object, db_bytes = dbinfo and dbinfo.bytes, consistent = true,
+    manifest_id = not self.manifest and self.prev.manifest_id or nil, listed_at = self.listed_at,
+    root_mode = root and root.mode, root_mtime_ns = root and root.mtime_ns,
     root_uid = root and root.uid, root_gid = root and root.gid }
   errors.check(st:sync()) -- every object on disk before the snapshot that needs them
-  snap.stored_bytes = st:written() - written + (dbinfo and dbinfo.stored or 0)
+  snap.stored_bytes = st:written() - self.written + (dbinfo and dbinfo.stored or 0)
   -- damaged objects replaced by the good copies this backup read (not recorded)
   snap.healed = st:healed() + (dbinfo and dbinfo.healed or 0)
-  local id = snapshot.record(catalog, snap, manifest, digest)
-  snapshot.end_run(ctx, run, true)
+  local id = snapshot.record(self.ctx:catalog(), snap, self.manifest, self.digest)
+  snapshot.end_run(self.ctx, self.run, true)
   snap.id = id
   return id, snap
+end
+
+-- run(ctx, inst, opts) -> snapshot id, summary: the four steps at once (a copy's or the
+-- REPL's backup). Raises on failure; nothing is recorded then.
+function M.run(ctx, inst, opts)
+  local job <close> = M.start(ctx, inst, opts)
+  job:files()
+  job:database()
+  return job:record()
 end
 
 return M

@@ -10,23 +10,27 @@ local home = require "tend.home"
 local M = {}
 local VAR = "TEND_RESULT_FILE"
 
--- spawn(ctx, argv, env) -> child | nil, msg: `tend --home HOME ARGV...` started.
-function M.spawn(ctx, argv, env)
+-- command(ctx, argv, env) -> the argv and options of `tend --home HOME ARGV...` handing
+-- its outcome back in a result file.
+local function command(ctx, argv, env)
   local file = home.scratch(ctx.home) .. ".result"
   local e = { TEND_LUA_DIR = core.lua_dir or false, [VAR] = file }
   for k, v in pairs(env or {}) do e[k] = v end
-  local proc, msg = core.proc.spawn({ core.exe or "tend", "--home", ctx.home, table.unpack(argv) }, { env = e })
+  return { core.exe or "tend", "--home", ctx.home, table.unpack(argv) }, { env = e }, file
+end
+
+-- spawn(ctx, argv, env) -> child | nil, msg: `tend --home HOME ARGV...` started.
+function M.spawn(ctx, argv, env)
+  local cmd, opts, file = command(ctx, argv, env)
+  local proc, msg = core.proc.spawn(cmd, opts)
   if not proc then return nil, msg end
   return setmetatable({ proc = proc, file = file }, M.mt)
 end
 
--- finish(child) -> outcome {code, error, result, stdout, stderr}: code is the child's
--- exit code; error its one-line message when it raised one ("killed by signal 9", or
--- "exit N", when it ended without a word); result what it answered (ctx:result's data).
-function M.finish(child)
-  local r = child.proc:result()
-  local text = core.fs.read(child.file)
-  core.fs.remove(child.file)
+-- outcome(r, file) -> {code, error, result, stdout, stderr} of an ended child.
+local function outcome(r, file)
+  local text = core.fs.read(file)
+  core.fs.remove(file)
   local ok, said = pcall(cjson.decode, text or "")
   if not ok or type(said) ~= "table" then said = {} end
   local out = { code = r.code, stdout = r.stdout, stderr = r.stderr, result = said.result,
@@ -35,6 +39,21 @@ function M.finish(child)
     out.error = r.signal and ("killed by signal %s"):format(r.signal) or ("exit %s"):format(tostring(r.code))
   end
   return out
+end
+
+-- finish(child) -> outcome {code, error, result, stdout, stderr}: code is the child's
+-- exit code; error its one-line message when it raised one ("killed by signal 9", or
+-- "exit N", when it ended without a word); result what it answered (ctx:result's data).
+function M.finish(child) return outcome(child.proc:result(), child.file) end
+
+-- run(ctx, argv, timeout) -> outcome | nil, msg: a child tend run to its end (killed
+-- after timeout seconds, when given).
+function M.run(ctx, argv, timeout)
+  local cmd, opts, file = command(ctx, argv)
+  opts.timeout = timeout
+  local r, msg = core.proc.run(cmd, opts)
+  if not r then core.fs.remove(file); return nil, msg end
+  return outcome(r, file)
 end
 
 -- close(child): stop it (it is killed if still running) and remove its result file.

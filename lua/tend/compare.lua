@@ -42,7 +42,7 @@ function M.files(ctx, side, other)
     out = {}
     for _, r in ipairs(snapshot.manifest(ctx:catalog(), side.snap)) do out[r.path] = r end
   end
-  local made = side.inst.id ~= other.inst.id and require("tend.restore").copy_of(ctx, side.inst)
+  local made = side.inst.id ~= other.inst.id and require("tend.copy").copy_of(ctx, side.inst)
   if made and made.source_id == other.inst.id then M.rename_folders(ctx, other, side, out) end
   return out
 end
@@ -131,7 +131,7 @@ function M.with_db(ctx, side, fn)
   local status = stream:wait()
   if not r[1] then error(r[2], 0) end
   if status ~= 0 then
-    errors.fail("%s: the database dump failed: %s", side.label, stream:stderr():match("[^\n]+") or ("exit " .. tostring(status)))
+    errors.fail("%s: the database dump failed: %s", side.label, require("tend.transport").stream_why(stream, status))
   end
   return table.unpack(r, 2, r.n)
 end

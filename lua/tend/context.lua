@@ -52,6 +52,22 @@ function Context:instance(name)
   return inst
 end
 
+-- add_instance(name, fields) -> the new Instance, registered (tend instance add's
+-- fields); a usage error for a name in use or a bad field.
+function Context:add_instance(name, fields)
+  local inst = instance.add(self:catalog(), name, fields, {})
+  inst.ctx = self
+  return inst
+end
+
+-- call(name, argv) -> what that recipe's run returns: one recipe run from another, with
+-- this run's context.
+function Context:call(name, argv) return require("tend.recipe").call(self, name, argv) end
+
+-- mail(to, subject, body) -> true | nil, msg: a mail through tend's mail settings
+-- (tend mail config).
+function Context:mail(to, subject, body) return require("tend.notify").send(self, to, subject, body) end
+
 -- instances() -> every Instance, by name.
 function Context:instances()
   local list = instance.list(self:catalog())
@@ -82,14 +98,22 @@ end
 function Context:usage(fmt, ...) errors.usage(fmt, ...) end
 
 -- step(name, fn, ...) -> what fn(...) returns.  One step of a job: a progress line
--- ("blog: backup" when the first argument is an instance), and a failure in fn raised
--- again with the step's name in front, its exit code kept.
+-- ("blog: backup" when the first argument is an instance, or a job on one: job.inst),
+-- and a failure in fn raised again with the step's name in front, its exit code kept.
 function Context:step(name, fn, ...)
   local first = ...
-  local label = type(first) == "table" and first.name and first.ctx == self and (first.name .. ": " .. name) or name
+  local inst = type(first) == "table" and (first.ctx == self and first.name and first or first.inst)
+  local label = type(inst) == "table" and inst.name and (inst.name .. ": " .. name) or name
   self:info("%s", label)
   local r = table.pack(pcall(fn, ...))
-  if not r[1] then error(errors.within(r[2], label), 0) end
+  if not r[1] then
+    local msg, code = errors.message(r[2]), errors.is(r[2]) and r[2].code or 1
+    if label ~= name then -- "instance blog: x" and "blog: x" become "blog: step: x"
+      local quoted = inst.name:gsub("%p", "%%%0")
+      msg = msg:gsub("^instance " .. quoted .. ": ", ""):gsub("^" .. quoted .. ": ", "")
+    end
+    error(errors.within(errors.new(code, msg), label), 0)
+  end
   return table.unpack(r, 2, r.n)
 end
 
@@ -125,8 +149,75 @@ function Context:rollback(err)
   return errors.new(code, msg)
 end
 
+-- targets(args) -> instances: the one args.instance names, or every one with args.all
+-- (a recipe's `instance` and `all` params); a usage error for neither or both.
+function Context:targets(args)
+  if args.all then
+    if args.instance then self:usage("give an instance or --all, not both") end
+    return self:instances()
+  end
+  if not args.instance then self:usage("say which instance (or --all): tend %s NAME", self.recipe and self.recipe.name or "RECIPE") end
+  return { type(args.instance) == "table" and args.instance or self:instance(args.instance) }
+end
+
+-- each(instances, fn, opts) -> entries: fn(inst) for each instance, what it returns as
+-- that instance's entry, the list being the job's answer (ctx:result). One instance: fn
+-- runs here and its failure is the job's. Several: a failure is a warning and the entry
+-- {instance, error, code}, and the job fails at the end naming them. opts.jobs > 1: that
+-- many at a time, each in a child tend running this recipe for its one instance, which
+-- hands back its entry or its failure (message and exit code) as data (tend.child).
+-- opts.report(entry) says each success; opts.what names the runs ("backups").
+function Context:each(list, fn, opts)
+  opts = opts or {}
+  local report = opts.report or function() end
+  if #list == 1 then
+    local entry = fn(list[1])
+    report(entry)
+    self:result({ entry })
+    return { entry }
+  end
+  local entries, failed = {}, {}
+  local function ended(inst, entry, msg, code)
+    if entry then
+      report(entry)
+    else
+      failed[#failed + 1] = inst.name
+      msg = msg:gsub("^" .. inst.name:gsub("%p", "%%%0") .. ": ", "") -- named once, here
+      self:warn("%s %s: %s", self.recipe and self.recipe.name or "job", inst.name, msg)
+      entry = { instance = inst.name, error = msg, code = code or 1 }
+    end
+    entries[#entries + 1] = entry
+  end
+  if (opts.jobs or 1) > 1 then
+    local recipe = require "tend.recipe"
+    require("tend.fanout").children(self, list, function(inst)
+      local args = {}
+      for k, v in pairs(self.args) do args[k] = v end
+      args.all, args.jobs, args.instance = nil, nil, inst.name
+      return { "--json", "--quiet", self.recipe.name, table.unpack(recipe.argv(self.recipe, args)) }
+    end, opts.jobs, function(inst, o, msg)
+      local entry = o and o.code == 0 and type(o.result) == "table" and o.result[1] or nil
+      ended(inst, entry, o and (o.error or "it gave no result") or msg, o and o.code)
+    end)
+    local order = {}
+    for i, inst in ipairs(list) do order[inst.name] = i end
+    table.sort(entries, function(a, b) return order[a.instance] < order[b.instance] end)
+  else
+    for _, inst in ipairs(list) do
+      local ok, entry = pcall(fn, inst)
+      if ok then ended(inst, entry) else ended(inst, nil, errors.message(entry), errors.is(entry) and entry.code) end
+    end
+  end
+  self:result(entries)
+  if #failed > 0 then
+    errors.fail("%d of %d %s failed: %s", #failed, #list, opts.what or "runs", table.concat(failed, ", "))
+  end
+  return entries
+end
+
 function Context:close()
   require("tend.ssh").close_all()
+  if self._store then self._store:close() end
   if self._vault then self._vault:close() end
   if self._catalog then self._catalog:close() end
 end

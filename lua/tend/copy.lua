@@ -6,6 +6,7 @@
 local errors = require "tend.errors"
 local snapshot = require "tend.snapshot"
 local restore = require "tend.restore"
+local tree = require "tend.restore_tree"
 local maintenance = require "tend.maintenance"
 local apps = require "tend.apps"
 local db = require "tend.db"
@@ -32,14 +33,6 @@ function M.check_target(ctx, src, dst, opts, snap)
   local mapping = outside.mapping(ctx, src, dst, roots)
   if opts.db_only then return copy_config.check_databases(ctx, src, dst) end
   return copy_config.plan(ctx, src, dst, snap, mapping)
-end
-
--- fresh_snapshot(ctx, inst, say) -> snapshot row: a backup of inst now.
-function M.fresh_snapshot(ctx, inst, say)
-  restore.recover(ctx, inst) -- a killed restore of the source is rolled back first
-  say("backing up %s", inst.name)
-  local id = require("tend.backup").run(ctx, inst, { progress = function(fmt, ...) say("%s: " .. fmt, inst.name, ...) end })
-  return snapshot.get(ctx:catalog(), inst, id)
 end
 
 -- redact(ctx, dst, file): an SQL file of the operator's run in dst's database.
@@ -81,7 +74,8 @@ local function site_problem(src, dst, say)
   say("%s answers %d with its own URL", dst.url, r.status)
 end
 
--- clone(ctx, src, dst, snap, opts) -> summary.  opts: files_only, db_only, redact (an SQL
+-- clone(ctx, src, dst, snap, opts) -> summary.  opts: plan (check_target's, when the
+-- caller has it), files_only, db_only, redact (an SQL
 -- file run in dst's database before the site comes back), overwrite_production, kind,
 -- progress, keep_maintenance (the caller has more to do and lifts the page itself),
 -- without_page. dst shows its maintenance page from the start to the end; a failure
@@ -89,7 +83,7 @@ end
 -- redaction failed, or the new site, looked at behind the page, answers with src's URL
 -- (site_problem): then the copy stays behind the page.
 function M.clone(ctx, src, dst, snap, opts)
-  local plan = M.check_target(ctx, src, dst, opts, snap)
+  local plan = opts.plan or M.check_target(ctx, src, dst, opts, snap)
   local say = opts.progress or function() end
   local t, adapter = dst:transport(), apps.get(dst.app)
   -- an empty web root (tend blank made it) has no site to put a page in front of
@@ -121,7 +115,7 @@ function M.clone(ctx, src, dst, snap, opts)
   if not opts.keep_maintenance then
     maintenance.down(dst, page, say)
     -- the page came and went in the web root: its own mtime back to the snapshot's
-    if not opts.db_only then restore.finish_root(t, dst.path, snap, dst.path) end
+    if not opts.db_only then tree.finish_root(t, dst.path, snap, dst.path) end
   end
   require("tend.watch").rebaseline(ctx, dst) -- what tend put there is what is accepted
   return summary
@@ -210,7 +204,7 @@ function M.sync_dirs(ctx, snap, dst, dirs, say, mapping)
   for _, job in ipairs(jobs) do
     local dir, sub, target = table.unpack(job)
     local staging = ("%s.tend-data-%d"):format(target, math.random(1, 1 << 30))
-    local built, msg = restore.build(t, st, sub, staging, target, {})
+    local built, msg = tree.build(t, st, sub, staging, target, {})
     if not built then
       t:exec({ "rm", "-rf", "--", staging })
       errors.fail("%s: %s: %s", dst.name, dir, msg)
@@ -223,6 +217,49 @@ function M.sync_dirs(ctx, snap, dst, dirs, say, mapping)
     count = count + built.files
   end
   return count
+end
+
+-- copy_pairs(src, dst [, mapping]) -> {{from, to}, ...}: what a copy of src's database says
+-- instead, as dst: its folders outside the web root (tend.outside.map), src's URL (plain,
+-- and as JSON escapes it) and its web root, where they differ.
+function M.copy_pairs(src, dst, mapping)
+  local out = {}
+  local function add(from, to)
+    if from and to and from ~= to then out[#out + 1] = { from, to } end
+  end
+  -- its folders outside the web root first: a folder whose name begins with the web
+  -- root's ("/var/www/a-files") is replaced whole
+  for _, p in ipairs(outside.pairs_of(mapping)) do add(p[1], p[2]) end
+  add(src.url, dst.url)
+  if src.url and dst.url then add((src.url:gsub("/", "\\/")), (dst.url:gsub("/", "\\/"))) end
+  add(src.path, dst.path)
+  return out
+end
+
+-- prepare_copy(target, t, staging, plan): a copy's own settings in its new tree: its
+-- config files as planned (read back there), its app's caches emptied (they hold the
+-- source's pages), no outgoing mail unless it is production, and the app's own fixups.
+function M.prepare_copy(target, t, staging, plan)
+  if plan then copy_config.write(plan, t, staging) end
+  local adapter = apps.get(target.app)
+  for _, dir in ipairs(adapter.caches or {}) do
+    local r = t:exec({ "sh", "-c", '[ ! -d "$1" ] || find "$1" -mindepth 1 -delete', "sh", staging .. "/" .. dir })
+    if not r or r.code ~= 0 then errors.fail("%s: could not empty its cache %s", target.name, dir) end
+  end
+  if adapter.mail_off and not target:is_production() then errors.check(adapter.mail_off(t, staging)) end
+  if adapter.after_copy then errors.check(adapter.after_copy(t, staging, target)) end
+end
+
+-- record_copy(ctx, src, dst, snap, kind): dst now holds snap of src.
+function M.record_copy(ctx, src, dst, snap, kind)
+  ctx:catalog():run("INSERT INTO copies(instance_id, source_id, snapshot_id, kind, at) VALUES (?, ?, ?, ?, ?) "
+    .. "ON CONFLICT(instance_id) DO UPDATE SET source_id = excluded.source_id, snapshot_id = excluded.snapshot_id, "
+    .. "kind = excluded.kind, at = excluded.at", dst.id, src.id, snap.id, kind, os.time())
+end
+
+-- copy_of(ctx, dst) -> {source_id, snapshot_id, kind, at} | nil: what dst was last made from.
+function M.copy_of(ctx, dst)
+  return ctx:catalog():first("SELECT * FROM copies WHERE instance_id = ?", dst.id)
 end
 
 return M

@@ -91,18 +91,9 @@ local function inside(t, root, f)
   return true
 end
 
--- plan(ctx, src, dst, snap [, mapping]) -> plan | nil (nothing to plan: no config files
--- and no database the files could name). snap may be nil (before the fresh backup of a
--- clone): then src's live files stand for it. mapping: where dst keeps src's data
--- outside the web root (tend.outside.map), rewritten in the config as well. Raises a usage error when the copy could end up
--- naming src's database, URL or web root.
-function M.plan(ctx, src, dst, snap, mapping)
-  local adapter, files = apps.get(dst.app), dst:config_paths()
-  local t = dst:transport()
-  local function text_of(f)
-    if snap then return snapshot_text(ctx, snap, f) end
-    return src:transport():read(src.path .. "/" .. f)
-  end
+-- refuse_linked(ctx, src, dst, snap, files): refused when a config file lies
+-- under a symlink of src's tree (a copy's would be written wherever it points).
+local function refuse_linked(ctx, src, dst, snap, files)
   local function is_link(dir)
     if snap then
       local row = ctx:catalog():first("SELECT type FROM manifest_files WHERE manifest_id = ? AND path = ?", snap.manifest_id, dir)
@@ -119,31 +110,68 @@ function M.plan(ctx, src, dst, snap, mapping)
         .. "inside the web root", f, dir, src.name, f, src.name, dir)
     end
   end
+end
+
+-- without_files(src, dst, fdb) -> nil: an app with no config file declared copies only
+-- when its database is a SQLite file at the same place in both trees; else refused.
+local function without_files(src, dst, fdb)
+  if not fdb then return nil end
+  local a, b = fdb, dst.db and db.parse_url(dst.db)
+  if a.driver == "sqlite" and b and b.driver == "sqlite" then
+    local rel = a.path:sub(1, #src.path + 1) == src.path .. "/" and a.path:sub(#src.path + 2)
+    if rel and b.path == dst.path .. "/" .. rel then return nil end -- the copy's own file, named alike
+  end
+  refuse(dst, "a copy of %s's files would still name %s's database in whatever file holds it (tend knows "
+    .. "no config file of a generic app): declare the files that hold its settings (tend instance edit %s "
+    .. "--config FILE), or copy the database only (--db-only)", src.name, src.name, dst.name)
+end
+
+-- target_db(ctx, src, dst, fdb) -> dst's database settings; refused when tend cannot
+-- tell them, or they are src's own database.
+local function target_db(ctx, src, dst, fdb)
+  local ok, s = pcall(function() return errors.check(dst:db_settings(ctx:vault())) end)
+  if not ok then
+    refuse(dst, "tend cannot tell which database the copy is to use (%s): give it one (tend instance edit %s --db URL)",
+      errors.message(s), dst.name)
+  end
+  if M.same_database(src, fdb, dst, s) then
+    refuse(dst, "its database is %s's own (%s): a copy needs a database of its own (tend instance edit %s --db URL, "
+      .. "or tend blank %s)", src.name, db.describe(fdb), dst.name, dst.name)
+  end -- (check_databases says the same for a copy of the database alone)
+  return s
+end
+
+-- keyed_file(plan, dst, f, live, base, tdb): a config file of an adapter with db_keys:
+-- kept when it names the copy's database already, else its keys written.
+local function keyed_file(plan, dst, f, live, base, tdb)
+  local adapter = plan.adapter
+  local named = live and parse(adapter, live, f)
+  if not tdb or (named and M.same_database(dst, named, dst, tdb) and named.user == tdb.user) then
+    plan.files[#plan.files + 1] = { file = f, keep = true, changes = { f .. ": kept (it names the copy's database)" } }
+    return
+  end
+  local text, why = apps.config_text(adapter, base, tdb)
+  if not text then refuse(dst, "%s", why) end
+  plan.files[#plan.files + 1] = { file = f, text = text, modes = { single = true },
+    changes = { ("%s: database settings set to the copy's (%s)"):format(f, db.describe(tdb)) } }
+end
+
+-- plan(ctx, src, dst, snap [, mapping]) -> plan | nil (nothing to plan: no config files
+-- and no database the files could name). snap may be nil (before the fresh backup of a
+-- clone): then src's live files stand for it. mapping: where dst keeps src's data
+-- outside the web root (tend.outside.map), rewritten in the config as well. Raises a
+-- usage error when the copy could end up naming src's database, URL or web root.
+function M.plan(ctx, src, dst, snap, mapping)
+  local adapter, files = apps.get(dst.app), dst:config_paths()
+  local t = dst:transport()
+  local function text_of(f)
+    if snap then return snapshot_text(ctx, snap, f) end
+    return src:transport():read(src.path .. "/" .. f)
+  end
+  refuse_linked(ctx, src, dst, snap, files)
   local fdb = source_db(ctx, src, text_of)
-  if #files == 0 then
-    if not fdb then return nil end
-    local a, b = fdb, dst.db and db.parse_url(dst.db)
-    if a.driver == "sqlite" and b and b.driver == "sqlite" then
-      local rel = a.path:sub(1, #src.path + 1) == src.path .. "/" and a.path:sub(#src.path + 2)
-      if rel and b.path == dst.path .. "/" .. rel then return nil end -- the copy's own file, named alike
-    end
-    refuse(dst, "a copy of %s's files would still name %s's database in whatever file holds it (tend knows "
-      .. "no config file of a generic app): declare the files that hold its settings (tend instance edit %s "
-      .. "--config FILE), or copy the database only (--db-only)", src.name, src.name, dst.name)
-  end
-  local tdb
-  if fdb then
-    local ok, s = pcall(function() return errors.check(dst:db_settings(ctx:vault())) end)
-    if not ok then
-      refuse(dst, "tend cannot tell which database the copy is to use (%s): give it one (tend instance edit %s --db URL)",
-        errors.message(s), dst.name)
-    end
-    tdb = s
-    if M.same_database(src, fdb, dst, tdb) then
-      refuse(dst, "its database is %s's own (%s): a copy needs a database of its own (tend instance edit %s --db URL, "
-        .. "or tend blank %s)", src.name, db.describe(fdb), dst.name, dst.name)
-    end -- (check_databases says the same for a copy of the database alone)
-  end
+  if #files == 0 then return without_files(src, dst, fdb) end
+  local tdb = fdb and target_db(ctx, src, dst, fdb) or nil
   local from = { url = src.url, root = src.path, db = fdb }
   local to = { url = dst.url, root = dst.path, db = tdb, folders = require("tend.outside").pairs_of(mapping) }
   local plan = { files = {}, password = tdb and tdb.password, to = to, from = from, adapter = adapter }
@@ -156,15 +184,7 @@ function M.plan(ctx, src, dst, snap, mapping)
         refuse(dst, "%s is in neither %s's web root nor %s", f, dst.name, snap and ("snapshot " .. snap.id) or src.name)
       end
     elseif adapter.db_keys then
-      local named = live and parse(adapter, live, f)
-      if not tdb or (named and M.same_database(dst, named, dst, tdb) and named.user == tdb.user) then
-        plan.files[#plan.files + 1] = { file = f, keep = true, changes = { f .. ": kept (it names the copy's database)" } }
-      else
-        local text, why = apps.config_text(adapter, base, tdb)
-        if not text then refuse(dst, "%s", why) end
-        plan.files[#plan.files + 1] = { file = f, text = text, modes = { single = true },
-          changes = { ("%s: database settings set to the copy's (%s)"):format(f, db.describe(tdb)) } }
-      end
+      keyed_file(plan, dst, f, live, base, tdb)
     else
       local r = settings.rewrite(base, f, from, to)
       for _, p in ipairs(r.problems) do problems[#problems + 1] = p end

@@ -6,6 +6,10 @@ local core = require "tend.core"
 
 local M = {}
 
+-- why(r) -> a failed client's message: its ERROR line (what the server said), else
+-- tend.transport.why's.
+function M.why(r) return r.stderr:match("ERROR[^\n]*") or require("tend.transport").why(r) end
+
 -- mysql_host("127.0.0.1:3307" | "localhost:/run/mysqld/mysqld.sock" | "db") -> {host, port, socket}
 function M.mysql_host(spec)
   local host, rest = spec:match("^([^:]*):(.+)$")
@@ -74,7 +78,7 @@ function M.mysql(t, s, sql, opts)
     return nil, msg, code
   end
   if r.code ~= 0 then
-    local why = r.stderr:match("ERROR[^\n]*") or r.stderr:match("[^\n]+") or ("exit " .. r.code)
+    local why = M.why(r)
     return nil, ("database %s: %s"):format(M.describe(s), why), "db"
   end
   return r.stdout
@@ -86,7 +90,7 @@ function M.ping(t, s)
     local r, msg, code = t:exec({ "sqlite3", "-readonly", "-batch", s.path,
       "SELECT sqlite_version(), count(*) FROM sqlite_master WHERE type = 'table'" }, { timeout = 60 })
     if not r then return nil, msg, code end
-    if r.code ~= 0 then return nil, ("database %s: %s"):format(M.describe(s), r.stderr:match("[^\n]+") or "sqlite3 failed"), "db" end
+    if r.code ~= 0 then return nil, ("database %s: %s"):format(M.describe(s), require("tend.transport").why(r)), "db" end
     local version, tables = r.stdout:match("^([^|]+)|(%d+)")
     return { server = "SQLite " .. (version or "?"), tables = tonumber(tables) }
   end

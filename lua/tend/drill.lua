@@ -42,7 +42,7 @@ end
 -- dir/files (modes, owners where we are root, mtimes, links, holes), its dump in
 -- dir/db/ (0600), each object verified as it is read.
 function M.restore(ctx, inst, snap, dir)
-  local restore = require "tend.restore"
+  local tree = require "tend.restore_tree"
   local lock <close> = snapshot.lock_store(ctx, "shared")
   local t, st = transport.open("local"), snapshot.store(ctx)
   local manifest = snapshot.manifest(ctx:catalog(), snap)
@@ -52,14 +52,14 @@ function M.restore(ctx, inst, snap, dir)
   local roots = outside.roots(manifest)
   local web, under, own = outside.split(manifest, roots)
   local function progress(n, bytes) return require("tend.progress").new(ctx, inst.name, n, bytes) end
-  local built = errors.check(restore.build(t, st, web, files, dir .. "/.none", {}, progress))
-  restore.finish_root(t, files, snap, files)
+  local built = errors.check(tree.build(t, st, web, files, dir .. "/.none", {}, progress))
+  tree.finish_root(t, files, snap, files)
   local out = { files = built.files, bytes = built.sent_bytes, unmade = built.unmade }
   -- each folder outside the web root under outside/, at its absolute path
   for _, root in ipairs(roots) do
     local at, o = dir .. "/outside" .. root, own[root]
-    local part = errors.check(restore.build(t, st, under[root], at, dir .. "/.none", {}, progress))
-    restore.finish_root(t, at, outside.root_attrs(o), at)
+    local part = errors.check(tree.build(t, st, under[root], at, dir .. "/.none", {}, progress))
+    tree.finish_root(t, at, outside.root_attrs(o), at)
     out.files, out.bytes = out.files + part.files, out.bytes + part.sent_bytes
     for _, u in ipairs(part.unmade) do out.unmade[#out.unmade + 1] = root .. "/" .. u end
   end

@@ -88,6 +88,49 @@ local function read_meta(file, text)
   return meta
 end
 
+-- from_export(st, file, entries, by, add) -> what the archive says: {kind, meta, db}.
+-- A tend export: files/ is the web root, outside/<abs> each folder outside it.
+local function from_export(st, file, entries, by, add)
+  local meta = read_meta(file, text_of(st, file, by["meta.json"]))
+  for _, e in ipairs(entries) do
+    local rel = e.path == "files" and "" or e.path:match("^files/(.+)$")
+    local abs = e.path:match("^outside(/.+)$")
+    if rel then add(rel, e, "files/") elseif abs then add(abs, e, "outside") end
+  end
+  return { kind = "tend export", meta = meta, db = meta.db_file and by[meta.db_file] }
+end
+
+-- from_tiki_manager(st, file, entries, by, add) -> {kind, meta, db, note}: a Tiki
+-- Manager backup, <id>-<name>/ with manifest.txt naming a folder per md5; its app folder
+-- is the web root, its data folders outside it are kept at their own paths.
+local function from_tiki_manager(st, file, entries, by, add)
+  local top
+  for _, e in ipairs(entries) do top = top or e.path:match("^([^/]+)/manifest%.txt$") end
+  if not top then
+    errors.usage("%s is neither a tend export (meta.json) nor a Tiki Manager backup (<id>-<name>/manifest.txt)", file)
+  end
+  local folders = tiki_manager_manifest(text_of(st, file, by[top .. "/manifest.txt"]))
+  local root
+  for _, f in pairs(folders) do if f.kind == "app" then root = f.path end end
+  if not root then errors.fail("%s: its manifest.txt names no app folder", file) end
+  local data = {} -- its folders outside the web root, in the snapshot at their own paths
+  for _, e in ipairs(entries) do
+    local md5, rest = e.path:match("^" .. top:gsub("%p", "%%%0") .. "/(%x+)/?(.*)$")
+    local f = md5 and folders[md5]
+    local abs = f and (rest ~= "" and (f.path .. "/" .. rest) or f.path)
+    if not f or abs == root then
+    elseif abs:sub(1, #root + 1) == root .. "/" then
+      add(abs:sub(#root + 2), e, top .. "/" .. md5 .. "/")
+    elseif f.kind == "data" and f.path:sub(1, 1) == "/" then
+      if abs == f.path then data[#data + 1] = f.path end
+      add(abs, e, top .. "/" .. md5 .. "/", f.path .. "/")
+    end
+  end
+  table.sort(data)
+  return { kind = "Tiki Manager backup", meta = {}, db = by[top .. "/database_dump.sql"],
+    note = #data > 0 and ("data outside the web root: %s"):format(table.concat(data, ", ")) or nil }
+end
+
 -- import(ctx, inst, file) -> snapshot id, summary
 function M.import(ctx, inst, file)
   if not core.fs.stat(file) then errors.usage("%s: no such file", file) end
@@ -98,9 +141,7 @@ function M.import(ctx, inst, file)
   local entries = snapshot.resolve_hardlinks(errors.check(core.archive.store_tar(file, st)))
   local by = {}
   for _, e in ipairs(entries) do by[e.path] = e end
-
-  local manifest, dbobj, dbbytes, meta, kind, note = {}, nil, nil, {}, nil, nil
-  local top_dir = {} -- the web root's own mode and mtime
+  local manifest, top_dir = {}, {} -- and the web root's own mode and mtime
   -- add(path, e [, strip]): e under path in the snapshot; its hard link's first name
   -- loses the same prefix (strip), and the root folder's own mode and mtime are kept.
   local function add(path, e, strip, base)
@@ -110,51 +151,9 @@ function M.import(ctx, inst, file)
     row.hardlink = leader or nil
     manifest[#manifest + 1] = row
   end
-
-  if by["meta.json"] then
-    kind = "tend export"
-    meta = read_meta(file, text_of(st, file, by["meta.json"]))
-    for _, e in ipairs(entries) do
-      local rel = e.path == "files" and "" or e.path:match("^files/(.+)$")
-      local abs = e.path:match("^outside(/.+)$")
-      if rel then add(rel, e, "files/") elseif abs then add(abs, e, "outside") end
-    end
-    local db = meta.db_file and by[meta.db_file]
-    if db then dbobj, dbbytes = db.sha256, db.size end
-  else
-    local top
-    for _, e in ipairs(entries) do
-      top = top or e.path:match("^([^/]+)/manifest%.txt$")
-    end
-    if not top then
-      errors.usage("%s is neither a tend export (meta.json) nor a Tiki Manager backup (<id>-<name>/manifest.txt)", file)
-    end
-    kind = "Tiki Manager backup"
-    local folders = tiki_manager_manifest(text_of(st, file, by[top .. "/manifest.txt"]))
-    local root
-    for _, f in pairs(folders) do if f.kind == "app" then root = f.path end end
-    if not root then errors.fail("%s: its manifest.txt names no app folder", file) end
-    local data = {} -- its folders outside the web root, in the snapshot at their own paths
-    for _, e in ipairs(entries) do
-      local md5, rest = e.path:match("^" .. top:gsub("%p", "%%%0") .. "/(%x+)/?(.*)$")
-      local f = md5 and folders[md5]
-      if f then
-        local abs = rest ~= "" and (f.path .. "/" .. rest) or f.path
-        if abs == root then
-        elseif abs:sub(1, #root + 1) == root .. "/" then
-          add(abs:sub(#root + 2), e, top .. "/" .. md5 .. "/")
-        elseif f.kind == "data" and f.path:sub(1, 1) == "/" then
-          if abs == f.path then data[#data + 1] = f.path end
-          add(abs, e, top .. "/" .. md5 .. "/", f.path .. "/")
-        end
-      end
-    end
-    local db = by[top .. "/database_dump.sql"]
-    if db then dbobj, dbbytes = db.sha256, db.size end
-    table.sort(data)
-    if #data > 0 then note = ("data outside the web root: %s"):format(table.concat(data, ", ")) end
-  end
-
+  local got = (by["meta.json"] and from_export or from_tiki_manager)(st, file, entries, by, add)
+  local meta, note = got.meta, got.note
+  local dbobj, dbbytes = got.db and got.db.sha256, got.db and got.db.size
   local bad, why = snapshot.unsafe(manifest)
   if bad then errors.fail("%s: unsafe path %q (%s); nothing imported", file, bad, why) end
   local files, bytes = snapshot.tally(manifest)
@@ -163,12 +162,12 @@ function M.import(ctx, inst, file)
     sent_bytes = 0, stored_bytes = 0, db_driver = dbobj and (meta.db_driver or "mysql") or nil,
     db_object = dbobj, db_bytes = dbbytes, consistent = true, root_mode = top_dir.mode, root_mtime_ns = top_dir.mtime_ns,
     root_uid = top_dir.uid, root_gid = top_dir.gid,
-    note = ("imported from %s (%s)%s"):format(file, kind, note and ("; " .. note) or "") }
+    note = ("imported from %s (%s)%s"):format(file, got.kind, note and ("; " .. note) or "") }
   errors.check(st:sync()) -- every object on disk before the snapshot that needs them
   snap.stored_bytes = st:written() - written
   local id = snapshot.record(ctx:catalog(), snap, manifest)
   snapshot.end_run(ctx, run, true)
-  return id, { kind = kind, files = files, bytes = bytes, db_bytes = dbbytes, note = note }
+  return id, { kind = got.kind, files = files, bytes = bytes, db_bytes = dbbytes, note = note }
 end
 
 return M

@@ -55,7 +55,7 @@ function M.exec(ctx, targets, argv, jobs)
   else
     for _, inst in ipairs(targets) do
       local ok, r, msg = pcall(inst.exec, inst, argv)
-      if not ok then r, msg = nil, errors.is(r) and r.msg or tostring(r) end
+      if not ok then r, msg = nil, errors.message(r) end
       report(inst, r, msg)
     end
   end

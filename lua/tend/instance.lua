@@ -157,6 +157,17 @@ local function set_tags(catalog, id, tags)
   end
 end
 
+-- parse_tags(list) -> {key = value}: --tag KEY=VALUE words; a usage error for a bad one.
+function M.parse_tags(list)
+  local tags = {}
+  for _, kv in ipairs(list or {}) do
+    local k, v = kv:match("^([%w._-]+)=(.*)$")
+    if not k then errors.usage("bad --tag %q: use KEY=VALUE", kv) end
+    tags[k] = v
+  end
+  return tags
+end
+
 -- add(catalog, name, fields, tags) -> Instance.  fields use CLI names (db-password-secret).
 function M.add(catalog, name, fields, tags)
   check_name(name)
@@ -329,17 +340,18 @@ end
 -- dotted number (2.3, 1.6.5, 10.0.0-rc1).
 M.VERSION_PATTERN = "(%d+%.%d+[%w.%-+]*)"
 
--- db_settings(vault) -> settings | nil, msg.  --db wins over the app's config file; the
--- password comes from the vault when --db-password-secret names one.
+-- db_settings(vault) -> settings | nil, msg, code.  --db wins over the app's config file;
+-- the password comes from the vault when --db-password-secret names one. Code "nodb":
+-- neither the instance nor its app declares a database (an app with no config file).
 function Instance:db_settings(vault)
-  local s, msg
+  local s, msg, code
   if self.db then
     s = assert(db.parse_url(self.db))
   else
     local adapter = apps.get(self.app)
     if not adapter then return nil, ("instance %s: unknown app %s"):format(self.name, self.app) end
-    s, msg = adapter.db_settings(self:transport(), self.path, self:config_paths())
-    if not s then return nil, ("instance %s: %s"):format(self.name, msg) end
+    s, msg, code = adapter.db_settings(self:transport(), self.path, self:config_paths())
+    if not s then return nil, ("instance %s: %s"):format(self.name, msg), code end
   end
   if self.db_password_secret then
     local secret, smsg = vault:get(self.db_password_secret)

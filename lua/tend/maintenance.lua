@@ -1,5 +1,6 @@
 -- maintenance: a page that answers 503 (with Retry-After) while a job changes a site.
--- WordPress has its own switch, a .maintenance file in the web root. Other apps (Tiki,
+-- An app with a switch of its own (WordPress's .maintenance file) names it in its
+-- adapter (`maintenance = {file =, php = function(bypass)}`). Other apps (Tiki,
 -- generic PHP) get a page of ours, reached two ways so that it works behind any web
 -- server that runs PHP: a rewrite rule in .htaccess (Apache), and a .user.ini whose
 -- auto_prepend_file runs the page before every PHP script (PHP-FPM and CGI, behind
@@ -71,12 +72,8 @@ function M.user_ini(served)
     .. ('auto_prepend_file = "%s/%s"\n'):format(served, PAGE)
 end
 
-local WP_FILE = ".maintenance"
--- $upgrading is read at each request: time() keeps WordPress from calling it stale
--- after its 10 minutes.
--- (tend's own look behind the page gets 0: long past, so WordPress runs).
-local WP_MAINTENANCE = "<?php $upgrading = (($_SERVER['HTTP_X_TEND_BYPASS'] ?? '') === '" .. M.BYPASS
-  .. "') ? 0 : time(); // written by tend; removed when it is done\n"
+-- own(adapter) -> the app's own switch {file, php} | nil (then the page is ours)
+local function own(adapter) return type(adapter.maintenance) == "table" and adapter.maintenance or nil end
 
 local function ours(t, path, mark)
   local src = t:read(path)
@@ -105,9 +102,8 @@ end
 -- on(t, root, adapter [, served]): the maintenance page up in the tree at root (served:
 -- where the web server will see that tree, when it is a staging tree). Idempotent.
 function M.on(t, root, adapter, served)
-  if adapter.maintenance == "wordpress" then
-    return errors.check(t:write(root .. "/" .. WP_FILE, WP_MAINTENANCE, 420))
-  end
+  local switch = own(adapter)
+  if switch then return errors.check(t:write(root .. "/" .. switch.file, switch.php(M.BYPASS), 420)) end
   errors.check(t:write(root .. "/" .. PAGE, M.PAGE_PHP, 420))
   put(t, root, ".htaccess", SAVED, M.HTACCESS, MARK)
   put(t, root, ".user.ini", SAVED_INI, M.user_ini(served or root), INI_MARK)
@@ -116,8 +112,9 @@ end
 -- off(t, root, adapter [, linger]): the site as it was before on(). Idempotent. linger:
 -- a FastCGI PHP may hold our .user.ini in its cache, so the page goes only later.
 function M.off(t, root, adapter, linger)
-  if adapter.maintenance == "wordpress" then
-    if t:stat(root .. "/" .. WP_FILE) then errors.check(t:remove(root .. "/" .. WP_FILE)) end
+  local switch = own(adapter)
+  if switch then
+    if t:stat(root .. "/" .. switch.file) then errors.check(t:remove(root .. "/" .. switch.file)) end
     return
   end
   take(t, root, ".htaccess", SAVED, MARK)
@@ -132,12 +129,18 @@ end
 
 -- is_on(t, root, adapter) -> boolean
 function M.is_on(t, root, adapter)
-  if adapter.maintenance == "wordpress" then return t:stat(root .. "/" .. WP_FILE) ~= nil end
+  local switch = own(adapter)
+  if switch then return t:stat(root .. "/" .. switch.file) ~= nil end
   return ours(t, root .. "/.htaccess", MARK) or ours(t, root .. "/.user.ini", INI_MARK) or false
 end
 
--- The files maintenance adds to a tree: not part of the site, never backed up as such.
-M.FILES = { WP_FILE, PAGE, SAVED, SAVED_INI }
+-- files(adapter) -> the files maintenance adds to a tree: not part of the site, never
+-- watched as such.
+function M.files(adapter)
+  local out = { PAGE, SAVED, SAVED_INI }
+  if own(adapter) then out[#out + 1] = own(adapter).file end
+  return out
+end
 
 -- What PHP says about itself, asked through the URL by a script in the web root.
 local PROBE = [[<?php
@@ -177,7 +180,7 @@ end
 
 local function is_page(r, adapter)
   if not r or r.status ~= 503 then return false end
-  return adapter.maintenance == "wordpress" or r.headers["x-tend-maintenance"] == "on"
+  return own(adapter) ~= nil or r.headers["x-tend-maintenance"] == "on"
 end
 
 -- up(ctx, inst, opts) -> page {fcgi}, for down(): the page on in inst's web root and, when inst has a URL,
@@ -207,7 +210,7 @@ function M.up(ctx, inst, opts)
     return page
   end
   local settle = 0
-  if adapter.maintenance ~= "wordpress" then
+  if not own(adapter) then
     local p, why = probe(inst, t)
     if not p then return unseen(why) end
     if p.sapi == "cli-server" then
@@ -256,7 +259,7 @@ end
 function M.down(inst, page, say)
   local t, adapter = inst:transport(), require("tend.apps").get(inst.app)
   if not page then
-    local p = adapter.maintenance ~= "wordpress" and inst.url and M.is_on(t, inst.path, adapter) and probe(inst, t)
+    local p = not own(adapter) and inst.url and M.is_on(t, inst.path, adapter) and probe(inst, t)
     page = { fcgi = not (p and not p.sapi:match("fpm") and not p.sapi:match("cgi")) }
   end
   M.off(t, inst.path, adapter, page.fcgi)

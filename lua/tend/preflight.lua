@@ -24,6 +24,6 @@ return function(ctx, insts)
       local settings = inst:db_settings(ctx:vault())
       if settings then errors.check(require("tend.db").ping(t, settings)) end
     end)
-    if not ok then return ("%s: %s"):format(inst.name, errors.is(err) and err.msg or tostring(err)) end
+    if not ok then return ("%s: %s"):format(inst.name, errors.message(err)) end
   end
 end

@@ -4,7 +4,6 @@
 -- however often it runs.
 local core = require "tend.core"
 local errors = require "tend.errors"
-local why = require("tend.transport").why
 
 local M = {}
 
@@ -31,19 +30,19 @@ local function sql(ctx, inst, file)
   if s.driver == "mysql" then return errors.check(require("tend.db").mysql(inst:transport(), s, text, { timeout = 3600 })) end
   local r, msg = inst:transport():exec({ "sqlite3", "-bail", s.path }, { stdin = text })
   if not r then errors.fail("%s: %s", file, msg) end
-  if r.code ~= 0 then errors.fail("%s: %s", file, r.stderr:match("([^\n]+)") or ("sqlite3 exit " .. r.code)) end
+  if r.code ~= 0 then errors.fail("%s: %s", file, require("tend.transport").why(r)) end
 end
 
--- apply(ctx, inst, profile, opts) -> {files, sql, lua} | {tiki = true}.  opts.repo: Tiki's.
+-- apply(ctx, inst, profile, opts) -> {files, sql, lua} | {app = true}: a folder, else a
+-- profile the app applies itself (its adapter's apply_profile; opts.repo: where from).
 function M.apply(ctx, inst, profile, opts)
   local st = core.fs.stat(profile)
   if not st or st.type ~= "dir" then
-    if inst.app ~= "tiki" then errors.usage("profile %s: no such folder", profile) end
-    local r, msg = inst:exec({ "php", "console.php", "profile:apply", profile, opts.repo or "profiles.tiki.org" })
-    if not r or r.code ~= 0 then
-      errors.fail("Tiki profile %s: %s", profile, msg or why(r))
-    end
-    return { instance = inst.name, profile = profile, tiki = true }
+    local adapter = require("tend.apps").get(inst.app)
+    if not adapter.apply_profile then errors.usage("profile %s: no such folder", profile) end
+    local ok, msg = adapter.apply_profile(inst:transport(), inst.path, profile, opts.repo)
+    if not ok then errors.fail("%s profile %s: %s", (adapter.name:gsub("^%l", string.upper)), profile, msg) end
+    return { instance = inst.name, profile = profile, app = true }
   end
   local done = { instance = inst.name, profile = profile, files = 0, sql = 0, lua = false }
   if core.fs.stat(profile .. "/files") then copy(inst:transport(), profile .. "/files", inst.path, "", done) end

@@ -112,7 +112,7 @@ function M.load(source, origin)
   local chunk, msg = load(source, "@" .. origin, "t", strict_env(label))
   if not chunk then errors.fail("%s: %s", label, msg) end
   local ok, r = pcall(chunk)
-  if not ok then errors.fail("%s: %s", label, errors.is(r) and r.msg or tostring(r)) end
+  if not ok then errors.fail("%s: %s", label, errors.message(r)) end
   r = M.validate(r, label)
   r.origin = origin
   return r
@@ -150,7 +150,7 @@ function M.all()
     seen[name] = true
     local ok, r = pcall(M.load, src, origin)
     out[#out + 1] = { name = name, origin = origin,
-      summary = ok and r.summary or ("(broken: " .. (errors.is(r) and r.msg or tostring(r)) .. ")") }
+      summary = ok and r.summary or ("(broken: " .. (errors.message(r)) .. ")") }
   end
   for _, dir in ipairs(M.path()) do
     for _, f in ipairs(fs.list(dir) or {}) do
@@ -208,7 +208,9 @@ local function by_option(params, word)
 end
 
 -- parse_args(ctx, r, argv) -> args.  Options --name VALUE (or --name=VALUE), bools as
--- --name / --no-name, positionals in the order the positional params are declared.
+-- --name / --no-name (or --name=false), positionals in the order the positional params
+-- are declared, everything after -- positional. The one parser: built-in commands
+-- declare their options as params too (cli's getopts; r.builtin: no `tend help` hint).
 function M.parse_args(ctx, r, argv)
   local raw, positionals, i = {}, {}, 1 -- raw[p] = {text, ...}: converted once all is read
   local function give(p, text)
@@ -223,7 +225,9 @@ function M.parse_args(ctx, r, argv)
       break
     elseif word:sub(1, 1) == "-" and #word > 1 and not tonumber(word) then
       local p, value = by_option(r.params, name or word)
-      if not p then errors.usage("%s: unknown option %s (tend help %s)", r.name, name or word, r.name) end
+      if not p then
+        errors.usage("%s: unknown option %s%s", r.name, name or word, r.builtin and "" or (" (tend help " .. r.name .. ")"))
+      end
       if p.type == "bool" and not inline then
         give(p, value == nil and true or value)
       else
@@ -263,6 +267,40 @@ function M.parse_args(ctx, r, argv)
     end
   end
   return args
+end
+
+-- getopts(argv, spec, what) -> opts, positionals.  spec: {name = "value"|"bool"|"list"}:
+-- a built-in command's options, parsed as a recipe's params are (parse_args), so
+-- --name=VALUE, --no-name and -- behave the same everywhere.
+function M.getopts(argv, spec, what)
+  local params = {}
+  for name, kind in pairs(spec) do
+    params[#params + 1] = { name = name, type = kind == "bool" and "bool" or "string", list = kind == "list" or nil,
+      short = #name == 1 and name or nil }
+  end
+  table.sort(params, function(a, b) return a.name < b.name end)
+  params[#params + 1] = { name = " words", type = "string", positional = true, list = true }
+  local opts = M.parse_args(nil, { name = what, params = params, builtin = true }, argv)
+  local pos = opts[" words"] or {}
+  opts[" words"] = nil
+  return opts, pos
+end
+
+-- argv(r, args) -> the words that parse back into args: a child tend running the same
+-- recipe (ctx:each). Instances by name, durations in seconds, nil args left out.
+function M.argv(r, args)
+  local words, positionals = {}, {}
+  for _, p in ipairs(r.params) do
+    local v = args[p.name]
+    for _, x in ipairs(v == nil and {} or (p.list and v or { v })) do
+      local text = type(x) == "table" and x.name or tostring(x)
+      if p.positional then positionals[#positionals + 1] = text
+      elseif p.type == "bool" then words[#words + 1] = (x and "--" or "--no-") .. p.name
+      else words[#words + 1] = ("--%s=%s"):format(p.name, text) end
+    end
+  end
+  words[#words + 1] = "--"
+  return table.move(positionals, 1, #positionals, #words + 1, words)
 end
 
 -- call(ctx, name, argv) -> what the recipe's run returns: one recipe run from another.

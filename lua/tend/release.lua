@@ -69,7 +69,7 @@ function M.install(t, root, base, entry)
     local x, xmsg = t:exec({ "tar", "-xmf", remote, "--no-same-owner", "--strip-components=" .. strip, "-C", root })
     t:exec({ "rm", "-f", "--", remote })
     if not x then errors.fail("%s", xmsg) end
-    if x.code ~= 0 then errors.fail("unpacking %s: %s", entry.file, x.stderr:match("[^\n]+") or ("tar exit " .. x.code)) end
+    if x.code ~= 0 then errors.fail("unpacking %s: %s", entry.file, require("tend.transport").why(x)) end
   end)
   os.remove(tmp)
   if not ok then error(err, 0) end

@@ -26,7 +26,7 @@ local Bound = { __index = Methods, __tostring = instance.Instance.__tostring, __
 
 -- inst:backup([opts]) -> snapshot (a killed restore is rolled back first, as the recipe does)
 function Methods:backup(opts)
-  require("tend.restore").recover(self.ctx, self)
+  require("tend.restore_journal").recover(self.ctx, self)
   local _, snap = require("tend.backup").run(self.ctx, self, opts)
   return snapshot_of(self, snap)
 end

@@ -118,13 +118,13 @@ function M.sync(ctx)
   end
   -- exit 1 with "no crontab for USER" is an empty crontab
   if r.code ~= 0 and not r.stderr:find("no crontab", 1, true) then
-    errors.fail("crontab -l: %s", r.stderr:match("[^\n]+") or ("exit " .. r.code))
+    errors.fail("crontab -l: %s", require("tend.transport").why(r))
   end
   local current = r.code == 0 and r.stdout or ""
   local text = M.merged(current, ctx)
   if text == current then return false, text end
   local w = errors.check(core.proc.run({ "crontab", "-" }, { stdin = text, timeout = 30 }))
-  if w.code ~= 0 then errors.fail("crontab -: %s", w.stderr:match("[^\n]+") or ("exit " .. w.code)) end
+  if w.code ~= 0 then errors.fail("crontab -: %s", require("tend.transport").why(w)) end
   return true, text
 end
 
@@ -218,25 +218,19 @@ function M.run(ctx, name)
       run.status, run.exit_code, run.error, run.log = "failed", 1, cause, "preflight: " .. cause .. "\n"
       return
     end
-    local r, msg = core.proc.run({ core.exe or "tend", "--home", ctx.home, table.unpack(job.argv) },
-      { timeout = job.timeout, env = { TEND_LUA_DIR = core.lua_dir or false } })
-    if not r then
+    -- the job's tend hands back its exit code and message (tend.child); its output is the log
+    local o, msg = require("tend.child").run(ctx, job.argv, job.timeout)
+    if not o then
       run.status, run.exit_code, run.error, run.log = "failed", 1, msg, msg .. "\n"
       return
     end
-    run.log = r.stderr .. (r.stdout ~= "" and ("\n" .. r.stdout) or "")
-    run.exit_code = r.code or 1
-    run.status = r.code == 0 and "ok" or "failed"
-    if run.status == "failed" then
-      local last
-      for line in r.stderr:gmatch("[^\n]+") do
-        if line:match("^tend: ") and not line:match("^tend: warning: ") then last = line end
-      end
-      run.error = last and last:gsub("^tend: ", "") or ("exit " .. tostring(r.code or r.signal))
-    end
+    run.log = o.stderr .. (o.stdout ~= "" and ("\n" .. o.stdout) or "")
+    run.exit_code = o.code or 1
+    run.status = o.code == 0 and "ok" or "failed"
+    if run.status == "failed" then run.error = o.error or ("exit " .. tostring(o.code)) end
   end)
   if not ok then -- tend's own failure around the job: recorded and alerted all the same
-    local msg = errors.is(err) and err.msg or tostring(err)
+    local msg = errors.message(err)
     run.status, run.exit_code, run.error, run.log = "failed", 1, msg, (run.log or "") .. msg .. "\n"
   end
   run.finished_at = os.time()

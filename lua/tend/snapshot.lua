@@ -76,7 +76,7 @@ function M.sweep(ctx)
   local store_lock = core.fs.lock(ctx.home .. "/store/lock", "exclusive", false)
   if store_lock then
     local st, keep = ctx:store(), M.referenced(ctx:catalog())
-    for hex in pairs(require("tend.restore").pinned(ctx)) do keep[hex] = true end
+    for hex in pairs(require("tend.restore_journal").pinned(ctx)) do keep[hex] = true end
     for _, run in ipairs(ended) do
       local f = io.open(run.path, "rb")
       for hex in (f and f:read("a") or ""):gmatch("(%x+)\n") do

@@ -15,6 +15,21 @@ function Instance:preflight()
   if cause then errors.fail("%s", cause) end
 end
 
+-- recover(): a restore of this instance that was killed midway is rolled back (its
+-- journal says how); nothing when none was.
+function Instance:recover()
+  require("tend.restore_journal").recover(self.ctx, self)
+end
+
+-- backup_start(opts) -> job: a backup in steps (tend.backup: job:files(),
+-- job:database(), job:record()), to be closed: `local job <close> = ...`.
+-- opts: rehash, exclude.
+function Instance:backup_start(opts)
+  local o = { progress = say(self) }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return require("tend.backup").start(self.ctx, self, o)
+end
+
 -- backup(opts) -> the snapshot row, its summary in .summary.  opts: rehash.
 function Instance:backup(opts)
   local id, summary = require("tend.backup").run(self.ctx, self,
@@ -30,6 +45,112 @@ function Instance:restore(snap, opts)
   local o = { progress = say(self) }
   for k, v in pairs(opts or {}) do o[k] = v end
   return require("tend.restore").run(self.ctx, self, snap, o)
+end
+
+-- snapshot(id) -> the snapshot of this instance with that id, or its newest without one;
+-- a usage error when there is none.
+function Instance:snapshot(id)
+  local snapshot, catalog = require "tend.snapshot", self.ctx:catalog()
+  if id then return snapshot.get(catalog, self, id) end
+  return snapshot.latest(catalog, self) or errors.usage("%s has no snapshots (tend backup %s)", self.name, self.name)
+end
+
+-- restore_start(snap, opts) -> job: a restore into this instance in steps (tend.restore:
+-- job:stage(), job:database(), job:swap(), job:finish(), or job:database_only()), to be
+-- closed: `local job <close> = ...`. opts.from: the instance snap is of (default this
+-- one: a copy when it is another); the rest as restore.run's.
+function Instance:restore_start(snap, opts)
+  local o = { progress = say(self), target = self }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.from = nil
+  return require("tend.restore").start(self.ctx, opts and opts.from or self, snap, o)
+end
+
+-- command(argv) -> its stdout: argv run in the web root (a shell line when a string),
+-- which must succeed; raises its last line of stderr (or "exit N") when it fails.
+function Instance:command(argv)
+  local r, msg = self:exec(argv)
+  if not r then error(msg, 0) end
+  if r.code ~= 0 then error(require("tend.transport").why(r), 0) end
+  return r.stdout
+end
+
+-- unregister(): out of tend's catalog; its files and database untouched.
+function Instance:unregister()
+  require("tend.instance").rm(self.ctx:catalog(), self.name)
+end
+
+-- check_empty(): its web root is missing or empty (where a new instance may go).
+function Instance:check_empty()
+  local t = self:transport()
+  if t:stat(self.path) and #(t:list(self.path) or {}) > 0 then errors.fail("%s is not empty", self.path) end
+end
+
+-- db_driver() -> "mysql", "sqlite" or nil: what its --db names (nil: none given).
+function Instance:db_driver()
+  local s = self.db and require("tend.db").parse_url(self.db)
+  return s and s.driver
+end
+
+-- install(opts): its code put in its web root: opts.repo cloned at opts.version (a tag),
+-- or that version's tarball of opts.releases checked against SHA256SUMS and unpacked.
+function Instance:install(opts)
+  local t = self:transport()
+  if opts.repo then
+    say(self)("cloning %s at %s", opts.repo, opts.version)
+    local r, msg = t:exec({ "git", "clone", "--quiet", "--branch", opts.version, "--", opts.repo, self.path }, { timeout = 1800 })
+    if not r or r.code ~= 0 then errors.fail("git clone: %s", msg or require("tend.transport").why(r)) end
+    return
+  end
+  local release = require "tend.release"
+  local entry = release.target(release.list(opts.releases), nil, opts.version)
+  say(self)("unpacking %s", entry.file)
+  errors.check(t:mkdir_p(self.path, 493))
+  release.install(t, self.path, opts.releases, entry)
+end
+
+-- copy_check(src, opts, snap) -> plan, lines: every refusal of a copy of src onto this
+-- instance, made before anything is done on either side (tend.copy.check_target); the
+-- plan of its config files, and what it changes in them, one line each (passwords as
+-- ********). opts: overwrite_production, db_only.
+function Instance:copy_check(src, opts, snap)
+  local plan = require("tend.copy").check_target(self.ctx, src, self, opts or {}, snap)
+  return plan, require("tend.copy_config").changes(plan)
+end
+
+-- copy_from(src, snap, opts) -> summary: this instance made a copy of src as in snap,
+-- behind its maintenance page (tend.copy.clone). opts: plan (copy_check's), files_only,
+-- db_only, redact, overwrite_production, without_page, keep_maintenance.
+function Instance:copy_from(src, snap, opts)
+  local o = { progress = say(self) }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return require("tend.copy").clone(self.ctx, src, self, snap, o)
+end
+
+-- data_from(src, snap, opts) -> summary: src's database and data folders as in snap,
+-- this instance's code and config untouched (tend.copy.migrate_data).
+function Instance:data_from(src, snap, opts)
+  local o = { progress = say(self) }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return require("tend.copy").migrate_data(self.ctx, src, self, snap, o)
+end
+
+-- source(kind) -> the instance this one is kind of ("mirror-of", "pre-dogfood-of"), and
+-- the lag; a usage error when it is linked to none.
+function Instance:source(kind)
+  return require("tend.copy").source_of(self.ctx, self, kind)
+end
+
+-- snapshot_aged(lag, now) -> its newest snapshot at least lag seconds old at now.
+function Instance:snapshot_aged(lag, now)
+  local snap, why = require("tend.copy").mirror_pick(self.ctx, self, lag, now or os.time())
+  if not snap then errors.fail("%s", why) end
+  return snap
+end
+
+-- copy_of() -> {source_id, snapshot_id, kind, at} | nil: what tend last copied here.
+function Instance:copy_of()
+  return require("tend.copy").copy_of(self.ctx, self)
 end
 
 -- maintenance_on(opts) -> page: the page up and seen over HTTP (exit 2 when it cannot be
@@ -65,6 +186,23 @@ end
 function Instance:http_check()
   local why = require("tend.update").health(self)
   if why then errors.fail("the site is not well: %s", why) end
+end
+
+-- watch_scan() -> {path = entry}: every file of it hashed on its host (and its
+-- --watch-path entries), by content.
+function Instance:watch_scan()
+  return require("tend.watch").scan(self.ctx, self)
+end
+
+-- watch_baseline() -> {path = entry}, accepted_at | nil: the accepted baseline and when.
+function Instance:watch_baseline()
+  local before = require("tend.watch").baseline(self.ctx, self)
+  return before, before and tonumber(self.ctx:catalog():meta("watch.accepted." .. self.id))
+end
+
+-- watch_set(now, paths): the baseline becomes now (watch_scan's), whole or for paths.
+function Instance:watch_set(now, paths)
+  require("tend.watch").accept(self.ctx, self, now, paths)
 end
 
 -- watch_accept(): the files as they are now become the watch baseline (after new code).

@@ -116,12 +116,12 @@ function Ssh:exec_live(cmd)
   return { code = status, signal = sig, stdout = "", stderr = "" }
 end
 
--- run argv; a non-zero exit becomes nil, "spec: stderr's first line", code.
+-- run argv; a non-zero exit becomes nil, "spec: why(r)", code.
 function Ssh:run(argv)
   local r, msg, code = self:exec(argv)
   if not r then return nil, msg, code end
   if r.code ~= 0 then
-    local why = r.stderr:match("[^\n]+") or ("exit " .. r.code)
+    local why = M.why(r)
     return nil, ("%s: %s"):format(self.spec, why), why:match("No such file") and "enoent" or "remote"
   end
   return r.stdout
@@ -237,9 +237,20 @@ for _, class in ipairs({ Local, Ssh }) do
   end
 end
 
--- why(r) -> what a finished command said of its failure: its last line on stderr, or
--- its exit status.
-function M.why(r) return r.stderr:match("([^\n]+)\n?$") or ("exit " .. tostring(r.code)) end
+-- why(r) -> what a finished command said of its failure, in one line: the last line of
+-- its stderr (what a login shell's rc files print comes first), but for the closing
+-- summary of tar and the like, which points back to the line before; or its exit status.
+-- The one way tend words a failed command.
+function M.why(r)
+  local lines = {}
+  for line in (r.stderr or ""):gmatch("[^\n]+") do lines[#lines + 1] = line end
+  local last = lines[#lines]
+  if last and last:match("Exiting with failure status") and #lines > 1 then last = lines[#lines - 1] end
+  return last or ("exit " .. tostring(r.code))
+end
+
+-- stream_why(stream, status) -> the same for a stream (t:open) that ended with status.
+function M.stream_why(stream, status) return M.why({ stderr = stream:stderr(), code = status }) end
 
 -- parse_sha256(text) -> {path = hex}: sha256sum's lines for "./PATH" names.
 function M.parse_sha256(text)

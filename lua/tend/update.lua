@@ -25,7 +25,7 @@ function M.migrate(inst, say)
   local r, msg = inst:exec(cmd)
   if not r then return msg end
   if r.code ~= 0 then
-    return ("the migration (%s) failed: %s"):format(cmd, r.stderr:match("([^\n]+)\n?$") or r.stdout:match("([^\n]+)\n?$") or ("exit " .. r.code))
+    return ("the migration (%s) failed: %s"):format(cmd, r.stderr:match("%S") and require("tend.transport").why(r) or r.stdout:match("([^\n]+)\n?$") or ("exit " .. r.code))
   end
 end
 

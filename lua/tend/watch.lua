@@ -16,9 +16,10 @@ local FORMAT = "%y\\0%m\\0%U\\0%G\\0%s\\0%p\\0%l\\0"
 -- patterns(inst) -> what watch leaves out: the app's caches, the instance's own list.
 function M.patterns(inst)
   local out = {}
-  for _, p in ipairs(require("tend.apps").get(inst.app).ignore or {}) do out[#out + 1] = p end
+  local adapter = require("tend.apps").get(inst.app)
+  for _, p in ipairs(adapter.ignore or {}) do out[#out + 1] = p end
   for p in (inst.watch_ignore or ""):gmatch("[^\n]+") do out[#out + 1] = p end
-  for _, p in ipairs(require("tend.maintenance").FILES) do out[#out + 1] = p end
+  for _, p in ipairs(require("tend.maintenance").files(adapter)) do out[#out + 1] = p end
   return out
 end
 
@@ -59,7 +60,7 @@ local function list(t, root, ignore, prefix, only)
   if only then
     local r, msg, code = t:exec({ "find", "./" .. only, "-maxdepth", "0", "-printf", FORMAT }, { cwd = root })
     if not r then return nil, msg, code end
-    if r.code ~= 0 then return nil, ("list %s/%s: %s"):format(root, only, r.stderr:match("[^\n]+") or "find failed"), "remote" end
+    if r.code ~= 0 then return nil, ("list %s/%s: %s"):format(root, only, require("tend.transport").why(r)), "remote" end
     return parse(r.stdout, root, prefix)
   end
   local argv = backup.find_argv({ "sh", "-c", LIST_AND_HASH, "sh", FORMAT, transport.SHA256SUM, "." }, ignore)
@@ -67,7 +68,7 @@ local function list(t, root, ignore, prefix, only)
   if not r then return nil, msg, code end
   local at = r.stdout:find(MARK, 1, true)
   if r.code == 3 or not at then
-    return nil, ("list %s: %s"):format(root, r.stderr:match("[^\n]+") or ("find exit " .. r.code)), "remote"
+    return nil, ("list %s: %s"):format(root, require("tend.transport").why(r)), "remote"
   end
   local hashes = r.code ~= 127 and transport.parse_sha256(r.stdout:sub(at + #MARK)) or nil
   return parse(r.stdout:sub(1, at - 1), root, prefix), hashes

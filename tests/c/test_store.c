@@ -53,6 +53,29 @@ static void test_put_get(void **state)
 	ctest_rm_tree(dir);
 }
 
+static void test_close(void **state)
+{
+	lua_State *L = *state;
+	char dir[32];
+	ctest_tempdir(L, dir);
+	lua_is(L,
+	       "local hex\n"
+	       "do\n"
+	       "  local st <close> = assert(core.store.open(dir .. '/s'))\n"
+	       "  hex = st:put_string('kept')\n"
+	       "  assert(st:sync())\n"
+	       "end\n"
+	       "local st = assert(core.store.open(dir .. '/s'))\n"
+	       "local unsynced = st:put_string('never indexed')\n"
+	       "st:close(); st:close()\n"
+	       "local ok, err = pcall(st.has, st, hex)\n"
+	       "local again = assert(core.store.open(dir .. '/s'))\n"
+	       "return table.concat({tostring(ok), tostring(err):match('used after close') or tostring(err),\n"
+	       "  again:get_string(hex), tostring(again:has(unsynced))}, ' ')",
+	       "false used after close kept false");
+	ctest_rm_tree(dir);
+}
+
 static void test_files_and_damage(void **state)
 {
 	lua_State *L = *state;
@@ -237,6 +260,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_put_get),
+		cmocka_unit_test(test_close),
 		cmocka_unit_test(test_files_and_damage),
 		cmocka_unit_test(test_packs),
 		cmocka_unit_test(test_heal),

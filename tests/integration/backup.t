@@ -71,12 +71,13 @@ cp "$WP_PATH/wp-config.php" "$(harness_tmp)/wp-config.good"
 sed -i "s/define( 'DB_PASSWORD', .*/define( 'DB_PASSWORD', 'wrong' );/" "$WP_PATH/wp-config.php"
 err=$("$TEND" backup wp 2>&1 >/dev/null); rc=$?
 cp "$(harness_tmp)/wp-config.good" "$WP_PATH/wp-config.php"
-like "$rc:$err" "^1:.*tend: backup: wp: database mysql:.*Access denied" "a dump that fails fails the backup, in one line"
+like "$rc:$err" "^1:.*tend: backup: wp: database: database mysql:.*Access denied" "a dump that fails fails the backup, in one line"
 is "$(count)" "$n" "... and records no snapshot"
 "$TEND" instance add gone --app generic --host "$SSHD_URL" \
   --ssh-key "$SSHD_KEY" --path "$(harness_tmp)/nowhere" >/dev/null 2>&1
 err=$("$TEND" backup gone 2>&1 >/dev/null); rc=$?
-like "$rc:$err" "^1:tend: backup: instance gone: .*nowhere not found" "a missing web root fails in one line"
+like "$rc:$(grep -c '^tend:' <<<"$err"):$(tail -n1 <<<"$err")" "^1:1:tend: backup: gone: prepare: .*nowhere not found" \
+  "a missing web root fails in one line, after the steps' progress"
 
 # --all: every instance, a failure named in the summary.
 err=$("$TEND" backup --all 2>&1 >/dev/null); rc=$?
@@ -87,6 +88,28 @@ err=$("$TEND" backup --all -j 2 2>&1 >/dev/null); rc=$?
 like "$rc:$err" "^1:.*tend: warning: backup gone: .*nowhere not found
 .*1 of 2 backups failed: gone" "--all -j 2: the same, two at a time"
 is "$(count)" "$((n + 2))" "... the good one got its snapshot"
+like "$err" "backup gone: prepare: .*nowhere not found" "... the failure names its step, and the instance once"
+
+# Each child hands back its own exit code and message: a restore of "busy" is running
+# (its journal there, its lock held), so its backup stops with exit 4.
+"$TEND" instance add busy --app generic --host "$SSHD_URL" \
+  --ssh-key "$SSHD_KEY" --path "$(harness_tmp)/nowhere" >/dev/null 2>&1
+busy=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT id FROM instances WHERE name = 'busy'")
+mkdir -p "$TEND_HOME/journal" "$TEND_HOME/locks"
+echo '{}' > "$TEND_HOME/journal/restore-$busy-files.json"
+flock "$TEND_HOME/locks/restore-$busy.lock" sleep 120 & holder=$!
+wait_for "busy's restore lock" 10 sh -c "! flock -n '$TEND_HOME/locks/restore-$busy.lock' true" || bail "could not hold busy's restore lock"
+for j in 1 3; do
+  out=$("$TEND" --json backup --all -j $j 2>/dev/null); rc=$?
+  got=$(printf '%s' "$out" | python3 -c 'import json,sys
+for e in json.load(sys.stdin): print(e["instance"], e.get("code", 0), e.get("error") or "snapshot %d" % e["snapshot"])')
+  like "$rc:$got" "^1:busy 4 a restore of it is running; try again when it ends
+gone 1 prepare: .*nowhere not found
+wp 0 snapshot [0-9]+$" "--all -j $j --json: an entry per instance, each failure with its own exit code and message"
+done
+kill $holder 2>/dev/null; wait $holder 2>/dev/null
+rm -f "$TEND_HOME/journal/restore-$busy-files.json"
+"$TEND" instance rm busy >/dev/null 2>&1
 "$TEND" instance rm gone >/dev/null 2>&1
 
 # Exclusions: this run's --exclude, then the instance's own list.

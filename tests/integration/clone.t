@@ -238,8 +238,8 @@ printf '<?php\ndefine("SHOP_DSN", "mysql://shop:secret@127.0.0.1/shop");\n' > "$
 "$TEND" instance add gdst --app generic --path "$T/shop-dst" --db "mysql://shop_copy@127.0.0.1:$MARIADB_PORT/shop_copy" >/dev/null 2>&1
 gsnaps=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots")
 for argv in "clone gsrc gdst" "clone gsrc gdst --files-only"; do
-  out=$("$TEND" $argv 2>&1); rc=$?
-  like "$rc:$out" "^2:tend: gdst: a copy of gsrc's files would still name gsrc's database .*--config FILE.*nothing was changed" "$argv is refused (exit 2), saying why"
+  out=$("$TEND" --quiet $argv 2>&1); rc=$?
+  like "$rc:$out" "^2:tend: gdst: check: a copy of gsrc's files would still name gsrc's database .*--config FILE.*nothing was changed" "$argv is refused (exit 2), saying why"
 done
 ok "... and the target was not touched" test ! -e "$T/shop-dst"
 is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots")" "$gsnaps" "... nor the source backed up"

@@ -52,7 +52,7 @@ for round in 1 2; do
   wait_for "the restore to reach restore.db-emptied ($round)" 60 test -e "$TEND_HOME/paused-restore.db-emptied"
   wait_for "the drops to run ($round)" 20 no_tables
   kill -KILL "$tend"; wait "$tend" 2>/dev/null
-  wait_for "the helper to die ($round)" 10 sh -c "! pgrep -f -- 'restore wp [0-9]+ --db-only'"
+  wait_for "the helper to die ($round)" 10 sh -c "! pgrep -f -- 'helper restore-db [w]p [0-9]+'"
   rm -f "$TEND_HOME/paused-restore.db-emptied"
   safety=$(cat "$TEND_HOME"/journal/*-db.json 2>/dev/null | sed -n 's/.*"safety":"\([0-9a-f]*\)".*/\1/p')
   ok "killed after the drops ($round): the journal names the safety dump" test -n "$safety"
@@ -73,9 +73,9 @@ snap=$(cat_db "SELECT max(id) FROM snapshots")
 dump=$(cat_db "SELECT db_object FROM snapshots WHERE id = $snap")
 flip_object "$dump"
 before_rows=$(wrows)
-out=$("$TEND" restore wp "$snap" --db-only 2>&1); rc=$?
+out=$("$TEND" --quiet restore wp "$snap" --db-only 2>&1); rc=$?
 is "$rc" 1 "a restore from a damaged dump fails"
-like "$out" "^tend: restore: snapshot $snap: its database dump does not read back \(store: object ${dump:0:12} is damaged\) \(the instance is as it was\)$" "... saying the dump is damaged"
+like "$out" "^tend: restore: wp: prepare: snapshot $snap: its database dump does not read back \(store: object ${dump:0:12} is damaged\) \(the instance is as it was\)$" "... saying the dump is damaged"
 is "$(printf '%s\n' "$out" | grep -c .)" 1 "... in one line"
 is "$(wrows):$(tables)" "$before_rows:$good_tables" "... and the database is untouched"
 out=$("$TEND" restore wp "$snap" 2>&1); rc=$?

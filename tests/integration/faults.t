@@ -26,7 +26,7 @@ pkill -KILL -P "$(cat "$SSHD_PIDFILE")"   # the listener's children: one sshd pe
 wait "$tend"; rc=$?
 is "$rc" 1 "a backup whose SSH connection is killed exits 1"
 diag "said: $(cat "$T/err")"
-like "$(cat "$T/err")" "^tend: backup: big: tar: ssh 127\.0\.0\.1:$SSHD_PORT: connection lost \(.*\)$" "... with one line naming the instance, the host and what happened"
+like "$(cat "$T/err")" "^tend: backup: big: files: tar: ssh 127\.0\.0\.1:$SSHD_PORT: connection lost \(.*\)$" "... with one line naming the instance, the host and what happened"
 is "$(wc -l < "$T/err")" 1 "... only one line"
 is "$(snapshots)" 0 "... and records no snapshot"
 is "$(ls "$TEND_HOME/store/tmp" | wc -l)" 0 "no half-written object is left in the store"
@@ -93,13 +93,13 @@ for point in restore.db-emptied restore.swapped; do
   if [ "$point" = restore.db-emptied ]; then
     wait_for "the client to run the drops it was sent" 20 no_tables
     is "$(wp_sql "SHOW TABLES" | wc -l)" 0 "at $point the database is empty"
-    ok "the database half runs in a helper process" pgrep -f -- 'restore wpk [0-9]+ --db-only'
+    ok "the database half runs in a helper process" pgrep -f -- 'helper restore-db [w]pk [0-9]+'
   else
     is "$(wsums):$(wrows)" "$good_files:$good_rows" "at $point the files and the database are the snapshot's (the worst moment)"
   fi
   kill -KILL "$tend"; wait "$tend" 2>/dev/null
   sleep 0.5
-  ok "$point: the helper died with the restore" sh -c "! pgrep -f -- 'restore wpk [0-9]+ --db-only'"
+  ok "$point: the helper died with the restore" sh -c "! pgrep -f -- 'helper restore-db [w]pk [0-9]+'"
   rm -f "$TEND_HOME/paused-$point"
   ok "$point: a journal is left for the next run" test -n "$(ls "$TEND_HOME/journal" 2>/dev/null)"
   out=$("$TEND" --quiet backup wpk 2>&1); rc=$?
@@ -159,7 +159,7 @@ done
 is "$half" 0 "after kills of backups and restores at 6 points, every site was as it was or as the snapshot"
 "$TEND" --quiet restore wpk "$wsnap" >/dev/null 2>&1 &
 tend=$!
-wait_for "the restore's helper" 30 pgrep -f -- 'restore wpk [0-9]+ --db-only'
+wait_for "the restore's helper" 30 pgrep -f -- 'helper restore-db [w]pk [0-9]+'
 pkill -KILL -P "$(cat "$SSHD_PIDFILE")"   # every SSH connection lost
 wait "$tend"
 "$TEND" --quiet check wpk >/dev/null 2>&1

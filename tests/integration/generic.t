@@ -122,15 +122,15 @@ is "$(sql gb2 -e "SELECT count(*) FROM gb_entries WHERE message = 'written throu
 add gb3 "$T/gb3" "http://127.0.0.1:1" --db "mysql://gb3@$DB/gb3"
 mkdir -p "$T/gb3"
 before=$(snapshots_of gb)
-out=$("$TEND" clone gb gb3 2>&1); rc=$?
-like "$rc:$out" "^2:tend: gb3: a copy of gb's files would still name gb's database .*--config FILE.*nothing was changed" \
+out=$("$TEND" --quiet clone gb gb3 2>&1); rc=$?
+like "$rc:$out" "^2:tend: gb3: check: a copy of gb's files would still name gb's database .*--config FILE.*nothing was changed" \
   "a copy with no config declared is refused (exit 2), saying what to declare"
 is "$(ls -A "$T/gb3" | wc -l):$(snapshots_of gb)" "0:$before" "... nothing was made in gb3, and gb was not backed up"
 add gbx "$T/gbx" "http://127.0.0.1:2" --db "mysql://gb@$DB/gb" --config config/settings.inc.php
-out=$("$TEND" clone gb gbx 2>&1); rc=$?
-like "$rc:$out" "^2:tend: gbx: its database is gb's own \(mysql:gb@127.0.0.1:$MARIADB_PORT/gb\)" "a copy onto the source's own database is refused"
-out=$("$TEND" migrate-data gb gbx 2>&1); rc=$?
-like "$rc:$out" "^2:tend: gbx: its database is gb's own" "... and so is migrate-data"
+out=$("$TEND" --quiet clone gb gbx 2>&1); rc=$?
+like "$rc:$out" "^2:tend: gbx: check: its database is gb's own \(mysql:gb@127.0.0.1:$MARIADB_PORT/gb\)" "a copy onto the source's own database is refused"
+out=$("$TEND" --quiet migrate-data gb gbx 2>&1); rc=$?
+like "$rc:$out" "^2:tend: gbx: check: its database is gb's own" "... and so is migrate-data"
 is "$(sql gb -e "SELECT count(*) FROM gb_entries"):$(test -e "$T/gbx" && echo made)" "1:" "... gb's database and gbx's folder untouched"
 
 # --- the link list: one database URL in a returned array
@@ -191,7 +191,7 @@ grep -qF "mysql://links2:$pw@" "$L"; is "$?" 0 "... the copy's config still its 
 cp "$LK/index.php" "$T/links-index.php"
 echo 'echo "<footer>Canonical: http://127.0.0.1:'"$PL"'/</footer>\n";' >> "$LK/index.php"
 out=$("$TEND" clone links links2 2>&1); rc=$?
-like "$rc:$out" "^1:.*links2: the copy answers as links: http://127.0.0.1:$PL2's page names links's URL http://127.0.0.1:$PL; it stays behind its maintenance page" \
+like "$rc:$out" "^1:.*links2: copy: the copy answers as links: http://127.0.0.1:$PL2's page names links's URL http://127.0.0.1:$PL; it stays behind its maintenance page" \
   "a copy that still names its source's URL fails (exit 1), saying so"
 is "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PL2/")" 503 "... and stays behind its maintenance page"
 ok "... until the operator lifts it" "$TEND" maintenance links2 off

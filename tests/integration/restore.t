@@ -58,7 +58,7 @@ printf 'INSERT INTO no_such_table VALUES (1);\n' >> "$T"/bad/db/*.sql
 tar -cf "$T/bad.tar" -C "$T/bad" . && "$TEND" --quiet import wp "$T/bad.tar" >/dev/null 2>&1 || bail "import failed"
 bad=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT max(id) FROM snapshots")
 err=$("$TEND" --quiet restore wp "$bad" 2>&1 >/dev/null); rc=$?
-like "$rc:$err" "^1:tend: restore: database mysql:.*Table '.*no_such_table' doesn't exist \(the instance is as it was\)$" "a load that fails midway fails the restore, in one line"
+like "$rc:$err" "^1:tend: restore: wp: database: database mysql:.*Table '.*no_such_table' doesn't exist \(the instance is as it was\)$" "a load that fails midway fails the restore, in one line"
 is "$(tree):$(sums)" "$t2:$s2" "... the files are as they were"
 is "$(rows)" "$r2" "... the database rows are as they were (the safety dump went back in)"
 is "$(tables)" "$tb2" "... and so are its tables"
@@ -68,7 +68,7 @@ is "$(ls -a "$(dirname "$WP_PATH")" | grep -c '^\.tend-')" 0 "... with nothing l
 obj=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT db_object FROM snapshots WHERE id = $snap")
 flip_object "$obj"
 err=$("$TEND" --quiet restore wp "$snap" 2>&1 >/dev/null); rc=$?
-like "$rc:$err" "^1:tend: restore: snapshot $snap: its database dump does not read back \(store: object [0-9a-f]{12} is damaged\) \(the instance is as it was\)$" "a damaged dump fails the restore before it starts, in one line"
+like "$rc:$err" "^1:tend: restore: wp: prepare: snapshot $snap: its database dump does not read back \(store: object [0-9a-f]{12} is damaged\) \(the instance is as it was\)$" "a damaged dump fails the restore before it starts, in one line"
 is "$(tree):$(sums):$(rows):$(tables)" "$t2:$s2:$r2:$tb2" "... files and database as they were"
 flip_object "$obj" # mended
 

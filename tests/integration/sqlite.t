@@ -55,7 +55,7 @@ is "$(temps)" 0 "no temp file is left beside it"
 "$TEND" instance add notes3 --app generic --host "$host" --ssh-key "$SSHD_KEY" --path "$T/notes3" \
   --url http://notes3.example --db "sqlite://$T/notes3-data/notes.sqlite" >/dev/null 2>&1
 out=$("$TEND" --quiet restore notes --to notes3 2>&1); rc=$?
-like "$rc:$out" "^2:.*notes3: a copy of notes's files would still name notes's database .*--config FILE" \
+like "$rc:$out" "^2:.*notes3: prepare: a copy of notes's files would still name notes's database .*--config FILE" \
   "a copy of the files whose database lies elsewhere is refused"
 ok "... touching nothing" test ! -e "$T/notes3"
 mkdir -p "$T/notes3-data"

@@ -51,3 +51,65 @@ describe("ctx:rollback", function()
     assert.are.equal("plain", quiet():rollback("plain").msg)
   end)
 end)
+
+describe("ctx:step naming the instance", function()
+  it("says the instance once when the failure names it already", function()
+    local ctx = quiet()
+    local inst = { name = "my.blog", ctx = ctx }
+    local _, e = pcall(ctx.step, ctx, "files", function() errors.fail("instance my.blog: /srv not found") end, inst)
+    assert.are.equal("my.blog: files: /srv not found", e.msg)
+    _, e = pcall(ctx.step, ctx, "files", function() errors.fail("my.blog: tar: lost") end, { inst = inst })
+    assert.are.equal("my.blog: files: tar: lost", e.msg, "a job on the instance (job.inst) names it too")
+    _, e = pcall(ctx.step, ctx, "files", function() errors.fail("myXblog: other") end, inst)
+    assert.are.equal("my.blog: files: myXblog: other", e.msg, "the name is matched as it is, not as a pattern")
+  end)
+end)
+
+describe("ctx:each", function()
+  local function fleet(ctx, names)
+    local list = {}
+    for i, n in ipairs(names) do list[i] = { name = n, ctx = ctx } end
+    return list
+  end
+  it("one instance: its entry is the answer and its failure the job's", function()
+    local ctx = quiet()
+    local entries = ctx:each(fleet(ctx, { "a" }), function(inst) return { instance = inst.name, n = 1 } end)
+    assert.are.same({ { instance = "a", n = 1 } }, entries)
+    assert.are.same(entries, ctx.answer)
+    local ok, e = pcall(ctx.each, ctx, fleet(ctx, { "a" }), function() errors.raise(4, "locked") end)
+    assert.is_false(ok)
+    assert.are.equal(4, e.code)
+    assert.are.equal("locked", e.msg)
+  end)
+  it("several: every one runs, the failures are entries, and the job fails naming them", function()
+    local ctx, ran, said = quiet(), {}, {}
+    local ok, e = pcall(ctx.each, ctx, fleet(ctx, { "a", "b", "c" }), function(inst)
+      ran[#ran + 1] = inst.name
+      if inst.name == "b" then errors.raise(4, "the store is in use") end
+      return { instance = inst.name }
+    end, { what = "backups", report = function(entry) said[#said + 1] = entry.instance end })
+    assert.is_false(ok)
+    assert.are.same({ "a", "b", "c" }, ran)
+    assert.are.same({ "a", "c" }, said)
+    assert.are.equal("1 of 3 backups failed: b", e.msg)
+    assert.are.equal(1, e.code)
+    assert.are.same({ instance = "b", error = "the store is in use", code = 4 }, ctx.answer[2])
+  end)
+end)
+
+describe("recipe.argv", function()
+  local recipe = require "tend.recipe"
+  it("gives the words that parse back into the same args", function()
+    local r = recipe.validate({ name = "x", summary = "x", run = function() end, params = {
+      { name = "instance", positional = true },
+      { name = "rehash", type = "bool" },
+      { name = "keep", type = "bool", default = true },
+      { name = "exclude", list = true },
+      { name = "jobs", type = "int", short = "j", default = 1 },
+      { name = "every", type = "duration" } } }, "x")
+    local args = { instance = "-odd", rehash = true, keep = false, exclude = { "a b", "--c" }, jobs = 3, every = 90 }
+    local words = recipe.argv(r, args)
+    assert.are.same({ "--rehash", "--no-keep", "--exclude=a b", "--exclude=--c", "--jobs=3", "--every=90", "--", "-odd" }, words)
+    assert.are.same(args, recipe.parse_args(quiet(), r, words))
+  end)
+end)

@@ -17,11 +17,15 @@
 --                             with ".."); in every snapshot and copy (tend.outside)
 --   ignore                    patterns backups leave out (caches the app rebuilds)
 --   caches                    folders emptied in a copy before it goes live
---   maintenance               "wordpress" (its .maintenance) or "htaccess" (a page and a
---                             rewrite rule; see tend.maintenance)
+--   maintenance               "htaccess" (tend's page: a rewrite rule and .user.ini; see
+--                             tend.maintenance), or the app's own switch: {file = ".maintenance",
+--                             php = function(bypass) -> the file's text}, a file whose presence
+--                             makes the app answer 503 (a request with the bypass header passes)
 --   migrate                   the shell command that migrates its database after new code
 --   mail_off(t, root)         optional: make a copy's tree send no e-mail
 --   after_copy(t, root, dst)  optional: anything else a copy's new tree needs
+--   apply_profile(t, path, name, repo) -> true | nil, msg: optional, a profile the app
+--                             applies itself (Tiki's profile:apply), for tend profile
 -- t is the instance's transport, so adapters work the same on any host.
 -- Adapters are found like recipes: $TEND_APPS_PATH (folders, colon-separated), then
 -- $XDG_CONFIG_HOME/tend/apps (~/.config/tend/apps), then the bundled ones; the first
@@ -46,7 +50,8 @@ end
 function M.default_db_settings(adapter)
   return function(t, path, files)
     if #files == 0 then
-      return nil, ("tend knows no config file of this %s app: give the instance --db URL, or --config FILE"):format(adapter.name)
+      -- code "nodb": nothing declares a database; a backup then has none to dump
+      return nil, ("tend knows no config file of this %s app: give the instance --db URL, or --config FILE"):format(adapter.name), "nodb"
     end
     local texts = {}
     for _, f in ipairs(files) do
@@ -64,8 +69,8 @@ end
 local FIELDS = { name = "string", detect = "function", config = "string", config_files = "table",
   parse_config = "function", db_keys = "table", db_settings = "function", data_dirs = "table",
   outside_dirs = "function",
-  ignore = "table", caches = "table", maintenance = "string", migrate = "string",
-  mail_off = "function", after_copy = "function", description = "string" }
+  ignore = "table", caches = "table", maintenance = "any", migrate = "string",
+  mail_off = "function", after_copy = "function", apply_profile = "function", description = "string" }
 
 local function errors_fail(...) return require("tend.errors").fail(...) end
 
@@ -78,12 +83,14 @@ local function load_user(name, file)
   if type(a) ~= "table" then errors_fail("app adapter %s: must return a table", file) end
   for k, v in pairs(a) do
     if not FIELDS[k] then errors_fail("app adapter %s: unknown field '%s' (docs/apps.md)", file, tostring(k)) end
-    if type(v) ~= FIELDS[k] then errors_fail("app adapter %s: '%s' must be a %s", file, k, FIELDS[k]) end
+    if FIELDS[k] ~= "any" and type(v) ~= FIELDS[k] then errors_fail("app adapter %s: '%s' must be a %s", file, k, FIELDS[k]) end
   end
   if a.name ~= name then errors_fail("app adapter %s: its name is %q, the file says %q", file, tostring(a.name), name) end
   if not a.detect then errors_fail("app adapter %s: no detect(t, path)", file) end
-  if a.maintenance and a.maintenance ~= "htaccess" and a.maintenance ~= "wordpress" then
-    errors_fail("app adapter %s: maintenance is \"htaccess\" or \"wordpress\"", file)
+  local m = a.maintenance
+  if m ~= nil and m ~= "htaccess" and not (type(m) == "table" and type(m.file) == "string"
+      and m.file:match("^[^/]+$") and type(m.php) == "function") then
+    errors_fail("app adapter %s: maintenance is \"htaccess\" or {file = NAME, php = function(bypass)} (docs/apps.md)", file)
   end
   a.data_dirs, a.maintenance, a.file = a.data_dirs or {}, a.maintenance or "htaccess", file
   a.db_settings = a.db_settings or M.default_db_settings(a)

@@ -11,6 +11,15 @@ local M = { name = "tiki", config = "db/local.php",
   migrate = "php console.php database:update", -- after new code (tend update)
 }
 
+-- apply_profile(t, path, name, repo) -> true | nil, msg: Tiki applies a profile of its
+-- profile repository itself.
+function M.apply_profile(t, path, name, repo)
+  local r, msg = t:exec({ "php", "console.php", "profile:apply", name, repo or "profiles.tiki.org" }, { cwd = path })
+  if not r then return nil, msg end
+  if r.code ~= 0 then return nil, require("tend.transport").why(r) end
+  return true
+end
+
 -- The preferences that name a folder of uploaded files (file galleries, wiki attachments,
 -- tracker attachments, image galleries, batch uploads, podcasts); Tiki recommends keeping
 -- them outside the web root. Each one set is part of the instance, whatever *_use_db says

@@ -6,7 +6,14 @@ local M = { name = "wordpress", config = "wp-config.php",
   ignore = { "wp-content/cache/*", "wp-content/upgrade/*" }, -- rebuilt by WordPress
   data_dirs = { "wp-content/uploads" },
   db_keys = { kind = "define", name = "DB_NAME", user = "DB_USER", password = "DB_PASSWORD", host = "DB_HOST" },
-  maintenance = "wordpress", -- its own .maintenance file: 503 with Retry-After
+  -- its own switch: while .maintenance is there WordPress answers 503 (Retry-After).
+  -- $upgrading is read at each request: time() keeps WordPress from calling it stale
+  -- after its 10 minutes; tend's own look behind the page (the bypass header) gets 0,
+  -- long past, so WordPress runs.
+  maintenance = { file = ".maintenance", php = function(bypass)
+    return "<?php $upgrading = (($_SERVER['HTTP_X_TEND_BYPASS'] ?? '') === '" .. bypass
+      .. "') ? 0 : time(); // written by tend; removed when it is done\n"
+  end },
 }
 
 function M.detect(t, path)

@@ -1,0 +1,124 @@
+-- restore_tree: a snapshot's tree built on a host in a folder of its own (a restore's
+-- staging tree, a copy's folder, a drill's scratch folder): what the live tree beside it
+-- holds already is linked there on the host, only the rest crosses in one tar stream.
+local core = require "tend.core"
+local errors = require "tend.errors"
+local snapshot = require "tend.snapshot"
+local backup = require "tend.backup"
+
+local M = {}
+
+-- split(path) -> parent, base
+function M.split(path)
+  local parent, base = path:match("^(.*)/([^/]+)$")
+  return parent ~= "" and parent or "/", base
+end
+
+-- real_path(t, path) -> the folder path names: itself, or where it leads when it is a
+-- symlink (resolved on the host).
+function M.real_path(t, path)
+  local r = t:exec({ "sh", "-c", '[ -L "$1" ] && exec readlink -f -- "$1"', "sh", path })
+  local real = r and r.code == 0 and r.stdout:match("^(.-)\n?$")
+  return real and real ~= "" and real or path
+end
+
+-- reusable(t, live, manifest) -> {path = true}: the snapshot's files that the live tree
+-- at `live` holds already: same size, mode, owner and mtime (to the second), and the same
+-- SHA-256 as the host's sha256sum computes it (so a file changed behind our back with
+-- its mtime put back is still sent). Empty when the host cannot say.
+local function reusable(t, live, manifest)
+  if not t:stat(live) then return {} end
+  local raw = backup.listing(t, live, {})
+  if not raw then return {} end
+  local now, candidates, want = backup.parse(raw), {}, {}
+  local out = {}
+  for _, f in ipairs(manifest) do
+    local e = now[f.path]
+    local same_time = (e and e.mtime_ns and f.mtime_ns) and e.mtime_ns == f.mtime_ns
+      or (e and math.floor(e.mtime) == math.floor(f.mtime))
+    -- a hard link's other names are always made anew from its first one
+    if f.type == "file" and not f.hardlink and e and e.type == "file" and e.size == f.size and e.mode == f.mode
+      and same_time and (f.uid == nil or (e.uid == f.uid and e.gid == f.gid)) then
+      candidates[#candidates + 1], want[f.path] = f.path, f.sha256
+    end
+    -- what tar cannot make (sockets, device nodes) is kept from the live tree
+    if (f.type == "socket" or f.type == "device") and e and e.type == f.type then out[f.path] = true end
+  end
+  local hashes = t:sha256(live, candidates) or {}
+  for path, hex in pairs(hashes) do if want[path] == hex then out[path] = true end end
+  return out
+end
+
+-- link_local(t, from, to, paths) -> true | nil, msg, code: files of one tree put into
+-- another on the host (parent folders made) as hard links: no byte is copied, and both
+-- trees stay whole whichever one the swap keeps (nothing writes into these files: tar
+-- and our writes replace files, never rewrite them). A host without GNU cp copies
+-- them through tar instead, mode and mtime kept (and owners, as root).
+local LINK = [[if cp --help 2>/dev/null | grep -q -- --parents; then exec xargs -0 cp -al --parents -t "$1" --; fi
+tar --null --no-recursion -T - -cf - | tar -xpf - -C "$1"]]
+local function link_local(t, from, to, paths)
+  if #paths == 0 then return true end
+  local list = {}
+  for i, p in ipairs(paths) do list[i] = "./" .. p end
+  local r, msg, code = t:exec({ "sh", "-c", LINK, "sh", to }, { cwd = from, stdin = table.concat(list, "\0") .. "\0" })
+  if not r then return nil, msg, code end
+  if r.code ~= 0 then
+    return nil, ("taking %d files from %s: %s"):format(#paths, from, require("tend.transport").why(r)), "remote"
+  end
+  return true
+end
+
+-- build(t, st, manifest, dir, live, keep [, progress]) -> summary part | nil, msg, code:
+-- progress(files, bytes) -> update, finish: a display for what crosses (tend.progress).
+-- the snapshot's tree made in dir (created). Files the live tree holds already are
+-- copied there on the host; paths in keep come from the live tree whatever the snapshot
+-- says (a copy's own config file); only the rest crosses the wire, in one tar stream.
+-- The local links go first: tar sets the folders' modes and times last. Owners are kept
+-- where the login is root (tar's own rule) and device nodes made; elsewhere the login
+-- owns what it writes, and device nodes are kept from the live tree.
+function M.build(t, st, manifest, dir, live, keep, progress)
+  errors.check(t:mkdir_p(dir, 448))
+  local root = t:is_root()
+  local same, from_live, send = reusable(t, live, manifest), {}, {}
+  for path in pairs(keep) do
+    if t:stat(live .. "/" .. path) then from_live[#from_live + 1] = path else keep[path] = nil end
+  end
+  local unmade = {}
+  for _, f in ipairs(manifest) do
+    if keep[f.path] then -- the live one was listed above
+    elseif same[f.path] then from_live[#from_live + 1] = f.path
+    elseif f.type == "socket" or (f.type == "device" and not (root and f.rdev)) then unmade[#unmade + 1] = f.path
+    else send[#send + 1] = f end
+  end
+  local ok, cmsg, ccode = link_local(t, live, dir, from_live)
+  if not ok then return nil, cmsg, ccode end
+  local stream, omsg, ocode = t:open({ "tar", "-xpf", "-", "-C", dir }, { stdin_pipe = true })
+  if not stream then return nil, omsg, ocode end
+  local sent, sent_bytes = snapshot.tally(send)
+  local update, finish = (progress or function() end)(sent, sent_bytes)
+  local files, msg, code = core.archive.write_tar(stream, st, snapshot.tar_order(send), { progress = update })
+  if finish then finish() end
+  local status = stream:wait()
+  if not files then return nil, msg, code end
+  if status == nil then return nil, "tar on the host: the stream broke", "stream" end
+  if status ~= 0 then
+    return nil, ("tar on the host could not extract: %s"):format(require("tend.transport").stream_why(stream, status)), "remote"
+  end
+  return { files = (snapshot.tally(manifest)), sent_files = sent, sent_bytes = sent_bytes, reused_files = #from_live,
+    unmade = unmade }
+end
+
+-- finish_root(t, dir, snap, live): the new tree's own mode, owner (as root) and mtime
+-- as the snapshot recorded them (root_mode, root_mtime_ns, root_uid, root_gid; else the
+-- live tree's mode), set once everything inside is written.
+function M.finish_root(t, dir, snap, live)
+  local mode = snap.root_mode and ("%o"):format(snap.root_mode)
+  local ns = math.tointeger(snap.root_mtime_ns)
+  local stamp = ns and ("@%d.%09d"):format(ns // 1000000000, ns % 1000000000)
+  local owner = snap.root_uid and snap.root_gid and ("%d:%d"):format(math.tointeger(snap.root_uid), math.tointeger(snap.root_gid))
+  t:exec({ "sh", "-c", '[ -z "$5" ] || [ "$(id -u)" != 0 ] || chown -- "$5" "$1"; '
+    .. 'if [ -n "$2" ]; then chmod "$2" -- "$1"; elif [ -e "$4" ]; then chmod --reference="$4" -- "$1"; fi; '
+    .. '[ -z "$3" ] || touch -d "$3" -- "$1"', "sh", dir, mode or "", stamp or "", live, owner or "" })
+end
+
+return M
