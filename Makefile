@@ -1,8 +1,11 @@
 # tend: C engine + embedded Lua. `make`, `make test`, `make check-asan`, `make bench`,
-# `make demo`, `make fuzz`, `make install PREFIX=/usr/local`.
+# `make demo`, `make fuzz`, `make install PREFIX=/usr/local`, `make deb` (the Debian package).
 PREFIX  ?= /usr/local
 PKGS    := lua5.4 libssh2 libcurl libarchive sqlite3 libsodium libcrypto libzstd libedit
-VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
+RELEASE := 0.4
+# the release, and the commit it was built from (tend --version; the REPL shows the release)
+VERSION := $(RELEASE)
+BUILD   := $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -Wall -Wextra -Werror -Iengine -Ibuild \
@@ -21,7 +24,7 @@ all: build/tend build/lua/tend/core.so
 
 # Rewritten only when `git describe` changes, so only core.o follows the version.
 build/version.h: FORCE | build
-	@echo '#define TEND_VERSION "$(VERSION)"' > $@.tmp
+	@printf '#define TEND_VERSION "%s"\n#define TEND_BUILD "%s"\n' '$(VERSION)' '$(BUILD)' > $@.tmp
 	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 build/core.o build/pic/core.o build/asan/core.o: build/version.h
 
@@ -77,12 +80,15 @@ demo: all
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/tend/recipes \
-	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/tend $(DESTDIR)$(PREFIX)/share/man/man1
+	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/tend $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 755 build/tend $(DESTDIR)$(PREFIX)/bin/tend
 	install -m 644 recipes/*.lua $(DESTDIR)$(PREFIX)/share/tend/recipes/
 	install -m 644 build/lua/tend/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/tend/core.so
 	cd lua && find tend -name '*.lua' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/share/lua/5.4/{} \;
 	install -m 644 docs/tend.1 $(DESTDIR)$(PREFIX)/share/man/man1/tend.1
+	install -m 644 tools/tend.bash-completion $(DESTDIR)$(PREFIX)/share/bash-completion/completions/tend
+	install -m 755 tools/demo $(DESTDIR)$(PREFIX)/share/tend/demo
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on its corpus in tests/fuzz/corpus/;
 # crashes found are kept there as regression inputs once fixed.
@@ -105,8 +111,12 @@ build/fuzz/fuzz-%: tests/fuzz/fuzz_lua.c $(FUZZOBJS)
 fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz-%)
 	tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
+# The Debian package (debian/), built from this tree: ../tend_VERSION_ARCH.deb
+deb:
+	dpkg-buildpackage -us -uc -b
+
 clean:
 	rm -rf build
 
-.PHONY: all test check-asan bench demo fuzz install clean FORCE
+.PHONY: all test check-asan bench demo fuzz install deb clean FORCE
 .SECONDARY:

@@ -58,5 +58,7 @@ int luaopen_tend_core(lua_State *L)
 	lua_setfield(L, -2, "api");
 	lua_pushstring(L, TEND_VERSION);
 	lua_setfield(L, -2, "version");
+	lua_pushstring(L, TEND_BUILD);
+	lua_setfield(L, -2, "build");
 	return 1;
 }

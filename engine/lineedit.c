@@ -145,7 +145,8 @@ static void stop_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
 	lua_sethook(L, NULL, 0, 0);
-	luaL_error(L, "interrupted");
+	lua_pushliteral(L, "interrupted"); /* no position: it is the operator's Ctrl-C, not a bug */
+	lua_error(L);
 }
 
 static void on_interrupt(int sig)

@@ -2,7 +2,7 @@
  *   proc.run(argv, {stdin=, fds={[3]=...}, env={K=V}, cwd=, timeout=, output="inherit"})
  *     -> {code=, signal=, stdout=, stderr=} | nil, msg, code
  *   proc.spawn(argv, {env=, cwd=}) -> child;  proc.wait_any({child...}) -> i;  child:result()
- *   proc.pid()  proc.die_with_parent(ppid)
+ *   proc.pid()  proc.die_with_parent(ppid)  proc.now() (monotonic seconds)
  *   proc.open(argv, {env=, cwd=, stdin_pipe=}) -> stream: read([max]), write(data),
  *     send_eof(), wait(), stderr(), close()
  * Inputs may be strings or secrets; a secret reaches the child through a pipe, never
@@ -384,6 +384,13 @@ typedef struct {
 } child;
 
 /* pid() -> this process's id */
+/* now() -> seconds on a clock that only goes forward, to the microsecond (for rates) */
+static int l_now(lua_State *L)
+{
+	lua_pushnumber(L, tend_now());
+	return 1;
+}
+
 static int l_pid(lua_State *L)
 {
 	lua_pushinteger(L, getpid());
@@ -746,7 +753,7 @@ int tend_open_proc(lua_State *L)
 		{"stderr", stream_stderr}, {"close", child_gc}, {"__gc", child_gc}, {"__close", child_gc},
 		{NULL, NULL}};
 	static const luaL_Reg funcs[] = {
-		{"run", l_run}, {"spawn", l_spawn}, {"pid", l_pid}, {"die_with_parent", l_die_with_parent}, {"open", l_open}, {"wait_any", l_wait_any},
+		{"run", l_run}, {"spawn", l_spawn}, {"pid", l_pid}, {"now", l_now}, {"die_with_parent", l_die_with_parent}, {"open", l_open}, {"wait_any", l_wait_any},
 		{NULL, NULL}};
 	tend_new_class(L, CHILD_CLASS, child_methods);
 	luaL_newlib(L, funcs);

@@ -28,7 +28,10 @@ first (tend host trust ssh://USER@HOST). Then: tend backup NAME.]],
     local ok, adapter, version = pcall(probe.detect, probe)
     if not ok or not adapter then
       instance.rm(ctx:catalog(), args.instance) -- ...and gone again when it cannot be
-      error(ok and version or (type(adapter) == "table" and adapter.msg or tostring(adapter)), 0)
+      local msg = ok and version or tend.message(adapter)
+      -- the instance is gone, so a hint to trust its host names the host itself
+      local quoted = ("tend host trust " .. args.instance):gsub("%p", "%%%0")
+      error((msg:gsub(quoted, function() return "tend host trust " .. tostring(args.host) .. ", then adopt again" end)), 0)
     end
     local inst = instance.edit(ctx:catalog(), args.instance, { app = adapter.name }, {})
     inst.ctx = ctx

@@ -9,7 +9,7 @@ stream, dumps the database (mariadb-dump --single-transaction, or SQLite's .back
 into the store, and records the snapshot last: a backup that fails records nothing.
 Files are stored once whatever the number of snapshots or instances that hold them.]],
   params = {
-    { name = "instance", type = "string", positional = true, help = "the instance (or --all)" },
+    { name = "instance", type = "instance", positional = true, help = "the instance (or --all)" },
     { name = "all", type = "bool", help = "every instance" },
     { name = "jobs", type = "int", short = "j", default = 1, help = "with --all: back up this many instances at a time" },
     { name = "rehash", type = "bool", help = "read and hash every file, not only changed ones" },

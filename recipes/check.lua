@@ -23,6 +23,7 @@ app's config file as data (PHP is never executed by tend), or from the instance'
     local report = { instance = inst.name, host = inst.host, path = inst.path, ok = true }
     local lines = { { "instance", inst.name }, { "host", inst.host }, { "path", inst.path } }
     local function problem(step, msg)
+      if msg:sub(1, #step + 1) == step .. " " then msg = msg:sub(#step + 2) end -- "database: database x" says it twice
       report.ok = false
       report.problems = report.problems or {}
       table.insert(report.problems, { step = step, message = msg })

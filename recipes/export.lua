@@ -21,7 +21,7 @@ The archive holds files/ (the web root), db/<name>.sql (the database dump), mani
     if not snap then ctx:usage("%s has no snapshots (tend backup %s)", args.instance.name, args.instance.name) end
     local files, bytes = exchange.export(ctx, args.instance, snap, args.file)
     ctx:info("wrote %s: snapshot %d of %s, %d files (%d bytes)%s", args.file, snap.id,
-      args.instance.name, files, bytes, snap.db_object and " and the database" or "")
-    ctx:result({ file = args.file, snapshot = snap.id, files = files, bytes = bytes })
+      args.instance.name, files, bytes, snap.db_object and (" and the database (%d bytes)"):format(snap.db_bytes) or "")
+    ctx:result({ file = args.file, snapshot = snap.id, files = files, bytes = bytes, db_bytes = snap.db_bytes })
   end,
 }

@@ -13,13 +13,15 @@ tend watch accept NAME [PATH ...] makes what is there now the baseline, whole or
 the paths given. A clone, mirror or migrate-data done by tend re-baselines a watched
 copy by itself. Leave caches and logs out with instance edit NAME --watch-ignore PATTERN.]],
   params = {
-    { name = "words", type = "string", positional = true, list = true, required = true,
-      help = "NAME, or accept NAME [PATH ...]" },
+    { name = "instance", type = "string", positional = true, required = true,
+      help = "the instance (tend watch accept NAME [PATH ...] moves its baseline)" },
+    { name = "paths", type = "string", positional = true, list = true,
+      help = "after accept NAME: the paths whose baseline moves (default: all)" },
     { name = "mail-to", type = "string", list = true, help = "also mail this address (besides the instance's --contact)" },
   },
 
   run = function(ctx, args)
-    local words = args.words
+    local words = { args.instance, table.unpack(args.paths or {}) }
     local accepting = words[1] == "accept"
     if accepting then table.remove(words, 1) end
     if not words[1] then ctx:usage("say which instance: tend watch NAME | tend watch accept NAME [PATH ...]") end

@@ -50,6 +50,7 @@ Schedule and alerts:
   schedule add JOB --cron "EXPR" [--mail-to ADDR ...] [--mail-on-success] [--timeout 6h] -- RECIPE ARGS ...
   schedule list | rm JOB  the jobs: cron, last run, status, next run
   schedule sync           write the jobs into your crontab (a managed block; other lines kept)
+  schedule sync --systemd ... or as systemd user timers (~/.config/systemd/user) instead
   schedule run JOB        what cron calls: locks, preflight, the recipe, the record, the alert
   log [JOB|NAME] [--failed] | log show RUN
                           run history; one run's whole log
@@ -62,8 +63,9 @@ REPL:
                           prod:backup(), prod:snapshots(); Tab completes, history kept
   repl -e EXPR            evaluate one expression or statement, print its values, exit
 
-Recipes:
-  recipes                 list recipes with their summaries
+Recipes (the jobs; each is a Lua file you can copy and change):
+%RECIPES%
+  recipes                 list recipes with their summaries and where each comes from
   help RECIPE             parameters of one recipe
   RECIPE ARGS ...         run a recipe from --recipes DIR, $TEND_RECIPE_PATH, ~/.config/tend/recipes or the bundled set
   run FILE.lua ARGS ...   run a recipe file
@@ -170,6 +172,15 @@ function commands.helper(ctx, argv)
   end
 end
 
+-- __complete CWORD WORD...: the shell's completion asks what may stand at word CWORD
+-- (tools/tend.bash-completion; not for people; not listed).
+commands.__complete = function(ctx, argv)
+  local cword = math.tointeger(tonumber(argv[1]))
+  if not cword then errors.usage("usage: tend __complete CWORD WORD...") end
+  local ok, list = pcall(require("tend.complete").candidates, ctx, table.move(argv, 2, #argv, 1, {}), cword)
+  if ok then io.stdout:write(table.concat(list, "\n"), #list > 0 and "\n" or "") end
+end
+
 function commands.recipes(ctx, argv)
   if #argv > 0 then errors.usage("usage: tend recipes") end
   local list = recipe.all()
@@ -180,8 +191,15 @@ function commands.recipes(ctx, argv)
   ctx:result(rows, "Recipes (tend help RECIPE for parameters):\n" .. table.concat(lines, "\n"))
 end
 
+-- help_text() -> tend --help, with the recipes found on the recipe path and their summaries.
+function M.help_text()
+  local lines = {}
+  for _, r in ipairs(recipe.all()) do lines[#lines + 1] = ("  %-23s %s"):format(r.name, r.summary) end
+  return (M.HELP:gsub("%%RECIPES%%", function() return table.concat(lines, "\n") end))
+end
+
 function commands.help(ctx, argv)
-  if #argv == 0 then ctx:result(nil, M.HELP); return 0 end
+  if #argv == 0 then ctx:result(nil, M.help_text()); return 0 end
   if #argv > 1 then errors.usage("usage: tend help RECIPE") end
   local src, origin = recipe.find(argv[1])
   if not src then errors.usage("no recipe named %q (tend recipes lists them)", argv[1]) end
@@ -227,14 +245,20 @@ local function dispatch(argv, state)
   local opts, cmd, rest = parse_global(argv)
   state.debug = opts.debug
   if opts.recipes then recipe.extra = { opts.recipes } end
-  if opts.version then io.stdout:write("tend ", tend.version, "\n"); return 0 end
-  if opts.help or cmd == "-h" then io.stdout:write(M.HELP, "\n"); return 0 end
-  if not cmd then io.stderr:write(M.HELP, "\n"); return 2 end
+  if opts.version then io.stdout:write("tend ", tend.version, " (", tend.core.build, ")\n"); return 0 end
+  if opts.help or cmd == "-h" then io.stdout:write(M.help_text(), "\n"); return 0 end
+  if not cmd then io.stderr:write(M.help_text(), "\n"); return 2 end
   local ctx = Context.new({ home = opts.home, json = opts.json, quiet = opts.quiet, debug = opts.debug, yes = opts.yes })
   state.ctx = ctx
   if commands[cmd] then return commands[cmd](ctx, rest) or 0 end
   local src, origin = recipe.find(cmd)
-  if not src then errors.usage("unknown command or recipe %q (tend --help, tend recipes)", cmd) end
+  if not src then
+    local names = {}
+    for name in pairs(commands) do names[#names + 1] = name end
+    for _, r in ipairs(recipe.all()) do names[#names + 1] = r.name end
+    table.sort(names)
+    errors.usage("unknown command or recipe %q%s (tend --help, tend recipes)", cmd, require("tend.suggest").hint(cmd, names))
+  end
   return run_recipe(ctx, recipe.load(src, origin), rest)
 end
 

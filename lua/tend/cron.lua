@@ -79,6 +79,33 @@ function M.parse(expr)
   return s
 end
 
+-- list(set, lo, hi, width) -> "*" when set holds lo..hi whole, else its values, comma-
+-- separated, each padded to width digits
+local function list(set, lo, hi, width)
+  local out, all = {}, true
+  for n = lo, hi do
+    if set[n] then out[#out + 1] = ("%0" .. width .. "d"):format(n) else all = false end
+  end
+  return all and "*" or table.concat(out, ",")
+end
+
+local DAYS = { [0] = "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" }
+
+-- calendar(schedule) -> systemd's OnCalendar= for it | nil, why. systemd asks for the
+-- day of month AND the day of week; cron takes either when both are restricted, which
+-- one OnCalendar= cannot say.
+function M.calendar(s)
+  if not s.dom_star and not s.dow_star then
+    return nil, ("cron %q restricts both the day of month and the day of week (cron takes either): "
+      .. "systemd timers cannot say that; write it as two jobs"):format(s.text)
+  end
+  local days = {}
+  for d = 0, 6 do if s.dow[d] then days[#days + 1] = DAYS[d] end end
+  local dow = #days == 7 and "" or (table.concat(days, ",") .. " ")
+  return ("%s*-%s-%s %s:%s:00"):format(dow, list(s.month, 1, 12, 2), list(s.dom, 1, 31, 2),
+    list(s.hour, 0, 23, 2), list(s.minute, 0, 59, 2))
+end
+
 -- The day matches: cron's rule, when both day fields are restricted either one will do.
 local function day_matches(s, t)
   local dom, dow = s.dom[t.day], s.dow[t.wday - 1]

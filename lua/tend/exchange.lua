@@ -20,7 +20,8 @@ function M.compression(file)
   errors.usage("%s: say the format by its name: .tar.zst, .tar.bz2, .tar.gz or .tar", file)
 end
 
--- export(ctx, inst, snap, file) -> files, bytes
+-- export(ctx, inst, snap, file) -> files, bytes: the site's files in the archive (its
+-- dump, manifest and meta.json are not counted among them)
 function M.export(ctx, inst, snap, file)
   local lock <close> = snapshot.lock_store(ctx, "shared") -- gc waits until the objects are read
   local compression = M.compression(file)
@@ -52,7 +53,8 @@ function M.export(ctx, inst, snap, file)
     db_file = dbname and ("db/" .. dbname .. ".sql") or nil }
   entries[#entries + 1] = { path = "manifest", type = "file", mode = 420, mtime = now, data = table.concat(lines, "\n") .. "\n" }
   entries[#entries + 1] = { path = "meta.json", type = "file", mode = 420, mtime = now, data = cjson.encode(meta) .. "\n" }
-  return errors.check(core.archive.write_tar(file, st, snapshot.tar_order(entries), { compression = compression }))
+  errors.check(core.archive.write_tar(file, st, snapshot.tar_order(entries), { compression = compression }))
+  return snapshot.tally(rows)
 end
 
 -- Tiki Manager's manifest.txt: "<md5>    app|data    <abs path>    full|partial" (the
@@ -88,7 +90,19 @@ local function read_meta(file, text)
   return meta
 end
 
--- from_export(st, file, entries, by, add) -> what the archive says: {kind, meta, db}.
+-- utc_time("2026-12-04T08:30:00Z") -> that Unix time | nil
+local function utc_time(text)
+  local y, mo, d, h, mi, s = tostring(text or ""):match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)Z$")
+  if not y then return nil end
+  -- os.time reads a table as local time: take the zone's offset at that moment back out
+  local t = os.time({ year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
+    min = tonumber(mi), sec = tonumber(s), isdst = false })
+  local there = os.date("!*t", t)
+  there.isdst = false
+  return t + (t - os.time(there))
+end
+
+-- from_export(st, file, entries, by, add) -> what the archive says: {kind, meta, db, at}.
 -- A tend export: files/ is the web root, outside/<abs> each folder outside it.
 local function from_export(st, file, entries, by, add)
   local meta = read_meta(file, text_of(st, file, by["meta.json"]))
@@ -97,12 +111,13 @@ local function from_export(st, file, entries, by, add)
     local abs = e.path:match("^outside(/.+)$")
     if rel then add(rel, e, "files/") elseif abs then add(abs, e, "outside") end
   end
-  return { kind = "tend export", meta = meta, db = meta.db_file and by[meta.db_file] }
+  return { kind = "tend export", meta = meta, db = meta.db_file and by[meta.db_file], at = utc_time(meta.taken_at) }
 end
 
--- from_tiki_manager(st, file, entries, by, add) -> {kind, meta, db, note}: a Tiki
+-- from_tiki_manager(st, file, entries, by, add) -> {kind, meta, db, note, at}: a Tiki
 -- Manager backup, <id>-<name>/ with manifest.txt naming a folder per md5; its app folder
--- is the web root, its data folders outside it are kept at their own paths.
+-- is the web root, its data folders outside it are kept at their own paths. It was taken
+-- when its manifest.txt was written.
 local function from_tiki_manager(st, file, entries, by, add)
   local top
   for _, e in ipairs(entries) do top = top or e.path:match("^([^/]+)/manifest%.txt$") end
@@ -128,7 +143,8 @@ local function from_tiki_manager(st, file, entries, by, add)
   end
   table.sort(data)
   return { kind = "Tiki Manager backup", meta = {}, db = by[top .. "/database_dump.sql"],
-    note = #data > 0 and ("data outside the web root: %s"):format(table.concat(data, ", ")) or nil }
+    note = #data > 0 and ("data outside the web root: %s"):format(table.concat(data, ", ")) or nil,
+    at = math.tointeger(by[top .. "/manifest.txt"].mtime) or math.floor(by[top .. "/manifest.txt"].mtime or 0) }
 end
 
 -- import(ctx, inst, file) -> snapshot id, summary
@@ -157,7 +173,9 @@ function M.import(ctx, inst, file)
   local bad, why = snapshot.unsafe(manifest)
   if bad then errors.fail("%s: unsafe path %q (%s); nothing imported", file, bad, why) end
   local files, bytes = snapshot.tally(manifest)
-  local snap = { instance_id = inst.id, started_at = os.time(), finished_at = os.time(),
+  -- dated when it was taken (forget's retention and a mirror's lag go by that), not now
+  local at = got.at and got.at > 0 and got.at <= os.time() and got.at or os.time()
+  local snap = { instance_id = inst.id, started_at = at, finished_at = at,
     app = meta.app or inst.app, version = meta.version, files = files, bytes = bytes,
     sent_bytes = 0, stored_bytes = 0, db_driver = dbobj and (meta.db_driver or "mysql") or nil,
     db_object = dbobj, db_bytes = dbbytes, consistent = true, root_mode = top_dir.mode, root_mtime_ns = top_dir.mtime_ns,
@@ -167,7 +185,7 @@ function M.import(ctx, inst, file)
   snap.stored_bytes = st:written() - written
   local id = snapshot.record(ctx:catalog(), snap, manifest)
   snapshot.end_run(ctx, run, true)
-  return id, { kind = got.kind, files = files, bytes = bytes, db_bytes = dbbytes, note = note }
+  return id, { kind = got.kind, files = files, bytes = bytes, db_bytes = dbbytes, note = note, taken_at = at }
 end
 
 return M

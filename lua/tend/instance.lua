@@ -131,7 +131,11 @@ end
 -- get(catalog, name) -> Instance | nil, msg
 function M.get(catalog, name)
   local row = catalog:first("SELECT * FROM instances WHERE name = ?", name)
-  if not row then return nil, ("no instance named %q (tend instance list)"):format(name) end
+  if not row then
+    local names = {}
+    for i, r in ipairs(catalog:query("SELECT name FROM instances ORDER BY name")) do names[i] = r.name end
+    return nil, ("no instance named %q%s (tend instance list)"):format(name, require("tend.suggest").hint(name, names))
+  end
   return setmetatable(load_extras(catalog, row), Instance)
 end
 
@@ -235,7 +239,7 @@ function Instance:describe()
     db = self.db, db_password_secret = self.db_password_secret, ssh_key = self.ssh_key,
     ssh_password_secret = self.ssh_password_secret,
     ssh_key_passphrase_secret = self.ssh_key_passphrase_secret,
-    exclude = self:excludes(), tags = self.tags, relations = self.relations, contact = self.contact,
+    exclude = self:excludes(), tags = require("tend.output").object(self.tags), relations = self.relations, contact = self.contact,
     watch_paths = self.watch_paths, watch_ignore = self.watch_ignore, migrate = self.migrate,
     releases = self.releases, data_dirs = self:data_folders(), outside_dirs = self:outside_dirs(), config_files = self:config_paths(),
     version_file = self.version_file, version_pattern = self.version_pattern }

@@ -1,15 +1,28 @@
 -- output: what tend prints. Humans get aligned tables and short reports; --json gets
 -- one JSON document on stdout. Messages and errors go to stderr.
-local cjson = require "cjson"
+-- JSON through dkjson: an empty table is an empty list ([]), unless marked with
+-- M.object; slashes are not escaped; times are ISO 8601 in UTC (M.time).
+local dkjson = require "dkjson"
+local null = require("cjson").null -- what a child tend's answer holds for null
 
 local M = {}
 
--- json(value) -> text.  Every command answers a list or an object; an empty answer is
--- a list with nothing in it (cjson cannot tell an empty list from an empty object).
+local STATE = { exception = function(reason, value, state, message)
+  if value == null then return "null" end
+  return dkjson.encodeexception(reason, value, state, message)
+end }
+
+-- json(value) -> text.  Every command answers a list or an object.
 function M.json(value)
-  if value == nil or next(value) == nil then return "[]" end
-  return cjson.encode(value)
+  if value == nil then return "[]" end
+  return dkjson.encode(value, STATE)
 end
+
+-- object(t) -> t, marked to be a JSON object even when it is empty ({} rather than []).
+function M.object(t) return setmetatable(t or {}, { __jsontype = "object" }) end
+
+-- time(t) -> "2026-12-04T08:30:00Z" for a Unix time, nil for nil: how JSON gives times.
+function M.time(t) return t and os.date("!%Y-%m-%dT%H:%M:%SZ", math.tointeger(t) or math.floor(t)) or nil end
 
 -- table_text(rows, columns) -> aligned text with a header row.
 function M.table_text(rows, columns)

@@ -226,7 +226,10 @@ function M.parse_args(ctx, r, argv)
     elseif word:sub(1, 1) == "-" and #word > 1 and not tonumber(word) then
       local p, value = by_option(r.params, name or word)
       if not p then
-        errors.usage("%s: unknown option %s%s", r.name, name or word, r.builtin and "" or (" (tend help " .. r.name .. ")"))
+        local known = {}
+        for _, q in ipairs(r.params) do if not q.positional then known[#known + 1] = "--" .. q.name end end
+        errors.usage("%s: unknown option %s%s%s", r.name, name or word, require("tend.suggest").hint(name or word, known),
+          r.builtin and "" or (" (tend help " .. r.name .. ")"))
       end
       if p.type == "bool" and not inline then
         give(p, value == nil and true or value)

@@ -191,7 +191,9 @@ function M.run(ctx, opts)
       if r[1] ~= "more" then
         le.history_add(buffer)
         le.history_save(history) -- now, not at exit: a REPL killed keeps its history too
-        if r[1] == "ok" then print_values(table.unpack(r, 2, r.n)) else io.stdout:write("error: ", r[2], "\n") end
+        if r[1] == "ok" then print_values(table.unpack(r, 2, r.n))
+        elseif tostring(r[2]):match("interrupted$") then io.stdout:write("interrupted\n") -- Ctrl-C
+        else io.stdout:write("error: ", r[2], "\n") end
         buffer = nil
       end
     else

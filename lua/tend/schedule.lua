@@ -85,9 +85,10 @@ local function cron_line(ctx, job)
   return (text .. " " .. env .. shell.join(argv) .. " >/dev/null 2>&1"):gsub("%%", "\\%%")
 end
 
--- merged(current, ctx) -> the crontab text with our block replaced by the jobs' lines
--- (or removed, when there are none); every other line kept as it was.
-function M.merged(current, ctx)
+-- merged(current, ctx [, none]) -> the crontab text with our block replaced by the jobs'
+-- lines (or removed, when there are none, or with none: systemd starts them); every
+-- other line kept as it was.
+function M.merged(current, ctx, none)
   local out, inside = {}, false
   for line in (current .. (current:sub(-1) == "\n" and "" or "\n")):gmatch("([^\n]*)\n") do
     if line == M.BEGIN then
@@ -99,7 +100,7 @@ function M.merged(current, ctx)
     end
   end
   while #out > 0 and out[#out] == "" do out[#out] = nil end
-  local jobs = ctx:catalog():query("SELECT * FROM jobs ORDER BY name")
+  local jobs = none and {} or ctx:catalog():query("SELECT * FROM jobs ORDER BY name")
   if #jobs > 0 then
     if #out > 0 then out[#out + 1] = "" end
     out[#out + 1] = M.BEGIN
@@ -109,8 +110,9 @@ function M.merged(current, ctx)
   return #out > 0 and table.concat(out, "\n") .. "\n" or ""
 end
 
--- sync(ctx) -> changed, text: the user's crontab with our block up to date.
-function M.sync(ctx)
+-- sync(ctx [, none]) -> changed, text: the user's crontab with our block up to date
+-- (with none: without it).
+function M.sync(ctx, none)
   local r, msg, code = core.proc.run({ "crontab", "-l" }, { timeout = 30 })
   if not r then
     if code == "enoent" then errors.fail("no crontab command here (Debian: apt install cron)") end
@@ -121,7 +123,7 @@ function M.sync(ctx)
     errors.fail("crontab -l: %s", require("tend.transport").why(r))
   end
   local current = r.code == 0 and r.stdout or ""
-  local text = M.merged(current, ctx)
+  local text = M.merged(current, ctx, none)
   if text == current then return false, text end
   local w = errors.check(core.proc.run({ "crontab", "-" }, { stdin = text, timeout = 30 }))
   if w.code ~= 0 then errors.fail("crontab -: %s", require("tend.transport").why(w)) end

@@ -64,6 +64,12 @@ local function authenticate(s, h, opts)
   local user = h.user or os.getenv("USER") or "root"
   local tried = {}
   if opts.key_file then
+    -- libssh2 calls a missing file "Unable to extract public key from private key file"
+    local st, why = fs.stat(opts.key_file)
+    if not st or st.type ~= "file" then
+      return nil, ("ssh %s: the key file %s (--ssh-key) %s"):format(h.spec, opts.key_file,
+        st and "is not a file" or ("cannot be read: " .. tostring(why))), "auth"
+    end
     local ok, msg = s:auth_key(user, opts.key_file, opts.key_passphrase)
     if ok then return true end
     tried[#tried + 1] = msg

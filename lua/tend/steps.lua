@@ -169,6 +169,15 @@ function Instance:update_plan(opts)
   return require("tend.update").plan(self, opts or {})
 end
 
+-- check_updatable(src): a copy of src here could be updated by tend: src's web root is
+-- a git or Subversion checkout (the copy gets it), or this instance has --releases.
+-- Read only; a usage error otherwise, before anything is done.
+function Instance:check_updatable(src)
+  if self.releases or require("tend.vcs").state(src:transport(), src.path) then return end
+  errors.usage("%s's web root is no git or Subversion checkout and %s has no --releases URL, so tend could not "
+    .. "update a copy of it (--update CMD runs a command of yours instead); nothing was changed", src.name, self.name)
+end
+
 -- code_to(plan): the code moved where plan says (a checkout switched, a release unpacked).
 function Instance:code_to(plan)
   require("tend.pause")(self.ctx, "update.code")

@@ -13,13 +13,20 @@ local M = {}
 local TYPES = backup.TYPES
 local FORMAT = "%y\\0%m\\0%U\\0%G\\0%s\\0%p\\0%l\\0"
 
--- patterns(inst) -> what watch leaves out: the app's caches, the instance's own list.
+-- patterns(inst) -> what watch leaves out: the app's caches, the instance's own list,
+-- and its SQLite database when that lives in the web root (it changes with every write
+-- to the site; backups keep it, watch is for the code).
 function M.patterns(inst)
   local out = {}
   local adapter = require("tend.apps").get(inst.app)
   for _, p in ipairs(adapter.ignore or {}) do out[#out + 1] = p end
   for p in (inst.watch_ignore or ""):gmatch("[^\n]+") do out[#out + 1] = p end
   for _, p in ipairs(require("tend.maintenance").files(adapter)) do out[#out + 1] = p end
+  local s = inst.db and require("tend.db").parse_url(inst.db)
+  local rel = s and s.driver == "sqlite" and s.path:sub(1, #inst.path + 1) == inst.path .. "/" and s.path:sub(#inst.path + 2)
+  if rel then
+    for _, suffix in ipairs({ "", "-journal", "-wal", "-shm" }) do out[#out + 1] = rel .. suffix end
+  end
   return out
 end
 

@@ -21,15 +21,20 @@ is() {
   else _tap_result 1 "$3"; printf '#   got:      %s\n#   expected: %s\n' "$1" "$2"; fi
 }
 
+# _one_pattern REGEX: grep takes each line of a pattern as a pattern of its own (any
+# of them matching), so a newline in REGEX is written as the character class that
+# matches it: a pattern over several lines must match them all, in order.
+_one_pattern() { printf '%s' "${1//$'\n'/[[:space:]]}"; }
+
 # like GOT REGEX DESC (grep -E over the whole text: . matches newlines too)
 like() {
-  if printf '%s' "$1" | grep -Ezq -- "$2"; then _tap_result 0 "$3"
+  if printf '%s' "$1" | grep -Ezq -- "$(_one_pattern "$2")"; then _tap_result 0 "$3"
   else _tap_result 1 "$3"; printf '#   got:      %s\n#   expected to match: %s\n' "$1" "$2" | head -20; fi
 }
 
 # unlike GOT REGEX DESC
 unlike() {
-  if printf '%s' "$1" | grep -Ezq -- "$2"; then _tap_result 1 "$3"; printf '#   got:      %s\n#   must not match: %s\n' "$1" "$2" | head -20
+  if printf '%s' "$1" | grep -Ezq -- "$(_one_pattern "$2")"; then _tap_result 1 "$3"; printf '#   got:      %s\n#   must not match: %s\n' "$1" "$2" | head -20
   else _tap_result 0 "$3"; fi
 }
 

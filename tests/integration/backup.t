@@ -62,7 +62,7 @@ is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT sha256 FROM snapshot_files WHERE s
 
 out=$("$TEND" snapshots wp 2>&1)
 like "$out" "^ID +TIME +APP.*
-5 +[0-9-]+ [0-9:]+ +wordpress 6\.1\.[0-9]+ +$((files - 1)) " "snapshots lists them, newest first"
+5 +[0-9-]+ [0-9:]+ UTC +wordpress 6\.1\.[0-9]+ +$((files - 1)) " "snapshots lists them, newest first"
 
 # Failures leave no snapshot.
 count() { sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots"; }
@@ -104,7 +104,7 @@ for j in 1 3; do
   got=$(printf '%s' "$out" | python3 -c 'import json,sys
 for e in json.load(sys.stdin): print(e["instance"], e.get("code", 0), e.get("error") or "snapshot %d" % e["snapshot"])')
   like "$rc:$got" "^1:busy 4 a restore of it is running; try again when it ends
-gone 1 prepare: .*nowhere not found
+gone 1 prepare: .*nowhere not found on ssh:[^ ]*
 wp 0 snapshot [0-9]+$" "--all -j $j --json: an entry per instance, each failure with its own exit code and message"
 done
 kill $holder 2>/dev/null; wait $holder 2>/dev/null

@@ -72,7 +72,7 @@ is "$RC" 2 "a bad instance name exits 2"
 run instance add prod --app wordpress --path /srv/www --host ssh://deploy@web1.invalid:2222 --url https://example.test/
 is "$RC" 0 "an ssh:// host is accepted and stored"
 run --json instance show prod
-like "$OUT" '"host":"ssh:\\/\\/deploy@web1.invalid:2222"' "... and shown"
+like "$OUT" '"host":"ssh://deploy@web1.invalid:2222"' "... and shown"
 run check prod
 like "$RC:$ERR" "^1:tend: check: instance prod: ssh web1.invalid:2222: " "a run against an unknown host fails in one line naming it, exit 1"
 

@@ -274,8 +274,20 @@ is "$rc" 0 "pre-dogfood tiki-b exits 0"
 like "$("$TEND" check tiki-b 2>&1)" "app: +tiki 28.0" "tiki-b runs the updated code"
 is "$(cd "$TB" && php index.php | sed -n 2p)" "page=FreshPage" "... on production's data of today"
 ok "... and its maintenance page is lifted" test ! -e "$TB/tend-maintenance.php"
-like "$("$TEND" pre-dogfood tiki-b --update "exit 3" 2>&1; echo "rc=$?")" "the update failed: exit 3; tiki-b stays behind its maintenance page.*rc=1" \
-  "a failing update exits 1 and says where tiki-b is"
-like "$(head -1 "$TB/.htaccess")" "^# tend maintenance" "... behind its maintenance page"
+n_before=$("$TEND" --json snapshots tiki-b 2>/dev/null | grep -o '"id":' | wc -l)
+out=$("$TEND" --quiet pre-dogfood tiki-b --update "sed -i s/27.1/29.0/ lib/setup/twversion.class.php; exit 3" 2>&1); rc=$?
+like "$rc:$out" "^1:tend: pre-dogfood: tiki-b: update: exit 3; undone: restore of snapshot [0-9]+ \(files and database\), maintenance page off$" \
+  "a failing --update exits 1, names its step and says what was undone"
+is "$(( $("$TEND" --json snapshots tiki-b 2>/dev/null | grep -o '"id":' | wc -l) - n_before ))" 1 \
+  "... the copy was backed up before the command ran"
+like "$("$TEND" check tiki-b 2>&1)" "app: +tiki 27.1" "... and is back as it was copied (the command's change undone)"
+ok "... its maintenance page lifted" test ! -e "$TB/tend-maintenance.php"
+
+# pre-dogfood of a source tend could not update: refused before anything is cloned.
+n_before=$("$TEND" --json snapshots tiki-a 2>/dev/null | grep -o '"id":' | wc -l)
+out=$("$TEND" --quiet pre-dogfood tiki-b 2>&1); rc=$?
+like "$rc:$out" "^2:tend: tiki-b: update check: .* is no git or Subversion checkout .*nothing was changed" \
+  "pre-dogfood without --update of a source that is no checkout is refused (exit 2)"
+is "$("$TEND" --json snapshots tiki-a 2>/dev/null | grep -o '"id":' | wc -l)" "$n_before" "... before the source's backup"
 
 done_testing

@@ -38,6 +38,7 @@ next_prompt() { wait_for "prompt $1" 60 prompts_at_least "$1"; }
 
 start_repl
 expect '^tend> ' "the REPL starts in a terminal with a prompt"
+expect '^tend [0-9]+\.[0-9]+ REPL: ' "... its greeting gives tend's release, as the guide shows it"
 type_line '6 * 7'
 expect '^42$' "an expression's value is printed"
 
@@ -77,7 +78,7 @@ next_prompt 8
 type_line 'while true do end'
 sleep 0.5
 tm send-keys -t repl C-c
-expect '^(\^C)?error: interrupted$' "Ctrl-C stops a line that runs forever"
+expect '^(\^C)?interrupted$' "Ctrl-C stops a line that runs forever, saying only that"
 next_prompt 9
 tm send-keys -t repl -l 'half a line'
 tm send-keys -t repl C-c

@@ -55,7 +55,8 @@ wait "$first"; rc=$?
 is "$rc" 0 "the first run finishes, exit 0"
 "$TEND" schedule run slow > "$T/killed.out" 2>&1 &
 victim=$!
-wait_for "the run to start" 20 test -e "$TEND_HOME/locks/job-slow.lock.who"
+running_recorded() { [ "$(q "SELECT count(*) FROM runs WHERE job = 'slow' AND status = 'running'")" = 1 ]; }
+wait_for "the run to start and be recorded" 20 running_recorded
 kill -KILL "$victim"; wait "$victim" 2>/dev/null
 out=$("$TEND" schedule run slow 2>&1); rc=$?
 like "$rc:$out" "^0:tend: warning: job slow: taking over the lock of pid $victim .*ended without letting go" \
@@ -136,4 +137,40 @@ if [ "$(id -u)" = 0 ]; then
 else
   _tap_result 0 "# SKIP starting cron needs root"
 fi
+
+# systemd timers instead of cron: a service and a timer per job, checked by
+# systemd-analyze; the crontab's block goes (one of the two starts each job), and a job
+# gone takes its units with it.
+export XDG_CONFIG_HOME=$T/xdg XDG_RUNTIME_DIR=$T/xdg-run
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+units=$XDG_CONFIG_HOME/systemd/user
+"$TEND" schedule add weekdays --cron "*/15 2 * * 1-5" -- store verify >/dev/null 2>&1
+out=$("$TEND" schedule sync --systemd 2>/dev/null); rc=$?
+like "$rc:$out" "^0:systemd user units in $units: [0-9]+ written, 0 removed, [0-9]+ timers" "schedule sync --systemd writes the units"
+ok "... a service and a timer for the job" test -f "$units/tend-weekdays.service" -a -f "$units/tend-weekdays.timer"
+like "$(cat "$units/tend-weekdays.timer")" "OnCalendar=Mon,Tue,Wed,Thu,Fri \*-\*-\* 02:00,15,30,45:00" "... its cron expression as OnCalendar="
+verify=$(systemd-analyze verify --user "$units"/tend-*.timer "$units"/tend-*.service 2>&1); rc=$?
+is "$rc" 0 "systemd-analyze verify accepts every unit"
+[ "$rc" = 0 ] || diag "$verify"
+next=$(systemd-analyze calendar "$(sed -n 's/^OnCalendar=//p' "$units/tend-weekdays.timer")" | sed -n 's/^ *Next elapse: //p')
+like "$next" "^(Mon|Tue|Wed|Thu|Fri) .* 02:(00|15|30|45):00" "... and the timer's next run is a weekday at 2:00-2:45"
+unlike "$(crontab -l 2>/dev/null)" "schedule run" "tend's block left the crontab: systemd starts the jobs now"
+like "$(crontab -l 2>/dev/null)" "echo unrelated" "... the user's own line stays"
+exec_line=$(sed -n 's/^ExecStart=//p' "$units/tend-weekdays.service")
+eval "set -- $exec_line"
+"$@" >/dev/null 2>&1; rc=$?
+is "$rc:$(q "SELECT status FROM runs WHERE job = 'weekdays' ORDER BY id DESC LIMIT 1")" "0:ok" \
+  "the service's ExecStart runs the job as cron would, recorded"
+"$TEND" schedule rm weekdays >/dev/null 2>&1
+"$TEND" schedule sync --systemd >/dev/null 2>&1
+ok "a removed job's units go with the next sync" test ! -e "$units/tend-weekdays.timer" -a ! -e "$units/tend-weekdays.service"
+printf '[Unit]\nDescription=not ours\n' > "$units/tend-mine.service"
+"$TEND" schedule sync >/dev/null 2>&1
+ok "back to cron: tend's units are gone" sh -c "! ls '$units'/tend-*.timer 2>/dev/null | grep -q ."
+ok "... a unit that is not tend's is left alone" test -f "$units/tend-mine.service"
+like "$(crontab -l)" "schedule run" "... and the crontab has the jobs again"
+out=$("$TEND" schedule add both --cron "0 3 1 * 1" -- store verify 2>&1 && "$TEND" schedule sync --systemd 2>&1); rc=$?
+like "$rc:$out" "^2:.*both the day of month and the day of week.*systemd timers cannot say that" \
+  "a cron expression OnCalendar= cannot say is refused, before any unit is written"
+"$TEND" schedule rm both >/dev/null 2>&1
 done_testing

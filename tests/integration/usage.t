@@ -1,6 +1,6 @@
 #!/bin/bash
 # Bad invocations, recipes and built-in commands alike: each exits 2 with one line on
-# stderr that says what is wrong, prints nothing on stdout, and changes nothing in
+# stderr that says what is wrong (with --quiet: no progress line of the steps before it), prints nothing on stdout, and changes nothing in
 # TEND_HOME (the catalog row for row) or on the instance.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/harness/tap.sh
@@ -17,7 +17,7 @@ before=$(state)
 while IFS='|' read -r want argv; do
   [ -z "$argv" ] && continue
   eval "set -- $argv"
-  "$TEND" "$@" > "$T/out" 2> "$T/err" < /dev/null; rc=$?
+  "$TEND" --quiet "$@" > "$T/out" 2> "$T/err" < /dev/null; rc=$?
   err=$(cat "$T/err")
   is "$rc" 2 "tend $argv: exit 2"
   like "$(wc -l < "$T/err"):$err" "^1:tend: .*$want" "... one line: $want"

@@ -61,9 +61,14 @@ function host_cmds.check(ctx, argv)
   local started = os.clock()
   local opts = inst and inst:ssh_options(ctx, { fresh = true }) or { home = ctx.home, name = spec, fresh = true }
   local t = errors.check(transport.open(spec, spec ~= "local" and opts or nil))
-  local r = errors.check(t:exec({ "sh", "-c", "id -un; uname -sr" }))
-  local user, system = r.stdout:match("^([^\n]*)\n([^\n]*)")
-  local report = { host = spec, user = user, system = system, ok = r.code == 0 }
+  local r = errors.check(t:exec({ "sh", "-c", "echo tend-check; id -un; uname -sr" }))
+  local user, system = r.stdout:match("tend%-check\n([^\n]*)\n([^\n]*)")
+  if r.code ~= 0 or not user then -- a nologin shell, a forced command: every job would fail
+    local said = (r.stdout .. "\n" .. r.stderr):match("([^\n]*%S[^\n]*)")
+    errors.fail("%s: logged in, but the account runs no commands (%s); tend needs a login whose shell runs them",
+      spec, said or ("exit " .. tostring(r.code)))
+  end
+  local report = { host = spec, user = user, system = system, ok = true }
   local lines = { { "host", spec }, { "logged in as", user or "?" }, { "system", system or "?" } }
   if t.session then
     report.fingerprint = t.session:hostkey().fingerprint

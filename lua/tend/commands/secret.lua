@@ -39,11 +39,12 @@ end
 function secret_cmds.list(ctx, argv)
   local _, pos = getopts(argv, {}, "secret list")
   if #pos > 0 then errors.usage("usage: tend secret list") end
-  local rows = {}
+  local rows, data = {}, {}
   for _, s in ipairs(ctx:vault():list()) do
-    rows[#rows + 1] = { name = s.name, updated = os.date("!%Y-%m-%d %H:%M", s.updated_at) }
+    rows[#rows + 1] = { name = s.name, updated = os.date("!%Y-%m-%d %H:%M UTC", s.updated_at) }
+    data[#data + 1] = { name = s.name, updated = output.time(s.updated_at) }
   end
-  ctx:result(rows, #rows == 0 and "no secrets yet (tend secret set KEY)" or output.table_text(rows, { "name", "updated" }))
+  ctx:result(data, #rows == 0 and "no secrets yet (tend secret set KEY)" or output.table_text(rows, { "name", "updated" }))
 end
 
 function secret_cmds.rm(ctx, argv)
