@@ -52,6 +52,7 @@ Schedule and alerts:
   schedule sync           write the jobs into your crontab (a managed block; other lines kept)
   schedule sync --systemd ... or as systemd user timers (~/.config/systemd/user) instead
   schedule run JOB        what cron calls: locks, preflight, the recipe, the record, the alert
+  status [NAME]           each instance's newest snapshot and its jobs' last runs; exit 1 if one failed
   log [JOB|NAME] [--failed] | log show RUN
                           run history; one run's whole log
   mail config [--url smtp://HOST:PORT] [--from ADDR] [--user NAME] [--tls try|require|none]
@@ -146,6 +147,7 @@ commands.host = lazy_group("host", "usage: tend host list | check NAME | trust N
 commands.store = lazy_group("store", "usage: tend store verify | gc [--dry-run] | cat SHA256 | encrypt")
 commands.schedule = lazy_group("schedule", "usage: tend schedule add JOB --cron EXPR -- RECIPE ARGS | list | rm JOB | sync | run JOB")
 commands.log = lazy("log")
+commands.status = lazy("status")
 commands.mail = lazy_group("mail", "usage: tend mail config [--url URL] [--from ADDR] [--user NAME] [--tls MODE] | test ADDR")
 commands.exec = lazy("exec")
 

@@ -15,11 +15,11 @@ local SUB = {
   mail = { "config", "test" },
   log = { "show" },
 }
-local TAKES_INSTANCE = { ["instance show"] = true, ["instance edit"] = true, ["instance rm"] = true,
+local TAKES_INSTANCE = { status = true, ["instance show"] = true, ["instance edit"] = true, ["instance rm"] = true,
   ["instance link"] = true, ["host check"] = true, ["host trust"] = true, exec = true, log = true }
 local GLOBAL = { "--home", "--recipes", "--json", "--quiet", "--debug", "--yes", "--version", "--help" }
 local BUILTIN = { "instance", "secret", "host", "store", "schedule", "log", "mail", "exec", "repl",
-  "recipes", "help", "run" }
+  "recipes", "help", "run", "status" }
 
 local function instance_names(ctx)
   local out = {}

@@ -6,6 +6,7 @@ local home = require "tend.home"
 local Catalog = require "tend.catalog"
 local Vault = require "tend.vault"
 local instance = require "tend.instance"
+local db = require "tend.db"
 local output = require "tend.output"
 
 local Context = {}
@@ -94,6 +95,28 @@ function Context:result(data, text)
   end
 end
 
+-- confirm(word, what): a destructive job goes on only when the global --yes was given,
+-- or the operator types word at a terminal; elsewhere a usage error, nothing done.
+function Context:confirm(word, what)
+  if self.yes then return end
+  if not (core.fs.isatty(0) and core.fs.isatty(2)) then
+    errors.usage("%s: not confirmed (run it at a terminal, or add the global --yes); nothing was changed", what)
+  end
+  io.stderr:write(("About to %s. Type %s to go on: "):format(what, word))
+  io.stderr:flush()
+  if io.read("l") ~= word then errors.usage("%s: not confirmed; nothing was changed", what) end
+end
+
+-- database_account(url [, secret]) -> settings: a database account given on the command
+-- line (blank's and destroy's --admin), its password from the vault secret; a usage
+-- error for a URL that is not mysql://.
+function Context:database_account(url, secret)
+  local s, why = db.parse_url(url)
+  if not s or s.driver ~= "mysql" then errors.usage("--admin: %s", why or "a mysql:// URL") end
+  if secret then s.password = errors.check(self:vault():get(secret)) end
+  return s
+end
+
 -- usage(fmt, ...): bad input; exit 2 with that line.
 function Context:usage(fmt, ...) errors.usage(fmt, ...) end
 
@@ -112,6 +135,8 @@ function Context:step(name, fn, ...)
       local quoted = inst.name:gsub("%p", "%%%0")
       msg = msg:gsub("^instance " .. quoted .. ": ", ""):gsub("^" .. quoted .. ": ", "")
     end
+    -- and "database: database mysql:..." says it once
+    if msg:sub(1, #name + 1) == name .. " " then msg = msg:sub(#name + 2) end
     error(errors.within(errors.new(code, msg), label), 0)
   end
   return table.unpack(r, 2, r.n)

@@ -7,15 +7,16 @@ local null = require("cjson").null -- what a child tend's answer holds for null
 
 local M = {}
 
-local STATE = { exception = function(reason, value, state, message)
+local function exception(reason, value, state, message)
   if value == null then return "null" end
   return dkjson.encodeexception(reason, value, state, message)
-end }
+end
 
--- json(value) -> text.  Every command answers a list or an object.
+-- json(value) -> text.  Every command answers a list or an object. (A state of its own
+-- each time: dkjson keeps its buffer in the state after a failed call.)
 function M.json(value)
   if value == nil then return "[]" end
-  return dkjson.encode(value, STATE)
+  return dkjson.encode(value, { exception = exception })
 end
 
 -- object(t) -> t, marked to be a JSON object even when it is empty ({} rather than []).

@@ -219,4 +219,21 @@ function Instance:watch_accept()
   require("tend.watch").rebaseline(self.ctx, self)
 end
 
+-- destroy_plan(admin) -> plan: what destroy would remove (tend.destroy.plan), found
+-- before anything is done; plan.lines says it. admin: who drops a MySQL database.
+function Instance:destroy_plan(admin)
+  return require("tend.destroy").plan(self.ctx, self, admin)
+end
+
+-- archive(snap, file) -> file: snap exported to file and read back whole (the way back
+-- after destroy: tend import).
+function Instance:archive(snap, file)
+  return require("tend.destroy").archive(self.ctx, self, snap, file)
+end
+
+-- drop_database(plan), remove_files(plan), forget(plan): destroy's removals, in that order.
+function Instance:drop_database(plan) require("tend.destroy").drop_database(self.ctx, self, plan) end
+function Instance:remove_files(plan) require("tend.destroy").remove_trees(self, plan) end
+function Instance:forget(plan) require("tend.destroy").forget(self.ctx, self, plan) end
+
 return Instance

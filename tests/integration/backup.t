@@ -71,7 +71,7 @@ cp "$WP_PATH/wp-config.php" "$(harness_tmp)/wp-config.good"
 sed -i "s/define( 'DB_PASSWORD', .*/define( 'DB_PASSWORD', 'wrong' );/" "$WP_PATH/wp-config.php"
 err=$("$TEND" backup wp 2>&1 >/dev/null); rc=$?
 cp "$(harness_tmp)/wp-config.good" "$WP_PATH/wp-config.php"
-like "$rc:$err" "^1:.*tend: backup: wp: database: database mysql:.*Access denied" "a dump that fails fails the backup, in one line"
+like "$rc:$err" "^1:.*tend: backup: wp: database: mysql:.*Access denied" "a dump that fails fails the backup, in one line"
 is "$(count)" "$n" "... and records no snapshot"
 "$TEND" instance add gone --app generic --host "$SSHD_URL" \
   --ssh-key "$SSHD_KEY" --path "$(harness_tmp)/nowhere" >/dev/null 2>&1

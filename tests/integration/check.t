@@ -24,7 +24,7 @@ cp -a "$WP_PATH/wp-config.php" "$(harness_tmp)/wp-config.good"
 sed -i "s/define( 'DB_PASSWORD', .*/define( 'DB_PASSWORD', 'wrong' );/" "$WP_PATH/wp-config.php"
 err=$("$TEND" check wp 2>&1 >/dev/null); rc=$?
 is "$rc" 1 "a wrong DB password fails the check with exit 1"
-like "$err" "^tend: check: database: database mysql:.*Access denied" "... saying what failed in one line"
+like "$err" "^tend: check: database: mysql:.*Access denied" "... saying what failed in one line"
 is "$(printf '%s\n' "$err" | wc -l)" 1 "... and only one line"
 cp -a "$(harness_tmp)/wp-config.good" "$WP_PATH/wp-config.php"
 

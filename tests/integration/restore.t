@@ -58,7 +58,7 @@ printf 'INSERT INTO no_such_table VALUES (1);\n' >> "$T"/bad/db/*.sql
 tar -cf "$T/bad.tar" -C "$T/bad" . && "$TEND" --quiet import wp "$T/bad.tar" >/dev/null 2>&1 || bail "import failed"
 bad=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT max(id) FROM snapshots")
 err=$("$TEND" --quiet restore wp "$bad" 2>&1 >/dev/null); rc=$?
-like "$rc:$err" "^1:tend: restore: wp: database: database mysql:.*Table '.*no_such_table' doesn't exist \(the instance is as it was\)$" "a load that fails midway fails the restore, in one line"
+like "$rc:$err" "^1:tend: restore: wp: database: mysql:.*Table '.*no_such_table' doesn't exist \(the instance is as it was\)$" "a load that fails midway fails the restore, in one line"
 is "$(tree):$(sums)" "$t2:$s2" "... the files are as they were"
 is "$(rows)" "$r2" "... the database rows are as they were (the safety dump went back in)"
 is "$(tables)" "$tb2" "... and so are its tables"

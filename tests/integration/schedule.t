@@ -79,6 +79,13 @@ like "$(cat "$alert")" "Cause: +down: .*127.0.0.1:$port" "... and the cause"
 like "$("$TEND" log --failed)" "down-backup +down .*failed" "tend log --failed lists it"
 run=$(q "SELECT max(id) FROM runs WHERE job = 'down-backup'")
 like "$("$TEND" log show "$run")" "alert: mailed to ops@example.org" "tend log show says the alert went out"
+out=$("$TEND" status down 2>"$T/status.err"); rc=$?
+like "$rc:$out" "^1:INSTANCE +BACKUP +JOB .*down +- +down-backup +[0-9-]+ [0-9:]+ +failed +down: " \
+  "tend status exits 1 after a failed scheduled run, naming the job and the cause"
+is "$(cat "$T/status.err")" "tend: 1 job failed on its last run (tend log --failed)" "... and says so in one line"
+json=$("$TEND" --json status down 2>/dev/null)
+is "$(printf '%s' "$json" | python3 -c 'import json,sys; j=json.load(sys.stdin)[0]["jobs"][0]; print(j["job"], j["status"], j["error"][:5])')" \
+  "down-backup failed down:" "... and --json gives each job's last run"
 
 # A webhook gets the failure as JSON; one that answers an error is reported, not fatal.
 hook_port=$(free_port)
@@ -101,6 +108,8 @@ kill "$hook_pid"
 before=$(ls "$SMTP_MAILDIR"/new | wc -l)
 out=$("$TEND" schedule run nightly 2>&1); rc=$?
 is "$rc" 0 "a job that succeeds exits 0"
+out=$("$TEND" status wp 2>&1); rc=$?
+like "$rc:$out" "^0:.*wp +[0-9-]+ [0-9:]+ +nightly +[0-9-]+ [0-9:]+ +ok" "tend status of an instance whose jobs went well exits 0"
 sleep 1
 is "$(ls "$SMTP_MAILDIR"/new | wc -l)" "$before" "... and mails nothing"
 
