@@ -178,6 +178,12 @@ function Instance:check_updatable(src)
     .. "update a copy of it (--update CMD runs a command of yours instead); nothing was changed", src.name, self.name)
 end
 
+-- versions() -> {current, versions, source}: the versions there are (its repository's
+-- tags, or its --releases), oldest first, and where it is now.
+function Instance:versions()
+  return require("tend.update").versions(self)
+end
+
 -- code_to(plan): the code moved where plan says (a checkout switched, a release unpacked).
 function Instance:code_to(plan)
   require("tend.pause")(self.ctx, "update.code")

@@ -17,6 +17,27 @@ function M.health(inst)
   if r.status >= 500 then return ("%s answered %d"):format(inst.url, r.status) end
 end
 
+-- versions(inst) -> {current, versions = {v, ...} oldest first, source}: what versions
+-- there are for inst: its repository's tags (a git checkout), or its --releases list.
+function M.versions(inst)
+  local t = inst:transport()
+  local state = vcs.state(t, inst.path)
+  if state and state.kind == "git" then
+    return { current = state.tag or state.branch or state.commit, versions = vcs.tags(t, inst.path), source = "git tags" }
+  end
+  if inst.releases then
+    local list, seen = {}, {}
+    for _, e in ipairs(require("tend.release").list(inst.releases)) do
+      if not seen[e.version] then list[#list + 1], seen[e.version] = e.version, true end
+    end
+    table.sort(list, function(a, b) return vcs.newer(b, a) end)
+    local _, current = inst:detect()
+    return { current = current, versions = list, source = inst.releases }
+  end
+  errors.usage("%s: %s is no git checkout and the instance has no --releases URL: tend knows no versions of it",
+    inst.name, inst.path)
+end
+
 -- migrate(inst, say) -> nil | why: the instance's --migrate command, or its app's own.
 function M.migrate(inst, say)
   local cmd = inst.migrate or apps.get(inst.app).migrate

@@ -64,9 +64,7 @@ function M.target(t, root, s, to, latest)
     local head = to or errors.check(run(t, { "svn", "info", "--non-interactive", "-r", "HEAD", "--show-item", "revision", root }))
     return head ~= s.commit and head or nil
   end
-  errors.check(git(t, root, "fetch", "--tags", "--quiet"))
-  local tags = {}
-  for tag in (errors.check(git(t, root, "tag", "-l")) .. "\n"):gmatch("([^\n]+)\n") do tags[#tags + 1] = tag end
+  local tags = M.tags(t, root)
   if to then
     for _, tag in ipairs(tags) do if tag == to then return to end end
     errors.usage("no version %s in the repository (it has %s)", to, table.concat(tags, ", "))
@@ -86,6 +84,15 @@ function M.target(t, root, s, to, latest)
     if major(tag) == major(s.tag) and M.newer(tag, best or s.tag) then best = tag end
   end
   return best
+end
+
+-- tags(t, root) -> {tag, ...}, oldest version first: the repository's tags, fetched first.
+function M.tags(t, root)
+  errors.check(git(t, root, "fetch", "--tags", "--quiet"))
+  local tags = {}
+  for tag in (errors.check(git(t, root, "tag", "-l")) .. "\n"):gmatch("([^\n]+)\n") do tags[#tags + 1] = tag end
+  table.sort(tags, function(a, b) return M.newer(b, a) end)
+  return tags
 end
 
 -- switch(t, root, state, to): the checkout moved to `to` (from target).

@@ -105,6 +105,13 @@ like "$("$TEND" update app 2>&1; echo "rc=$?")" "already at 2.0, the newest of v
   "an update with nothing newer of its major: exit 0, and says so"
 like "$("$TEND" upgrade app --to 9.9 --yes-production 2>&1; echo "rc=$?")" "no version 9.9 in the repository.*rc=2" \
   "a version the repository lacks is refused"
+out=$("$TEND" versions app 2>/dev/null); rc=$?
+is "$rc:$out" "0:app is at 2.0; versions (git tags):
+  1.0
+  1.1
+  1.2
+  1.3
+* 2.0" "tend versions lists the repository's tags, oldest first, marking the instance's own"
 
 # Release tarballs, for a web root that is no checkout: downloaded, checked, unpacked.
 REL=$T/releases
@@ -128,6 +135,8 @@ out=$("$TEND" upgrade rel --to 2.0 2>&1); rc=$?
 like "$rc:$out" "^1:.*app-2.0.tar.gz: checksum mismatch \(SHA256SUMS says [0-9a-f]+, the download is [0-9a-f]+\); nothing unpacked.*undone: restore of snapshot" \
   "a tarball whose checksum does not match is refused, and nothing changes"
 is "$(cd "$TAR" && php index.php | head -1)" "version=1.1" "... the instance still runs 1.1"
+is "$("$TEND" --json versions rel 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["current"], d["versions"])')" \
+  "1.1 ['1.0', '1.1', '2.0']" "... and for an instance from --releases, the versions its SHA256SUMS lists"
 
 out=$("$TEND" create fromrel --releases "http://127.0.0.1:$PR" --version 1.1 --host "$SSHD_URL" --ssh-key "$SSHD_KEY" \
   --path "$T/fromrel/site" --db "sqlite://$T/fromrel/site/data/app.db" --migrate "php migrate.php" 2>&1); rc=$?
