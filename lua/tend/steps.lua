@@ -184,6 +184,20 @@ function Instance:versions()
   return require("tend.update").versions(self)
 end
 
+-- code_changes() -> {path, ...}: the tracked files of its checkout changed on the host
+-- (untracked ones, its config and uploads, are no change of the code); a usage error
+-- when its web root is no git or Subversion checkout.
+function Instance:code_changes()
+  local list = require("tend.vcs").changes(self:transport(), self.path)
+  if not list then errors.usage("%s: %s is no git or Subversion checkout: tend cannot tell its changes", self.name, self.path) end
+  return list
+end
+
+-- revert_code(): the tracked files back as the checkout's commit has them.
+function Instance:revert_code()
+  require("tend.vcs").revert(self:transport(), self.path)
+end
+
 -- code_to(plan): the code moved where plan says (a checkout switched, a release unpacked).
 function Instance:code_to(plan)
   require("tend.pause")(self.ctx, "update.code")

@@ -95,6 +95,32 @@ function M.tags(t, root)
   return tags
 end
 
+-- changes(t, root) -> {path, ...}: the tracked files changed in the checkout (modified or
+-- deleted); untracked files (the config, uploads) are not changes of the code.
+function M.changes(t, root)
+  local kind, out = M.kind(t, root), {}
+  if kind == "git" then
+    for path in (errors.check(git(t, root, "diff", "--name-only", "HEAD")) .. "\n"):gmatch("([^\n]+)\n") do
+      out[#out + 1] = path
+    end
+  elseif kind == "svn" then
+    local text = errors.check(run(t, { "svn", "status", "--non-interactive", "-q", root }))
+    for flag, path in (text .. "\n"):gmatch("(%S)%s+([^\n]+)\n") do
+      if flag ~= "?" then out[#out + 1] = path:sub(1, #root + 1) == root .. "/" and path:sub(#root + 2) or path end
+    end
+  else
+    return nil
+  end
+  return out
+end
+
+-- revert(t, root): the tracked files as the checkout's commit has them; untracked files
+-- are left alone.
+function M.revert(t, root)
+  if M.kind(t, root) == "svn" then return errors.check(run(t, { "svn", "revert", "-R", "-q", root })) end
+  errors.check(git(t, root, "checkout", "--quiet", "HEAD", "--", "."))
+end
+
 -- switch(t, root, state, to): the checkout moved to `to` (from target).
 function M.switch(t, root, s, to)
   if s.kind == "svn" then

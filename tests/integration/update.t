@@ -113,6 +113,25 @@ is "$rc:$out" "0:app is at 2.0; versions (git tags):
   1.3
 * 2.0" "tend versions lists the repository's tags, oldest first, marking the instance's own"
 
+# revert: local changes to the code dropped after a backup; untracked files stay.
+snaps() { sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots s JOIN instances i ON i.id = s.instance_id WHERE i.name = '$1'"; }
+echo "// a hot fix by hand" >> "$APP/index.php"
+rm "$APP/migrate.php"
+echo "an upload" > "$APP/upload-by-a-user.txt"
+is "$("$TEND" --json revert app --dry-run 2>/dev/null | python3 -c 'import json,sys; print(sorted(json.load(sys.stdin)["changed"]))')" \
+  "['index.php', 'migrate.php']" "revert --dry-run lists the changed and deleted tracked files"
+n=$(snaps app)
+out=$("$TEND" --quiet revert app 2>&1); rc=$?
+like "$rc:$out" "^2:tend: app is tagged production: add --yes-overwrite-production" "revert of a production instance needs the flag"
+out=$("$TEND" revert app --yes-overwrite-production 2>&1); rc=$?
+like "$rc:$out" "^0:.*app: 2 changed files put back \(the changes are in snapshot [0-9]+\)" "revert puts the changed files back"
+is "$(git -C "$APP" status --porcelain --untracked-files=no)" "" "... the checkout is clean"
+is "$(cat "$APP/upload-by-a-user.txt")" "an upload" "... an untracked file is left alone"
+is "$(snaps app)" "$((n + 1))" "... after a backup that holds the changes"
+like "$("$TEND" revert app 2>&1; echo "rc=$?")" "app: its code has no local changes.*rc=0" "a clean checkout: nothing to do, exit 0"
+is "$(snaps app)" "$((n + 1))" "... and no backup"
+rm -f "$APP/upload-by-a-user.txt"
+
 # Release tarballs, for a web root that is no checkout: downloaded, checked, unpacked.
 REL=$T/releases
 mkdir -p "$REL"
