@@ -101,11 +101,7 @@ end
 -- remove_trees(inst, p): its web root and data folders gone from its host.
 function M.remove_trees(inst, p)
   local t = inst:transport()
-  for _, tree in ipairs(p.trees) do
-    local r, msg = t:exec({ "rm", "-rf", "--", tree })
-    if not r then errors.fail("%s", msg) end
-    if r.code ~= 0 then errors.fail("rm %s: %s", tree, require("tend.transport").why(r)) end
-  end
+  for _, tree in ipairs(p.trees) do require("tend.transport").remove_tree(t, tree) end
 end
 
 -- forget(ctx, inst, p): its secrets and its catalog rows gone.

@@ -36,12 +36,7 @@ function M.exists(t, path)
   errors.fail("%s", msg)
 end
 
--- remove_tree(t, path): gone, or raises.
-local function remove_tree(t, path)
-  local r, msg = t:exec({ "rm", "-rf", "--", path })
-  if not r then errors.fail("%s", msg) end
-  if r.code ~= 0 then errors.fail("rm %s: %s", path, require("tend.transport").why(r)) end
-end
+local remove_tree = require("tend.transport").remove_tree
 
 -- hold(ctx, target) -> lock: while a restore of target runs it holds this lock, so that
 -- no other run takes its journals for those of a killed restore. Raises (exit 4) when

@@ -7,6 +7,7 @@
 local core = require "tend.core"
 local shell = require "tend.shell"
 local ssh = require "tend.ssh"
+local errors = require "tend.errors"
 local proc, fs = core.proc, core.fs
 
 local M = {}
@@ -247,6 +248,13 @@ function M.why(r)
   local last = lines[#lines]
   if last and last:match("Exiting with failure status") and #lines > 1 then last = lines[#lines - 1] end
   return last or ("exit " .. tostring(r.code))
+end
+
+-- remove_tree(t, path): path (a folder and all in it) gone from t's host, or raises.
+function M.remove_tree(t, path)
+  local r, msg = t:exec({ "rm", "-rf", "--", path })
+  if not r then errors.fail("%s", msg) end
+  if r.code ~= 0 then errors.fail("rm %s: %s", path, M.why(r)) end
 end
 
 -- stream_why(stream, status) -> the same for a stream (t:open) that ended with status.
