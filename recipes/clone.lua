@@ -47,6 +47,7 @@ was. --redact runs an SQL file in DST's database before the page is lifted.]],
     local summary = ctx:step("copy", dst.copy_from, dst, src, snap, { plan = plan,
       files_only = args["files-only"], db_only = args["db-only"], redact = args.redact,
       overwrite_production = args["yes-overwrite-production"], without_page = args["without-maintenance-page"] })
+    if not args["db-only"] then ctx:step("patches", dst.patches_from, dst, src) end -- src's fixes, kept on through dst's updates
     ctx:info("%s: now a copy of %s (snapshot %d): %s files, %s sent%s", dst.name, src.name, snap.id,
       summary.files or "no", summary.sent_files or 0,
       summary.db_bytes and (", database " .. summary.db_bytes .. " bytes") or "")

@@ -12,14 +12,13 @@ built-in server reads neither file) takes it back and exits 2, unless
 --without-maintenance-page. clone, mirror, migrate-data and update do this themselves.]],
   params = {
     { name = "instance", type = "instance", positional = true, required = true },
-    { name = "state", type = "string", positional = true, required = true, help = "on or off" },
+    { name = "state", type = "string", positional = true, required = true, choices = { "on", "off" } },
     { name = "without-maintenance-page", type = "bool", help = "go on when the maintenance page cannot be seen (php -S, no AllowOverride)" },
   },
 
   run = function(ctx, args)
     local maintenance = require "tend.maintenance"
     local inst = args.instance
-    if args.state ~= "on" and args.state ~= "off" then ctx:usage("say on or off, not %q", args.state) end
     local function say(fmt, ...) ctx:info("%s: " .. fmt, inst.name, ...) end
     if args.state == "on" then
       maintenance.up(ctx, inst, { say = say, without_page = args["without-maintenance-page"] })

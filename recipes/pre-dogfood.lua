@@ -29,6 +29,7 @@ unpack), with the same backup before it and rollback after a failure.]],
     local snap = ctx:step("backup", src.backup, src) -- production's data as it is now
     local summary = ctx:step("copy", dst.copy_from, dst, src, snap, { overwrite_production = prod,
       without_page = args["without-maintenance-page"] })
+    ctx:step("patches", dst.patches_from, dst, src) -- production's fixes stay on its copy
     -- then the update's steps, on the fresh copy
     local plan = not args.update
       and ctx:step("target version", dst.update_plan, dst, { to = args.to, latest = not args.to, upgrade = true })
@@ -41,7 +42,9 @@ unpack), with the same backup before it and rollback after a failure.]],
       if args.update then
         ctx:step("update", dst.command, dst, args.update) -- the operator's own command, in the web root
       else
+        ctx:step("patches off", dst.unpatch, dst)
         ctx:step("code", dst.code_to, dst, plan)
+        ctx:step("patches on", dst.patch, dst)
       end
       ctx:step("migration", dst.migrate_db, dst)
       ctx:step("maintenance page off", dst.maintenance_off, dst, page)

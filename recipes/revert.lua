@@ -6,7 +6,8 @@ return {
 Lists the tracked files of the instance's checkout that were changed on the host (a
 hot fix, a hand edit, a tampering watch found), takes a backup (the way back to the
 changed files), then puts them back as the checkout's commit has them. Untracked files
-(its config, its uploads, its cache) are not touched. Nothing changed: exit 0, no backup.
+(its config, its uploads, its cache) are not touched; the patches recorded with tend
+patch are put back on after. Nothing changed: exit 0, no backup.
 --dry-run lists the files and changes nothing.]],
   params = {
     { name = "instance", type = "instance", positional = true, required = true },
@@ -27,6 +28,7 @@ changed files), then puts them back as the checkout's commit has them. Untracked
     end
     local snap = ctx:step("backup", inst.backup, inst) -- the changed files, kept
     ctx:step("revert", inst.revert_code, inst)
+    ctx:step("patches on", inst.patch, inst) -- the fixes tend keeps on it are no local change
     ctx:info("%s: %d changed files put back (the changes are in snapshot %d)", inst.name, #changed, snap.id)
     ctx:result({ instance = inst.name, changed = changed, reverted = true, snapshot = snap.id })
   end,

@@ -31,7 +31,9 @@ refused unless --yes-production says it is meant; try it on a copy first
     ctx:undo("maintenance page off", function() inst:maintenance_off(page) end)
     ctx:undo(("restore of snapshot %d (files and database)"):format(snap.id),
       function() inst:restore(snap, { overwrite_production = true }) end)
+    ctx:step("patches off", inst.unpatch, inst)           -- the code as its version has it, so it can move
     ctx:step("code", inst.code_to, inst, plan)
+    ctx:step("patches on", inst.patch, inst)               -- one that no longer applies fails here, named
     ctx:step("migration", inst.migrate_db, inst)
     ctx:step("maintenance page off", inst.maintenance_off, inst, page)
     ctx:step("http check", inst.http_check, inst)

@@ -189,6 +189,16 @@ local migrations = {
   ALTER TABLE instances ADD COLUMN version_file TEXT;   -- where its version is written (from the web root)
   ALTER TABLE instances ADD COLUMN version_pattern TEXT; -- and how (a Lua pattern with one capture)
   ]],
+  [[
+  CREATE TABLE patches (                -- fixes kept on an instance's code (tend patch)
+    id INTEGER PRIMARY KEY,
+    instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,                 -- the file's name, as the source gave it
+    source TEXT NOT NULL,               -- the file or URL it came from
+    body TEXT NOT NULL,                 -- the diff itself: the source may go away
+    added_at INTEGER NOT NULL
+  );
+  ]],
 }
 
 local Catalog = {}

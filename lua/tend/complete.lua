@@ -51,7 +51,7 @@ end
 -- before the cursor, after the recipe's name)
 local function for_recipe(ctx, r, words, cur)
   local opt = value_param(r, words[#words])
-  if opt then return opt.type == "instance" and instance_names(ctx) or {} end
+  if opt then return opt.choices or opt.type == "instance" and instance_names(ctx) or {} end
   if cur:sub(1, 1) == "-" then
     local out = {}
     for _, p in ipairs(r.params) do if not p.positional then out[#out + 1] = "--" .. p.name end end
@@ -68,7 +68,7 @@ local function for_recipe(ctx, r, words, cur)
       if n == #given + 1 or (p.list and n <= #given + 1) then
         if p.type == "instance" or p.name == "instance" then return instance_names(ctx) end
         if p.name == "snapshot" then return snapshot_ids(ctx, given[1]) end
-        return {}
+        return p.choices or {}
       end
     end
   end

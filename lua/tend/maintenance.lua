@@ -145,7 +145,8 @@ end
 -- What PHP says about itself, asked through the URL by a script in the web root.
 local PROBE = [[<?php
 header('Content-Type: text/plain');
-echo 'tend-probe ', php_sapi_name(), ' ', (int) ini_get('user_ini.cache_ttl'), ' ', ini_get('user_ini.filename') === '' ? '-' : ini_get('user_ini.filename'), "\n";
+echo 'tend-probe ', php_sapi_name(), ' ', (int) ini_get('user_ini.cache_ttl'), ' ', ini_get('user_ini.filename') === '' ? '-' : ini_get('user_ini.filename'),
+  ' ', (int) ini_get('opcache.enable'), ' ', (int) ini_get('opcache.validate_timestamps'), ' ', (int) ini_get('opcache.revalidate_freq'), "\n";
 ]]
 
 -- stamp(t, dir) -> dir's mtime, to the nanosecond ("@S.N") | nil; put_stamp(t, dir, s):
@@ -158,7 +159,8 @@ local function put_stamp(t, dir, s)
   if s then t:exec({ "touch", "-d", s, "--", dir }) end
 end
 
--- probe(inst, t) -> {sapi, ttl, user_ini} | nil, why: what runs PHP at inst's URL.
+-- probe(inst, t) -> {sapi, ttl, user_ini, opcache} | nil, why: what runs PHP at inst's
+-- URL; opcache (when on): {validate = timestamps checked, freq = seconds between checks}.
 local function probe(inst, t)
   local name = ("tend-probe-%d.php"):format(math.random(1, 1 << 30))
   local path = inst.path .. "/" .. name
@@ -166,11 +168,22 @@ local function probe(inst, t)
   local r, msg = core.http.request({ url = inst.url .. "/" .. name, timeout = 20, max_body = 4096 })
   t:remove(path)
   if not r then return nil, ("%s does not answer (%s)"):format(inst.url, msg) end
-  local sapi, ttl, ini = r.body:match("^tend%-probe (%S+) (%d+) (%S+)")
+  local sapi, ttl, ini, on, validate, freq = r.body:match("^tend%-probe (%S+) (%d+) (%S+) (%d) (%d) (%d+)")
   if r.status ~= 200 or not sapi then
     return nil, ("%s does not run PHP from %s (a script tend put there answered %d)"):format(inst.url, inst.path, r.status)
   end
-  return { sapi = sapi, ttl = tonumber(ttl), user_ini = ini ~= "-" and ini or nil }
+  return { sapi = sapi, ttl = tonumber(ttl), user_ini = ini ~= "-" and ini or nil,
+    opcache = on == "1" and { validate = validate == "1", freq = tonumber(freq) } or nil }
+end
+
+-- php_at(inst) -> probe | nil, why: what runs PHP at inst's URL (probe), the web root's
+-- mtime put back after.
+function M.php_at(inst)
+  local t = inst:transport()
+  local before = stamp(t, inst.path)
+  local p, why = probe(inst, t)
+  put_stamp(t, inst.path, before)
+  return p, why
 end
 
 -- answer(inst) -> the response of inst's URL now | nil

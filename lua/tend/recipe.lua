@@ -18,7 +18,7 @@ local FIELDS = { name = "string", summary = "string", params = "table", run = "f
   description = "string" }
 local REQUIRED = { "name", "summary", "run" }
 local PARAM_FIELDS = { name = "string", type = "string", help = "string", default = true,
-  required = "boolean", positional = "boolean", short = "string", list = "boolean" }
+  required = "boolean", positional = "boolean", short = "string", list = "boolean", choices = "table" }
 local TYPES = { instance = true, string = true, int = true, bool = true, duration = true, path = true }
 
 M.extra = {} -- folders from --recipes DIR (cli), searched first
@@ -172,6 +172,11 @@ end
 -- Convert one argument's text to its parameter's type.
 local function convert(ctx, p, text)
   local t = p.type
+  if p.choices then
+    for _, c in ipairs(p.choices) do if c == text then return text end end
+    local list = table.concat(p.choices, ", ", 1, #p.choices - 1) .. " or " .. p.choices[#p.choices]
+    errors.usage("%s: say %s, not %q", p.positional and p.name:upper() or "--" .. p.name, list, tostring(text))
+  end
   if t == "string" then return text end
   if t == "int" then
     local n = math.tointeger(tonumber(text))

@@ -217,6 +217,45 @@ function Instance:http_check()
   if why then errors.fail("the site is not well: %s", why) end
 end
 
+-- patches() -> {{id, name, source, added_at}, ...}; patch_add(source) -> row, was_in;
+-- patch_remove(id) -> row: the fixes kept on its code (tend.patch).
+function Instance:patches() return require("tend.patch").list(self.ctx, self) end
+function Instance:patch_add(source) return require("tend.patch").add(self.ctx, self, source) end
+function Instance:patch_remove(id) return require("tend.patch").remove(self.ctx, self, id) end
+
+-- unpatch() -> n: its patches taken off, so its code is its version's and can move;
+-- patch() -> n: put back on (one that no longer applies fails, naming it).
+function Instance:unpatch()
+  local n = require("tend.patch").off(self.ctx, self)
+  if n > 0 then say(self)("%d patches taken off", n) end
+  return n
+end
+
+function Instance:patch()
+  local n = require("tend.patch").on(self.ctx, self)
+  if n > 0 then say(self)("%d patches applied", n) end
+  return n
+end
+
+-- patches_from(src): a copy keeps src's patches (its later updates put them back) and
+-- its code has them.
+function Instance:patches_from(src)
+  require("tend.patch").copy(self.ctx, src, self)
+  return self:patch()
+end
+
+-- bisect_check(), bisect_start(good, bad, snap) -> at, bisect_mark(verdict) -> at,
+-- bisect_settle() -> seconds, bisect_test(cmd, settle) -> verdict, bisect_go(commit),
+-- bisect_reset() -> snapshot id:
+-- git bisect on its checkout (tend.bisect).
+function Instance:bisect_check() require("tend.bisect").check(self.ctx, self) end
+function Instance:bisect_start(good, bad, snap) return require("tend.bisect").start(self.ctx, self, good, bad, snap) end
+function Instance:bisect_mark(verdict) return require("tend.bisect").mark(self.ctx, self, verdict) end
+function Instance:bisect_test(cmd, settle) return require("tend.bisect").test(self, cmd, settle) end
+function Instance:bisect_settle() return require("tend.bisect").settle(self.ctx, self) end
+function Instance:bisect_go(commit) require("tend.bisect").go(self, commit) end
+function Instance:bisect_reset() return require("tend.bisect").reset(self.ctx, self) end
+
 -- watch_scan() -> {path = entry}: every file of it hashed on its host (and its
 -- --watch-path entries), by content.
 function Instance:watch_scan()

@@ -53,15 +53,17 @@ end
 -- plan(inst, opts) -> {from, to, changed, newest, switch}: where the code is and
 -- where an update takes it (to == from, changed false: nothing newer). switch() moves
 -- it. opts: to (a version), latest (the newest of any major), upgrade (a new major is
--- the point; without it one is refused, exit 2).
+-- the point; without it one is refused, exit 2), lag (seconds: only versions at least
+-- that old count).
 function M.plan(inst, opts)
   local t = inst:transport()
   local from, to, switch, newest, versions
+  local before = opts.lag and os.time() - opts.lag
   local state = vcs.state(t, inst.path)
   if state then
     local rev = state.kind == "svn" and "r" or ""
     from = state.tag or (rev .. state.commit)
-    local target = vcs.target(t, inst.path, state, opts.to, opts.latest)
+    local target = vcs.target(t, inst.path, state, { to = opts.to, latest = opts.latest, before = before })
     if target == state.tag then target = nil end
     versions = state.tag ~= nil -- only tags have majors; revisions and branch heads do not
     newest = state.tag and ("version " .. vcs.major(from) .. ".x") or state.branch and ("branch " .. state.branch)
@@ -69,6 +71,7 @@ function M.plan(inst, opts)
     to = target and (rev .. target)
     switch = function() vcs.switch(t, inst.path, state, target) end
   elseif inst.releases then
+    if opts.lag then errors.usage("%s: releases carry no dates, so --lag cannot pick among them", inst.name) end
     local release = require "tend.release"
     local _, current = inst:detect()
     from = current or "an unknown version"
@@ -83,7 +86,9 @@ function M.plan(inst, opts)
   if to and versions and not opts.upgrade and vcs.major(to) ~= vcs.major(from) then
     errors.usage("%s is a new major version (%s is at %s): that is an upgrade (tend upgrade %s --to %s)", to, inst.name, from, inst.name, to)
   end
-  return { from = from, to = to or from, changed = to ~= nil, newest = opts.to and "the version asked for" or ("the newest of " .. newest),
+  newest = opts.to and "the version asked for" or ("the newest of " .. newest)
+    .. (opts.lag and (" at least " .. require("tend.duration").format(opts.lag) .. " old") or "")
+  return { from = from, to = to or from, changed = to ~= nil, newest = newest,
     switch = switch }
 end
 

@@ -56,28 +56,46 @@ function M.state(t, root)
   return s
 end
 
--- target(t, root, state, to [, latest]) -> the version to move to, or nil when there is
--- none newer. Fetches first. to: a tag (upgrade); latest: the newest tag of any major;
--- else the newest tag of the same major, or the branch's head.
-function M.target(t, root, s, to, latest)
-  if s.kind == "svn" then
-    local head = to or errors.check(run(t, { "svn", "info", "--non-interactive", "-r", "HEAD", "--show-item", "revision", root }))
-    return head ~= s.commit and head or nil
+-- svn_target: the repository's newest revision (or the one at opts.before, or opts.to)
+-- when it is not the working copy's.
+local function svn_target(t, root, s, opts)
+  if opts.to then return opts.to ~= s.commit and opts.to or nil end
+  local rev = opts.before and os.date("!{%Y-%m-%dT%H:%M:%SZ}", opts.before) or "HEAD"
+  local head, msg, code = run(t, { "svn", "info", "--non-interactive", "-r", rev, "--show-item", "revision", root })
+  if not head and opts.before and tostring(msg):match("E195012") then return nil end -- the path is younger than that
+  errors.check(head, msg, code)
+  return tonumber(head) and tonumber(head) > tonumber(s.commit) and head or nil
+end
+
+-- branch_target: the branch's name when its upstream has commits HEAD lacks; with
+-- before, the upstream's newest commit by then (a hash), when HEAD lacks it.
+local function branch_target(t, root, s, before)
+  if not before then
+    local head = errors.check(git(t, root, "rev-parse", "--short", "@{upstream}"))
+    return head ~= s.commit and s.branch or nil
   end
-  local tags = M.tags(t, root)
-  if to then
-    for _, tag in ipairs(tags) do if tag == to then return to end end
-    errors.usage("no version %s in the repository (it has %s)", to, table.concat(tags, ", "))
+  local commit = errors.check(git(t, root, "rev-list", "-1", "--before=@" .. before, "@{upstream}"))
+  if commit == "" or git(t, root, "merge-base", "--is-ancestor", commit, "HEAD") then return nil end
+  return errors.check(git(t, root, "rev-parse", "--short", commit))
+end
+
+-- target(t, root, state, opts) -> the version to move to, or nil when there is none
+-- newer. Fetches first. opts.to: a tag (upgrade); opts.latest: the newest tag of any
+-- major; else the newest tag of the same major, or the branch's head. opts.before (a
+-- time): only versions committed by then count (update --lag).
+function M.target(t, root, s, opts)
+  if s.kind == "svn" then return svn_target(t, root, s, opts) end
+  local tags = M.tags(t, root, opts.before)
+  if opts.to then
+    for _, tag in ipairs(tags) do if tag == opts.to then return opts.to end end
+    errors.usage("no version %s in the repository (it has %s)", opts.to, table.concat(tags, ", "))
   end
-  if latest then
+  if opts.latest then
     local best
     for _, tag in ipairs(tags) do if not best or M.newer(tag, best) then best = tag end end
     return best and best ~= s.tag and (not s.tag or M.newer(best, s.tag)) and best or nil
   end
-  if s.branch and not s.tag then
-    local head = errors.check(git(t, root, "rev-parse", "--short", "@{upstream}"))
-    return head ~= s.commit and s.branch or nil
-  end
+  if s.branch and not s.tag then return branch_target(t, root, s, opts.before) end
   if not s.tag then errors.fail("the checkout is at commit %s, neither a tag nor a branch: say --to", s.commit) end
   local best
   for _, tag in ipairs(tags) do
@@ -86,11 +104,15 @@ function M.target(t, root, s, to, latest)
   return best
 end
 
--- tags(t, root) -> {tag, ...}, oldest version first: the repository's tags, fetched first.
-function M.tags(t, root)
+-- tags(t, root [, before]) -> {tag, ...}, oldest version first: the repository's tags,
+-- fetched first; with before (a time), those made by then.
+function M.tags(t, root, before)
   errors.check(git(t, root, "fetch", "--tags", "--quiet"))
   local tags = {}
-  for tag in (errors.check(git(t, root, "tag", "-l")) .. "\n"):gmatch("([^\n]+)\n") do tags[#tags + 1] = tag end
+  local refs = errors.check(git(t, root, "for-each-ref", "--format=%(creatordate:unix) %(refname:short)", "refs/tags"))
+  for when, tag in (refs .. "\n"):gmatch("(%d+) ([^\n]+)\n") do
+    if not before or tonumber(when) <= before then tags[#tags + 1] = tag end
+  end
   table.sort(tags, function(a, b) return M.newer(b, a) end)
   return tags
 end
@@ -127,8 +149,35 @@ function M.switch(t, root, s, to)
     local argv = { "svn", "update", "--non-interactive", "-q", "-r", to, root }
     return errors.check(run(t, argv))
   end
-  if s.branch and not s.tag and to == s.branch then return errors.check(git(t, root, "pull", "--ff-only", "--quiet")) end
+  if s.branch and not s.tag then -- a branch moves forward, to its head or to a commit of it
+    if to == s.branch then return errors.check(git(t, root, "pull", "--ff-only", "--quiet")) end
+    return errors.check(git(t, root, "merge", "--ff-only", "--quiet", to))
+  end
   errors.check(git(t, root, "checkout", "--quiet", to))
+end
+
+-- bisecting(t, root) -> bool: a git bisect is under way in the checkout.
+function M.bisecting(t, root)
+  return t:stat(root .. "/.git/BISECT_START") ~= nil
+end
+
+-- bisect(t, root, ...) -> {done, commit, subject, left}: `git bisect ...` (start BAD
+-- GOOD, good, bad, skip) and where it left the checkout: the commit to try next and how
+-- many are left, or (done) the first bad commit.
+function M.bisect(t, root, ...)
+  local out = errors.check(git(t, root, "bisect", ...))
+  if out:match("only 'skip'ped commits left") then
+    errors.fail("only skipped commits are left: the first bad one is among them (git bisect log in %s)", root)
+  end
+  local first = out:match("(%x+) is the first bad commit")
+  local commit = errors.check(git(t, root, "rev-parse", "--short", first or "HEAD"))
+  return { done = first ~= nil, commit = commit, left = tonumber(out:match("Bisecting: (%d+) revision")),
+    subject = errors.check(git(t, root, "log", "-1", "--format=%s", commit)) }
+end
+
+-- bisect_reset(t, root): the checkout back where it was when the bisect began.
+function M.bisect_reset(t, root)
+  errors.check(git(t, root, "bisect", "reset"))
 end
 
 M.major = major

@@ -131,6 +131,8 @@ is "$(complete_words 3 tend restore site '')" "1 2 latest " "... a snapshot of t
 is "$(complete_words 2 tend backup --re)" "--rehash " "... an option of the recipe"
 is "$(complete_words 2 tend instance sh)" "show " "... a built-in's subcommand"
 is "$(complete_words 1 tend --js)" "--json " "... and a global flag"
+is "$(complete_words 2 tend bisect '')" "bad good reset skip start " "... the words a recipe's parameter may be"
+is "$(complete_words 3 tend bisect start s)" "site " "... and after one, an instance"
 out=$(bash -c ". tools/tend.bash-completion; COMP_WORDS=('$TEND' snapshots s); COMP_CWORD=2; _tend; echo \"\${COMPREPLY[*]}\"")
 is "$out" "site" "tools/tend.bash-completion fills COMPREPLY from it"
 

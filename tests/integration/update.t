@@ -174,6 +174,8 @@ git -C "$REPO" archive 1.1 | tar -x -C "$T/svnwork"
 (cd "$T/svnwork" && svn add -q --force . && svn commit -q -m "1.1")
 "$TEND" instance add svnapp --app generic --host "$SSHD_URL" --ssh-key "$SSHD_KEY" --path "$SV" \
   --db "sqlite://$SV/data/app.db" --migrate "php migrate.php" >/dev/null 2>&1
+out=$("$TEND" update svnapp --lag 1d 2>&1); rc=$?
+like "$rc:$out" "^0:.*already at r1, the newest of revision at least 1d old" "update --lag 1d leaves it: r2 is minutes old"
 out=$("$TEND" update svnapp 2>&1); rc=$?
 like "$rc:$out" "^0:.*svnapp: updated r1 -> r2" "an svn working copy is updated to the newest revision"
 is "$(cd "$SV" && php index.php | head -2)" "version=1.1
