@@ -377,6 +377,7 @@ int tend_open_ssh(lua_State *L)
 		{"hostkey", l_hostkey}, {"check_hostkey", l_check_hostkey},
 		{"auth_password", l_auth_password}, {"auth_key", l_auth_key},
 		{"auth_agent", l_auth_agent}, {"exec", tend_ssh_exec}, {"open", tend_ssh_open},
+		{"interactive", tend_ssh_interactive},
 		{"sftp", tend_ssh_sftp}, {"methods", l_methods}, {"set_idle", l_set_idle}, {"close", l_close},
 		{"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {{"connect", l_connect}, {NULL, NULL}};

@@ -21,6 +21,7 @@ int tend_ssh_wait(tend_ssh *ss, double deadline);
 int tend_ssh_fail(lua_State *L, tend_ssh *ss, const char *code, const char *what);
 int tend_ssh_exec(lua_State *L);
 int tend_ssh_open(lua_State *L);
+int tend_ssh_interactive(lua_State *L);
 void tend_ssh_channel_class(lua_State *L);
 int tend_ssh_sftp(lua_State *L);
 void tend_ssh_sftp_class(lua_State *L);

@@ -217,6 +217,14 @@ function Instance:http_check()
   if why then errors.fail("the site is not well: %s", why) end
 end
 
+-- shell() -> exit code: its SSH user's login shell in its web root, for a person at a
+-- terminal (or fed from our stdin), over tend's own connection and host-key check.
+function Instance:shell()
+  local code, why, kind = self:transport():interactive(self.path)
+  if not code then errors.fail("%s", why or kind) end
+  return code
+end
+
 -- patches() -> {{id, name, source, added_at}, ...}; patch_add(source) -> row, was_in;
 -- patch_remove(id) -> row: the fixes kept on its code (tend.patch).
 function Instance:patches() return require("tend.patch").list(self.ctx, self) end

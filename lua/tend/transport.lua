@@ -19,6 +19,12 @@ Local.__tostring = function() return "local" end
 -- exec(argv, {stdin=, fds=, env=, cwd=, timeout=, output=}) -> {code, stdout, stderr} | nil, msg, code
 function Local:exec(argv, opts) return proc.run(argv, opts) end
 function Local:read(path) return fs.read(path) end
+function Local:interactive(root)
+  io.stdout:flush()
+  local ok, how, code = os.execute(("cd %s && exec \"${SHELL:-/bin/sh}\" -l"):format(shell.quote(root)))
+  if how == "signal" then return 128 + code, tostring(code) end
+  return ok and 0 or code
+end
 function Local:stat(path) return fs.stat(path) end
 function Local:list(path) return fs.list(path) end
 
@@ -115,6 +121,13 @@ function Ssh:exec_live(cmd)
   ch:close()
   if not status then return nil, sig end
   return { code = status, signal = sig, stdout = "", stderr = "" }
+end
+
+-- interactive(root) -> code, signal: the user's login shell in root, for a person (a
+-- terminal on the host when ours is one; else our stdin fed to it).
+function Ssh:interactive(root)
+  io.stdout:flush()
+  return self.session:interactive(("cd %s && exec \"${SHELL:-/bin/sh}\" -l"):format(shell.quote(root)))
 end
 
 -- run argv; a non-zero exit becomes nil, "spec: why(r)", code.
