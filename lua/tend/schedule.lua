@@ -113,20 +113,11 @@ end
 -- sync(ctx [, none]) -> changed, text: the user's crontab with our block up to date
 -- (with none: without it).
 function M.sync(ctx, none)
-  local r, msg, code = core.proc.run({ "crontab", "-l" }, { timeout = 30 })
-  if not r then
-    if code == "enoent" then errors.fail("no crontab command here (Debian: apt install cron)") end
-    errors.fail("crontab -l: %s", msg)
-  end
-  -- exit 1 with "no crontab for USER" is an empty crontab
-  if r.code ~= 0 and not r.stderr:find("no crontab", 1, true) then
-    errors.fail("crontab -l: %s", require("tend.transport").why(r))
-  end
-  local current = r.code == 0 and r.stdout or ""
+  local crontab, here = require "tend.crontab", require("tend.transport").open("local")
+  local current = crontab.read(here)
   local text = M.merged(current, ctx, none)
   if text == current then return false, text end
-  local w = errors.check(core.proc.run({ "crontab", "-" }, { stdin = text, timeout = 30 }))
-  if w.code ~= 0 then errors.fail("crontab -: %s", require("tend.transport").why(w)) end
+  crontab.write(here, text)
   return true, text
 end
 

@@ -225,6 +225,18 @@ function Instance:shell()
   return code
 end
 
+-- chore(name, ...) -> what it gives: a chore its app's adapter knows how to do on its
+-- host (Tiki: fix_permissions, scheduler, temporary_user), in its web root.
+function Instance:chore(name, ...)
+  local adapter = require("tend.apps").get(self.app)
+  if type(adapter[name]) ~= "function" then
+    errors.usage("%s is a %s instance, and tend knows no %s for %s", self.name, self.app, (name:gsub("_", " ")), self.app)
+  end
+  local out, why = adapter[name](self:transport(), self.path, ...)
+  if out == nil then errors.fail("%s", why) end
+  return out
+end
+
 -- patches() -> {{id, name, source, added_at}, ...}; patch_add(source) -> row, was_in;
 -- patch_remove(id) -> row: the fixes kept on its code (tend.patch).
 function Instance:patches() return require("tend.patch").list(self.ctx, self) end

@@ -43,6 +43,36 @@ function M.outside_dirs(t, path, settings)
   return dirs
 end
 
+-- Tiki's chores (tend tiki), done Tiki's own way.
+
+-- fix_permissions(t, path) -> what setup.sh said: Tiki's setup.sh, non-interactive,
+-- sets the modes its folders need (temp/, templates_c/, files/ writable by the web server).
+function M.fix_permissions(t, path)
+  local r, msg = t:exec({ "bash", "setup.sh", "-n", "fix" }, { cwd = path, timeout = 1800 })
+  if not r then return nil, msg end
+  if r.code ~= 0 then return nil, "setup.sh -n fix: " .. require("tend.transport").why(r) end
+  return r.stdout
+end
+
+-- scheduler(t, path, name, on) -> changed: the line in the host user's crontab that runs
+-- Tiki's scheduler (console.php scheduler:run) every minute, added or (on false) removed.
+function M.scheduler(t, path, name, on)
+  local q = require("tend.shell").quote
+  local line = ("* * * * * cd %s && php -q console.php scheduler:run >/dev/null 2>&1"):format(q(path))
+  return require("tend.crontab").set(t, "# tend: tiki scheduler of " .. name, on and line or nil)
+end
+
+-- temporary_user(t, path, email, groups, seconds) -> what Tiki said: a user that expires,
+-- in those groups, its login link mailed to email by Tiki (console.php users:temporary;
+-- Tiki's auth_token_access preference must be on).
+function M.temporary_user(t, path, email, groups, seconds)
+  local r, msg = t:exec({ "php", "console.php", "users:temporary", "--emails=" .. email, "--groups=" .. groups,
+    "--expiry=" .. seconds, "--prefix=tend" }, { cwd = path, timeout = 300 })
+  if not r then return nil, msg end
+  if r.code ~= 0 then return nil, "users:temporary: " .. (r.stderr:match("%S") and require("tend.transport").why(r) or r.stdout) end
+  return r.stdout
+end
+
 function M.detect(t, path)
   if not t:stat(path .. "/tiki-setup.php") then return false end
   local src = t:read(path .. "/lib/setup/twversion.class.php")
