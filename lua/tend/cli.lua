@@ -27,7 +27,7 @@ Instances and secrets:
                                      are rewritten to name its own database, URL and web root)
                [--version-file FILE [--version-pattern PATTERN]] (where its version is written:
                                      the first dotted number, or the Lua pattern's capture)
-  instance list | show NAME | edit NAME --FIELD VALUE | rm NAME
+  instance list | show NAME | edit NAME --FIELD VALUE | rm NAME   (--tag K= takes a tag off)
   instance link NAME --dev-of SRC | --mirror-of SRC --lag 1d | --pre-dogfood-of SRC
   secret set KEY          value from stdin or a hidden prompt (never an argument)
   secret get KEY [--show] the value on stdout (a terminal only with --show)

@@ -156,8 +156,12 @@ end
 
 local function set_tags(catalog, id, tags)
   for k, v in pairs(tags or {}) do
-    catalog:run("INSERT INTO instance_tags(instance_id, key, value) VALUES (?, ?, ?) "
-      .. "ON CONFLICT(instance_id, key) DO UPDATE SET value = excluded.value", id, k, v)
+    if v == "" then -- --tag KEY= takes the tag off
+      catalog:run("DELETE FROM instance_tags WHERE instance_id = ? AND key = ?", id, k)
+    else
+      catalog:run("INSERT INTO instance_tags(instance_id, key, value) VALUES (?, ?, ?) "
+        .. "ON CONFLICT(instance_id, key) DO UPDATE SET value = excluded.value", id, k, v)
+    end
   end
 end
 

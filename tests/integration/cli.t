@@ -55,6 +55,9 @@ is "$RC" 0 "instance add exits 0"
 run --json instance show demo
 like "$OUT" '"app":"generic"' "instance show --json has the app"
 like "$OUT" '"env":"test"' "instance show --json has the tags"
+run instance edit demo --tag team=
+run --json instance show demo
+like "$RC:$OUT" '^0:.*"tags":\{"env":"test"\}' "instance edit --tag KEY= takes a tag off"
 
 run instance add demo --app generic --path "$site"
 is "$RC" 2 "adding an existing name exits 2"

@@ -136,4 +136,16 @@ is "$(complete_words 3 tend bisect start s)" "site " "... and after one, an inst
 out=$(bash -c ". tools/tend.bash-completion; COMP_WORDS=('$TEND' snapshots s); COMP_CWORD=2; _tend; echo \"\${COMPREPLY[*]}\"")
 is "$out" "site" "tools/tend.bash-completion fills COMPREPLY from it"
 
+# docs/tiki-manager.md: one row per Tiki Manager command, and every tend command it names
+# is one tend has (a recipe or a built-in).
+is "$(grep -c '^| `[a-z-]*:[a-z:-]*` |' docs/tiki-manager.md)" 63 "docs/tiki-manager.md maps Tiki Manager's 63 commands"
+known=$("$TEND" recipes 2>/dev/null | awk '{print $1}'; printf '%s\n' instance secret host exec store schedule status log mail repl)
+missing=""
+for w in $( (grep -o '`tend [^`]*`' docs/tiki-manager.md; grep -E '^ *tend ' docs/tiki-manager.md) |
+    sed -E 's/^[ `]*tend ((--[a-z]+ )*)//' | awk '{print $1}' | tr -d '`' | sort -u); do
+  case $w in --version) continue ;; esac
+  printf '%s\n' "$known" | grep -qx -- "$w" || missing="$missing $w"
+done
+is "$missing" "" "... and every tend command it names exists"
+
 done_testing
