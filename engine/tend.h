@@ -49,6 +49,7 @@ int tend_proc_writer(lua_State *L, int idx, tend_writer *w);
 int tend_rewrite_writer(lua_State *L, int idx, tend_writer *w);
 int tend_open_rewrite(lua_State *L);
 int tend_open_http(lua_State *L);
+int tend_open_httpd(lua_State *L);
 int tend_open_rowdiff(lua_State *L);
 
 /* SHA-256 (hash.c): new, update as bytes arrive, hex finishes. */

@@ -371,6 +371,29 @@ static int l_random_secret(lua_State *L)
 	return 1;
 }
 
+/* password_hash(password) -> text: an Argon2id hash of a login password, to keep (the
+ * web page's accounts); password_verify(hash, password) -> bool. */
+static int l_password_hash(lua_State *L)
+{
+	size_t n;
+	const unsigned char *pw = plain_arg(L, 1, &n);
+	char out[crypto_pwhash_STRBYTES];
+	if (crypto_pwhash_str(out, (const char *)pw, n, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	                      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		return tend_fail(L, "nomem", "password hash: out of memory");
+	lua_pushstring(L, out);
+	return 1;
+}
+
+static int l_password_verify(lua_State *L)
+{
+	const char *hash = luaL_checkstring(L, 1);
+	size_t n;
+	const unsigned char *pw = plain_arg(L, 2, &n);
+	lua_pushboolean(L, crypto_pwhash_str_verify(hash, (const char *)pw, n) == 0);
+	return 1;
+}
+
 /* derive_key(passphrase, salt) -> key.  Argon2id; passphrase a string or secret. */
 static int l_derive_key(lua_State *L)
 {
@@ -507,6 +530,7 @@ int tend_open_vault(lua_State *L)
 		{"__close", secret_wipe}, {"__tostring", secret_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {
 		{"new_key", l_new_key}, {"new_salt", l_new_salt}, {"random_secret", l_random_secret}, {"derive_key", l_derive_key},
+		{"password_hash", l_password_hash}, {"password_verify", l_password_verify},
 		{"load_key", l_load_key}, {"secret", l_secret}, {"read_secret", l_read_secret},
 		{NULL, NULL}};
 	if (sodium_init() < 0)

@@ -3,7 +3,7 @@ return {
   name = "create",
   summary = "Install an app from its git repository at a version, with its database, and register it",
   description = [[
-Clones --repo at --version (a tag) into --path on --host (or unpacks that version's
+Clones --repo at --version (a tag, a branch or a commit) into --path on --host (or unpacks that version's
 tarball from --releases, checked against its SHA256SUMS), registers the instance, makes
 its database when --db names a MySQL one (as blank does, with --admin), runs the app's
 migration (--migrate, or the app's own) to build the schema, and checks it.
@@ -24,6 +24,7 @@ Later versions come with tend update / tend upgrade.]],
     { name = "db", type = "string", help = "its database: mysql://USER@HOST/DB (made here) or sqlite:///PATH" },
     { name = "migrate", type = "string", help = "the command that builds and migrates its database" },
     { name = "admin", type = "string", default = "mysql://root@localhost/mysql", help = "for a MySQL --db: who creates it" },
+    { name = "admin-password-secret", type = "string", help = "the vault secret holding --admin's password" },
   },
 
   -- From "register" on, a failure unregisters the instance again; what it put on the
@@ -36,7 +37,9 @@ Later versions come with tend update / tend upgrade.]],
     ctx:undo(("%s unregistered (what was made stays in %s)"):format(inst.name, inst.path), function() inst:unregister() end)
     ctx:step("web root", inst.check_empty, inst) -- a new instance goes where nothing is
     if inst:db_driver() == "mysql" then -- the web root, the database and its user, as blank makes them
-      ctx:step("database", ctx.call, ctx, "blank", { inst.name, "--admin", args.admin })
+      local argv = { inst.name, "--admin", args.admin }
+      if args["admin-password-secret"] then argv[4], argv[5] = "--admin-password-secret", args["admin-password-secret"] end
+      ctx:step("database", ctx.call, ctx, "blank", argv)
       inst = ctx:instance(inst.name) -- as blank left it (its password secret)
     end
     ctx:step("code", inst.install, inst, { repo = args.repo, releases = inst.releases, version = args.version })

@@ -19,13 +19,9 @@ seconds since 1970), to see which snapshot would be used.]],
   run = function(ctx, args)
     local dst = args.dst
     local src, lag = dst:source("mirror-of")
-    local now = os.time()
-    if args.now then
-      local y, mo, d, h, mi = args.now:match("^(%d%d%d%d)-(%d%d)-(%d%d)[ T]?(%d?%d?):?(%d?%d?)$")
-      now = y and os.time({ year = y, month = mo, day = d, hour = tonumber(h) or 0, min = tonumber(mi) or 0 })
-        or math.tointeger(tonumber(args.now))
-      if not now then ctx:usage("--now %q: use YYYY-MM-DD [HH:MM] or seconds since 1970", args.now) end
-    end
+    local now, bad = os.time(), nil
+    if args.now then now, bad = require("tend.duration").when(args.now) end
+    if not now then ctx:usage("--now %s", bad) end
     local snap = src:snapshot_aged(lag, now) -- the newest at least the lag old
     local when = os.date("%Y-%m-%d %H:%M", snap.started_at)
     local result = { instance = dst.name, source = src.name, snapshot = snap.id, taken_at = snap.started_at, changed = false }

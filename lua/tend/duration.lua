@@ -18,4 +18,14 @@ function M.format(seconds)
   return seconds .. "s"
 end
 
+-- when(text [, now]) -> seconds since 1970 | nil, msg: a time given on the command line
+-- (--now): "YYYY-MM-DD [HH:MM]" (local time), seconds since 1970, or +DURATION from now.
+function M.when(text, now)
+  local y, mo, d, h, mi = text:match("^(%d%d%d%d)-(%d%d)-(%d%d)[ T]?(%d?%d?):?(%d?%d?)$")
+  if y then return os.time({ year = y, month = mo, day = d, hour = tonumber(h) or 0, min = tonumber(mi) or 0 }) end
+  local ahead = text:match("^%+(.+)$")
+  if ahead and M.parse(ahead) then return (now or os.time()) + M.parse(ahead) end
+  return math.tointeger(tonumber(text)) or nil, ("%q: use YYYY-MM-DD [HH:MM], +7d or seconds since 1970"):format(text)
+end
+
 return M

@@ -98,8 +98,11 @@ function Instance:install(opts)
   local t = self:transport()
   if opts.repo then
     say(self)("cloning %s at %s", opts.repo, opts.version)
-    local r, msg = t:exec({ "git", "clone", "--quiet", "--branch", opts.version, "--", opts.repo, self.path }, { timeout = 1800 })
+    -- a tag, a branch or a commit: cloned, then checked out (git clone --branch takes no commit)
+    local r, msg = t:exec({ "git", "clone", "--quiet", "--no-checkout", "--", opts.repo, self.path }, { timeout = 1800 })
     if not r or r.code ~= 0 then errors.fail("git clone: %s", msg or require("tend.transport").why(r)) end
+    r, msg = t:exec({ "git", "-C", self.path, "checkout", "--quiet", opts.version, "--" }, { timeout = 600 })
+    if not r or r.code ~= 0 then errors.fail("git checkout %s: %s", opts.version, msg or require("tend.transport").why(r)) end
     return
   end
   local release = require "tend.release"

@@ -205,9 +205,15 @@ start_smtp() {
 # 127.0.0.1:PORT, .htaccess files honored (AllowOverride All), as a Tiki or generic PHP
 # site is served; stopped with the harness. Needs root (it runs its children as www-data).
 apache_serve() {
-  local root=$1 port=$2 d m=/usr/lib/apache2/modules
+  local root=$1 port=$2 vhosts=${3:-} d m=/usr/lib/apache2/modules docroot
   d=$(harness_tmp)/apache-$port
   mkdir -p "$d"
+  docroot="DocumentRoot $root"
+  # --vhosts: one site per sub-folder, by the first label of the Host header (N.show.localhost
+  # is ROOT/N), as a show host serves hundreds of sites with one configuration
+  [ "$vhosts" = --vhosts ] && docroot="LoadModule vhost_alias_module $m/mod_vhost_alias.so
+UseCanonicalName Off
+VirtualDocumentRoot $root/%1"
   cat > "$d/httpd.conf" <<CONF
 ServerName 127.0.0.1
 Listen 127.0.0.1:$port
@@ -225,7 +231,7 @@ LoadModule rewrite_module $m/mod_rewrite.so
 LoadModule headers_module $m/mod_headers.so
 LoadModule php_module $m/libphp8.2.so
 TypesConfig /etc/mime.types
-DocumentRoot $root
+$docroot
 DirectoryIndex index.php
 <Directory />
   AllowOverride None
