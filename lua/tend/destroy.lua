@@ -39,6 +39,9 @@ function M.plan(ctx, inst, admin)
       errors.usage("%s: database %s or user %s is not a plain name; drop it by hand", inst.name, tostring(s.name), tostring(s.user))
     end
     if not admin then errors.usage("%s: say who drops its database (--admin)", inst.name) end
+    -- the account that will drop it must get in now, before a backup and an archive are made for nothing
+    local ok, why = db.mysql(inst:transport(), admin, "SELECT 1", { database = false })
+    if not ok then errors.fail("%s cannot log in to drop %s's database: %s; nothing was changed", db.describe(admin), inst.name, why) end
     p.db, p.admin = s, admin
     p.user = ("'%s'@'%s'"):format(s.user, (s.host == "localhost" or s.host == "127.0.0.1") and s.host or "%")
   elseif s and s.driver == "sqlite" and s.path:sub(1, #inst.path + 1) ~= inst.path .. "/" then
@@ -104,10 +107,33 @@ function M.remove_trees(inst, p)
   for _, tree in ipairs(p.trees) do require("tend.transport").remove_tree(t, tree) end
 end
 
--- forget(ctx, inst, p): its secrets and its catalog rows gone.
+-- forget(ctx, inst, p): its secrets and its catalog rows gone (its journal too).
 function M.forget(ctx, inst, p)
   for _, name in ipairs(p.secrets) do pcall(ctx:vault().rm, ctx:vault(), name) end
+  ctx:catalog():run("DELETE FROM meta WHERE key = ?", "destroy." .. inst.id)
   inst:unregister()
+end
+
+-- journal(ctx, inst, p, file): from here on the destroy goes to its end: its plan and
+-- archive kept in the catalog, so a run that was stopped (killed, the link lost) is
+-- finished by the next one, which needs no backup of what is half gone.
+function M.journal(ctx, inst, p, file)
+  local keep = { archive = file, trees = p.trees, user = p.user, sqlite_file = p.sqlite_file, secrets = p.secrets,
+    lines = p.lines, copies = p.copies, db = p.db and { name = p.db.name } }
+  ctx:catalog():meta("destroy." .. inst.id, require("tend.output").json(keep))
+end
+
+-- begun(ctx, inst, admin) -> plan (with plan.archive) | nil: the plan of a destroy of
+-- inst that was stopped after its archive was read back.
+function M.begun(ctx, inst, admin)
+  local text = ctx:catalog():meta("destroy." .. inst.id)
+  if not text then return nil end
+  local p = require("cjson").decode(text)
+  p.admin = p.db and admin
+  if not core.fs.stat(p.archive) then
+    ctx:warn("%s: the archive of its stopped destroy, %s, is gone; what is left of it goes anyway", inst.name, p.archive)
+  end
+  return p
 end
 
 return M

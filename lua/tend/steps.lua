@@ -313,9 +313,20 @@ function Instance:archive(snap, file)
   return require("tend.destroy").archive(self.ctx, self, snap, file)
 end
 
+-- destroy_journal(plan, file): a destroy committed (a stopped one is finished by the next
+-- run); destroy_begun(admin) -> plan | nil: such a stopped one's plan and archive.
+function Instance:destroy_journal(plan, file) require("tend.destroy").journal(self.ctx, self, plan, file) end
+function Instance:destroy_begun(admin) return require("tend.destroy").begun(self.ctx, self, admin) end
+
 -- drop_database(plan), remove_files(plan), forget(plan): destroy's removals, in that order.
-function Instance:drop_database(plan) require("tend.destroy").drop_database(self.ctx, self, plan) end
-function Instance:remove_files(plan) require("tend.destroy").remove_trees(self, plan) end
+function Instance:drop_database(plan)
+  require("tend.destroy").drop_database(self.ctx, self, plan)
+  require("tend.pause")(self.ctx, "destroy.dropped")
+end
+function Instance:remove_files(plan)
+  require("tend.destroy").remove_trees(self, plan)
+  require("tend.pause")(self.ctx, "destroy.removed")
+end
 function Instance:forget(plan) require("tend.destroy").forget(self.ctx, self, plan) end
 
 return Instance

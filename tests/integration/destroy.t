@@ -51,10 +51,10 @@ like "$rc:$out" "^2:tend: old is tagged production: tend destroys no production 
 "$TEND" instance edit old --tag env=retired >/dev/null 2>&1
 is "$(state)" "$before" "none of these changed the catalog, the files or the database server"
 out=$("$TEND" --quiet --yes destroy old --admin "mysql://root@localhost/mysql?socket=$T/no-such.sock" 2>&1); rc=$?
-is "$rc" 1 "a destroy whose database cannot be dropped fails (exit 1)"
-ok "... and an archive was written before" sh -c "ls '$TEND_HOME'/destroyed/old-*.tar.zst >/dev/null 2>&1"
+like "$rc:$out" "^1:.*cannot log in to drop old's database: .*nothing was changed" \
+  "a destroy whose database cannot be dropped fails first (exit 1)"
+ok "... before any archive is made" sh -c "! ls '$TEND_HOME'/destroyed/old-*.tar.zst >/dev/null 2>&1"
 is "$(ls "$T/old/site" | wc -l):$(dbs old_db):$(users old_u)" "1:1:1" "... the files, database and user still there"
-rm -f "$TEND_HOME"/destroyed/*
 
 # 2. destroy: archive first, then everything goes.
 "$TEND" secret set lonely.secret <<<"x" >/dev/null 2>&1
@@ -78,4 +78,26 @@ add back "$T/back" --db "mysql://back_u@$DB/back_db" --data-dir "$T/old/files"
 ok "tend import takes the archive in" "$TEND" --quiet import back "$T/old.tar.zst"
 ok "... and restore puts it on a new instance" "$TEND" --quiet restore back
 is "$(cat "$T/back/index.php"):$(cat "$T/old/files/upload.txt")" '<?php echo "old";:an upload' "... files and data folder back"
+
+# 4. a destroy killed midway is finished by the next run, with the same archive.
+for point in destroy.dropped destroy.removed; do
+  n=k${point#destroy.}
+  add "$n" "$T/$n/site" --db "mysql://${n}_u@$DB/${n}_db" --data-dir "$T/$n/files"
+  "$TEND" blank "$n" --admin "$MARIADB_ADMIN" >/dev/null 2>&1
+  mkdir -p "$T/$n/files" && echo "$n" > "$T/$n/site/index.php" && echo up > "$T/$n/files/u"
+  TEND_PAUSE=$point "$TEND" --yes destroy "$n" --admin "$MARIADB_ADMIN" --archive "$T/$n.tar.zst" >"$T/$n.out" 2>&1 &
+  pid=$!
+  wait_for "destroy to reach $point" 120 test -e "$TEND_HOME/paused-$point"
+  kill -9 "$pid"; wait "$pid" 2>/dev/null; rm -f "$TEND_HOME/paused-$point"
+  is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM instances WHERE name = '$n'")" 1 "killed at $point: $n is still in the catalog"
+  archived=$(stat -c %Y "$T/$n.tar.zst")
+  out=$("$TEND" --yes destroy "$n" --admin "$MARIADB_ADMIN" 2>&1); rc=$?
+  like "$rc:$out" "^0:.*a destroy was stopped after its archive $T/$n.tar.zst was read back: finishing it" \
+    "... the next run finishes it (exit 0)"
+  unlike "$out" "$n: backup" "... without a new backup of what is half gone"
+  is "$(test -e "$T/$n" && find "$T/$n" -type f | wc -l || echo 0):$(dbs ${n}_db):$(users ${n}_u):$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM instances WHERE name = '$n'")" \
+    "0:0:0:0" "... files, database, user and catalog rows gone"
+  is "$(stat -c %Y "$T/$n.tar.zst"):$(tar -xOf "$T/$n.tar.zst" files/index.php)" "$archived:$n" "... and the first run's archive is the way back"
+done
+is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM meta WHERE key LIKE 'destroy.%'")" 0 "no destroy journal is left"
 done_testing
