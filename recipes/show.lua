@@ -43,7 +43,10 @@ function jobs.create(ctx, args)
   end
   local key = ctx:step("admin password", show.set_password, ctx, cfg, inst)
   inst = ctx:instance(p.name)
-  if args["for"] then ctx:step("mail", show.mail_owner, ctx, inst, args["for"], key) end
+  if args["for"] then -- a mail that cannot go out is no reason to take the instance away
+    local sent, why = show.mail_owner(ctx, inst, args["for"], key)
+    if not sent then ctx:warn("%s: could not mail %s: %s", inst.name, args["for"], why) end
+  end
   ctx:info("%s: version %s at %s until %s UTC", inst.name, args.version, inst.url, os.date("!%Y-%m-%d %H:%M", inst.tags["show.expires"]))
   ctx:result({ instance = inst.name, url = inst.url, version = args.version, expires = tonumber(inst.tags["show.expires"]),
     owner = args["for"], password_secret = key }, inst.url)

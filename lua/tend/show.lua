@@ -143,14 +143,14 @@ function M.set_password(ctx, cfg, inst)
   return key
 end
 
--- mail_owner(ctx, inst, owner, key): the owner told where it is, until when, and (with
--- key) its admin password.
+-- mail_owner(ctx, inst, owner, key) -> true | nil, why: the owner told where it is,
+-- until when, and (with key) its admin password.
 function M.mail_owner(ctx, inst, owner, key)
   local e = tonumber(inst.tags["show.expires"])
   local body = ("Your show instance %s (version %s) is ready:\n\n  %s\n\n"):format(inst.name, inst.tags["show.version"], inst.url)
   if key then body = body .. ("Log in as admin with the password %s\n\n"):format(errors.check(ctx:vault():get(key)):reveal()) end
   body = body .. ("It is removed after %s UTC (tend show extend %s).\n"):format(os.date("!%Y-%m-%d %H:%M", e), inst.name)
-  errors.check(ctx:mail(owner, ("show instance %s: %s"):format(inst.name, inst.url), body))
+  return ctx:mail(owner, ("show instance %s: %s"):format(inst.name, inst.url), body)
 end
 
 -- remove(ctx, cfg, inst): an instance gone whole: its database and user (as cfg.admin),

@@ -111,4 +111,10 @@ is "$(q "SELECT count(*) FROM instances"):$(ls "$ROOT" | tr '\n' ' '):$("$TEND" 
   "... and leaves nothing: no folder, no catalog row, no secret"
 is "$(( $("$TEND" show create --version 1.0 2>/dev/null | grep -o '//[0-9]*' | tr -d /) ))" 5 "numbers are never given twice"
 
+# a mail that cannot go out is no reason to take the instance away
+"$TEND" mail config --url "smtp://127.0.0.1:$(free_port)" >/dev/null 2>&1
+out=$("$TEND" show create --version 1.1 --for carol@example.org 2>&1); rc=$?
+like "$rc:$out" "^0:.*show-6: could not mail carol@example.org" "a create whose mail fails warns and exits 0"
+is "$(page 6 | head -1)" "version=1.1" "... and the instance is there"
+
 done_testing
