@@ -35,6 +35,8 @@ local function outcome(r, file)
   if not ok or type(said) ~= "table" then said = {} end
   local out = { code = r.code, stdout = r.stdout, stderr = r.stderr, result = said.result,
     error = said.error ~= cjson.null and said.error or nil }
+  local counts, theirs = require("tend.transport").counts, type(said.remote) == "table" and said.remote or {}
+  for k in pairs(counts) do counts[k] = counts[k] + (tonumber(theirs[k]) or 0) end
   if r.code ~= 0 and not text then -- it ended before it could say anything
     out.error = r.signal and ("killed by signal %s"):format(r.signal) or ("exit %s"):format(tostring(r.code))
   end
@@ -72,7 +74,8 @@ function M.proc(child) return child.proc end
 function M.report(code, msg, result)
   local file = os.getenv(VAR)
   if not file or file == "" then return end
-  local ok, text = pcall(cjson.encode, { code = code, error = msg or cjson.null, result = result })
+  local ok, text = pcall(cjson.encode, { code = code, error = msg or cjson.null, result = result,
+    remote = require("tend.transport").counts })
   if not ok then text = cjson.encode({ code = code, error = msg or cjson.null }) end
   core.fs.write_atomic(file, text, 384)
 end

@@ -76,7 +76,7 @@ Global options:
   --recipes DIR  look for recipes here first
   --json       machine-readable output
   --quiet      no progress or status lines
-  --debug      tracebacks on errors
+  --debug      tracebacks on errors; at the end, the SSH commands and login-shell starts
   --yes        do not ask for confirmation
   --version    print the version
 
@@ -273,6 +273,11 @@ function M.main(argv)
     return e
   end, argv, state)
   if state.ctx then state.ctx:close() end
+  if state.debug then
+    local c = require("tend.transport").counts
+    io.stderr:write(("tend: debug: %d remote commands and %d streams over SSH: %d login-shell start-ups\n")
+      :format(c.commands, c.streams, c.commands + c.streams))
+  end
   local answer = state.ctx and state.ctx.answer
   if ok then
     require("tend.child").report(math.tointeger(result) or 0, nil, answer)

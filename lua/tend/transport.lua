@@ -56,6 +56,11 @@ function M.parse(spec)
 end
 
 local Ssh = {}
+
+-- counts: what this process (and the child tends it waited for) asked of SSH hosts:
+-- commands (exec) and streams (open); each started the login shell of the host's user
+-- once (sshd runs every command through it). tend --debug prints them at the end.
+M.counts = { commands = 0, streams = 0 }
 Ssh.__index = Ssh
 Ssh.__tostring = function(t) return t.spec end
 
@@ -80,6 +85,7 @@ function Ssh:exec(argv, opts)
   local script = shell.script(argv, { cwd = opts.cwd, env = opts.env, fd3 = fd3 ~= nil })
   local cmd = "sh -c " .. shell.quote(script)
   if opts.output == "inherit" and #stdin == 0 then return self:exec_live(cmd) end
+  M.counts.commands = M.counts.commands + 1
   local r, msg, code = self.session:exec(cmd, { stdin = stdin, timeout = opts.timeout })
   if not r then return nil, msg, code end
   if r.code == 127 and r.stderr:match("not found") then
@@ -100,6 +106,7 @@ end
 function Ssh:open(argv, opts)
   opts = opts or {}
   local fd3 = fd3_line(opts, 2)
+  M.counts.streams = M.counts.streams + 1
   local ch, msg, code = self.session:open("sh -c " .. shell.quote(shell.script(argv,
     { cwd = opts.cwd, env = opts.env, fd3 = fd3 ~= nil })))
   if ch and fd3 then
@@ -112,6 +119,7 @@ end
 -- exec_live(cmd) -> {code, signal}: output straight to our stdout and stderr as it comes.
 function Ssh:exec_live(cmd)
   io.stdout:flush()
+  M.counts.commands = M.counts.commands + 1
   local ch, msg, code = self.session:open(cmd)
   if not ch then return nil, msg, code end
   local ok
@@ -127,6 +135,7 @@ end
 -- terminal on the host when ours is one; else our stdin fed to it).
 function Ssh:interactive(root)
   io.stdout:flush()
+  M.counts.commands = M.counts.commands + 1
   return self.session:interactive(("cd %s && exec \"${SHELL:-/bin/sh}\" -l"):format(shell.quote(root)))
 end
 

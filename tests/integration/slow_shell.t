@@ -27,6 +27,12 @@ s0=$(sums)
 out=$("$TEND" --quiet backup slow 2>&1); rc=$?
 is "$rc" 0 "backup through a slow login shell"
 [ "$rc" = 0 ] || diag "$out"
+# tend --debug says how often it started the login shell; the rc file keeps its own count
+b=$(starts)
+out=$("$TEND" --debug --quiet backup slow 2>&1)
+n=$(printf '%s\n' "$out" | sed -n 's/^tend: debug: .*: \([0-9]*\) login-shell start-ups$/\1/p')
+diag "an unchanged backup of a SQLite site: $n login-shell start-ups"
+is "$n" "$(( $(starts) - b ))" "tend --debug counts a backup's login-shell start-ups (its database helper's too) as the rc file does"
 echo changed > "$site/lib/f7.php"; rm "$site/lib/f9.php"
 sqlite3 "$site/data/app.db" "DELETE FROM notes"
 out=$("$TEND" --quiet restore slow 2>&1); rc=$?
