@@ -45,7 +45,7 @@ in it or a database with tables in it stops the recipe. Then `tend clone SRC NAM
     if tonumber(tables) and tonumber(tables) > 0 then
       error(("%s: database %s exists and has %s tables; blank makes new instances only"):format(inst.name, s.name, tables:match("%d+")), 0)
     end
-    local who = ("'%s'@'%s'"):format(s.user, (s.host == "localhost" or s.host == "127.0.0.1") and s.host or "%")
+    local who = db.account(s)
     -- A password the operator already keeps under the declared key is used, never
     -- replaced: it may be written in places tend does not know.
     local key = inst.db_password_secret or inst.name .. ".db-password"

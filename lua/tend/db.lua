@@ -37,6 +37,12 @@ function M.parse_url(url)
   return s
 end
 
+-- account(s) -> 'USER'@'HOST': the MySQL account a database URL logs in as, as blank
+-- creates it and destroy drops it (any host unless the server is on loopback).
+function M.account(s)
+  return ("'%s'@'%s'"):format(s.user, (s.host == "localhost" or s.host == "127.0.0.1") and s.host or "%")
+end
+
 function M.describe(s)
   if s.driver == "sqlite" then return "sqlite:" .. s.path end
   local where = s.socket and (s.host .. ":" .. s.socket) or (s.host .. (s.port and ":" .. s.port or ""))

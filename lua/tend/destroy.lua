@@ -43,7 +43,7 @@ function M.plan(ctx, inst, admin)
     local ok, why = db.mysql(inst:transport(), admin, "SELECT 1", { database = false })
     if not ok then errors.fail("%s cannot log in to drop %s's database: %s; nothing was changed", db.describe(admin), inst.name, why) end
     p.db, p.admin = s, admin
-    p.user = ("'%s'@'%s'"):format(s.user, (s.host == "localhost" or s.host == "127.0.0.1") and s.host or "%")
+    p.user = db.account(s)
   elseif s and s.driver == "sqlite" and s.path:sub(1, #inst.path + 1) ~= inst.path .. "/" then
     p.sqlite_file = s.path -- outside the web root: removed on its own
   end
@@ -94,11 +94,17 @@ end
 function M.drop_database(ctx, inst, p)
   local t = inst:transport()
   if p.db then
-    errors.check(db.mysql(t, p.admin, ("DROP DATABASE IF EXISTS `%s`;\nDROP USER IF EXISTS %s;\n"):format(p.db.name, p.user),
-      { database = false }))
+    M.drop_mysql(t, p.admin, p.db.name, p.user)
   elseif p.sqlite_file then
     for _, suffix in ipairs({ "", "-journal", "-wal", "-shm" }) do t:remove(p.sqlite_file .. suffix) end
   end
+end
+
+-- drop_mysql(t, admin, name, account): a MySQL database and its account gone (as admin,
+-- from host t); none of them there is no failure.
+function M.drop_mysql(t, admin, name, account)
+  errors.check(db.mysql(t, admin, ("DROP DATABASE IF EXISTS `%s`;\nDROP USER IF EXISTS %s;\n"):format(name, account),
+    { database = false }))
 end
 
 -- remove_trees(inst, p): its web root and data folders gone from its host.

@@ -175,9 +175,7 @@ function M.unmake(ctx, cfg, p)
   local s = p.db and db.parse_url(p.db)
   if s and s.driver == "mysql" and s.name:match("^[%w_]+$") and (s.user or ""):match("^[%w_.-]+$") then
     local admin = ctx:database_account(cfg.admin, cfg["admin-password-secret"] or nil)
-    local who = ("'%s'@'%s'"):format(s.user, (s.host == "localhost" or s.host == "127.0.0.1") and s.host or "%")
-    errors.check(db.mysql(t, admin, ("DROP DATABASE IF EXISTS `%s`;\nDROP USER IF EXISTS %s;\n"):format(s.name, who),
-      { database = false }))
+    require("tend.destroy").drop_mysql(t, admin, s.name, db.account(s))
   end
   for _, key in ipairs({ p.name .. ".db-password", p.name .. ".admin-password" }) do pcall(ctx:vault().rm, ctx:vault(), key) end
 end
