@@ -688,8 +688,12 @@ static int l_write_tar(lua_State *L)
 	lua_Integer files = 0, bytes = 0;
 	if (add_filter(a, compression) != ARCHIVE_OK)
 		bad = "unknown compression (zstd, bzip2, gzip or none)";
-	else
+	else {
+		/* a stream only crosses a link: the fastest level; a file is kept */
+		if (!dest && strcmp(compression, "zstd") == 0)
+			archive_write_set_filter_option(a, "zstd", "compression-level", "1");
 		bad = open_output(a, sink, dest, tmp, &fd);
+	}
 	if (!bad)
 		bad = put_entries(L, 3, a, st, prefix, &prog, &files, &bytes);
 	/* closed before fd is: nothing may write to a descriptor number that was reused */

@@ -377,6 +377,7 @@ int tend_open_ssh(lua_State *L)
 		{"hostkey", l_hostkey}, {"check_hostkey", l_check_hostkey},
 		{"auth_password", l_auth_password}, {"auth_key", l_auth_key},
 		{"auth_agent", l_auth_agent}, {"exec", tend_ssh_exec}, {"open", tend_ssh_open},
+		{"runner", tend_ssh_runner}, {"spare", tend_ssh_spare},
 		{"interactive", tend_ssh_interactive},
 		{"sftp", tend_ssh_sftp}, {"methods", l_methods}, {"set_idle", l_set_idle}, {"close", l_close},
 		{"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
@@ -385,6 +386,7 @@ int tend_open_ssh(lua_State *L)
 		return luaL_error(L, "ssh: libssh2 failed to initialise");
 	tend_new_class(L, SESSION_CLASS, methods);
 	tend_ssh_channel_class(L);
+	tend_ssh_runner_class(L);
 	tend_ssh_sftp_class(L);
 	luaL_newlib(L, funcs);
 	return 1;

@@ -6,6 +6,11 @@
  *   ch:pump_from_file(path) -> bytes           a file into stdin, then EOF
  *   ch:pump_to_fds(out, err)                   live output to two local fds
  *   ch:wait() -> code, signal  (drains what is left)     ch:stderr() -> text so far
+ *   ch = s:spare(cmd)         a warm channel: cmd starts transport.lua's SPARE driver,
+ *                             which the login shell's rc files run before
+ *   ch:begin(script)          the spare runs script; what the rc files printed on
+ *                             either stream (up to the driver's mark) is dropped
+ *   ch:settle(seconds)        wait for the driver's mark (the rc files have run)
  * A channel keeps its session alive (user value); stderr is collected as it comes so a
  * chatty command can never stall stdout. Failures return nil, msg, code.
  */
@@ -29,6 +34,10 @@ typedef struct {
 	size_t errlen;
 	int eof_sent;
 	char cmd[128];       /* for messages */
+	char mark[34];       /* a spare's "TOKEN\n": output before it is the rc files' */
+	int out_marked, err_marked;
+	char *pending;       /* stdout read past the mark, served first */
+	size_t pending_len, pending_off;
 } channel;
 
 static channel *check_channel(lua_State *L)
@@ -52,6 +61,12 @@ static int take_stderr(channel *c)
 		if (n)
 			memcpy(c->err + c->errlen, buf, n);
 		c->errlen += n;
+		char *hit = c->mark[0] && !c->err_marked && c->err ? memmem(c->err, c->errlen, c->mark, 33) : NULL;
+		if (hit) {
+			c->err_marked = 1;
+			c->errlen -= (size_t)(hit + 33 - c->err);
+			memmove(c->err, hit + 33, c->errlen);
+		}
 	}
 	return r == LIBSSH2_ERROR_EAGAIN || r == 0 ? 0 : (int)r;
 }
@@ -79,9 +94,58 @@ static int wait_io(channel *c)
 
 static void moved(channel *c) { c->last_move = tend_now(); }
 
+/* A spare's stdout up to its mark, dropped; what came after it is kept in pending.
+ * 0 (found, or EOF without it), <0 an error or STALLED. */
+static int skip_to_mark(channel *c)
+{
+	char buf[16384];
+	size_t have = 0;
+	while (!c->out_marked) {
+		ssize_t r = libssh2_channel_read(c->ch, buf + have, sizeof buf - have);
+		if (take_stderr(c) < 0)
+			return -1;
+		if (r > 0) {
+			moved(c);
+			have += (size_t)r;
+			char *hit = memmem(buf, have, c->mark, 33);
+			if (hit) {
+				c->out_marked = 1;
+				c->pending_len = (size_t)(buf + have - (hit + 33));
+				c->pending = c->pending_len ? malloc(c->pending_len) : NULL;
+				if (c->pending_len && !c->pending)
+					return LIBSSH2_ERROR_ALLOC;
+				memcpy(c->pending, hit + 33, c->pending_len);
+				return 0;
+			}
+			if (have >= 32) { /* keep what may be the start of the mark */
+				memmove(buf, buf + have - 32, 32);
+				have = 32;
+			}
+		} else if (r != LIBSSH2_ERROR_EAGAIN && r < 0) {
+			return (int)r;
+		} else if (libssh2_channel_eof(c->ch)) {
+			c->out_marked = 1;
+		} else if (wait_io(c) == STALLED) {
+			return STALLED;
+		}
+	}
+	return 0;
+}
+
 /* Read up to max bytes of stdout into buf: >0 bytes, 0 at EOF, <0 error. */
 static ssize_t read_some(channel *c, char *buf, size_t max)
 {
+	if (c->mark[0] && !c->out_marked) {
+		int rc = skip_to_mark(c);
+		if (rc < 0)
+			return rc;
+	}
+	if (c->pending_off < c->pending_len) {
+		size_t n = c->pending_len - c->pending_off < max ? c->pending_len - c->pending_off : max;
+		memcpy(buf, c->pending + c->pending_off, n);
+		c->pending_off += n;
+		return (ssize_t)n;
+	}
 	for (;;) {
 		ssize_t r = libssh2_channel_read(c->ch, buf, max);
 		if (take_stderr(c) < 0)
@@ -157,6 +221,51 @@ int tend_ssh_open(lua_State *L)
 			break;
 	if (rc != 0)
 		return chan_fail(L, c, c->cmd);
+	return 1;
+}
+
+/* s:spare(cmd) -> channel | nil, msg, code: cmd is the SPARE driver, sent its token. */
+int tend_ssh_spare(lua_State *L)
+{
+	int n = tend_ssh_open(L);
+	channel *c = luaL_testudata(L, -1, CHANNEL_CLASS);
+	if (n != 1 || !c)
+		return n;
+	tend_ssh_token(c->mark);
+	c->mark[32] = '\n';
+	c->mark[33] = 0;
+	if (channel_write_all(c, c->mark, 33) != 0)
+		return chan_fail(L, c, c->cmd);
+	return 1;
+}
+
+/* ch:begin(script) -> true | nil, msg, code: the spare runs script (sh -c). */
+static int l_begin(lua_State *L)
+{
+	channel *c = check_channel(L);
+	size_t n;
+	const char *script = luaL_checklstring(L, 2, &n);
+	if (!c->mark[0])
+		return luaL_error(L, "ssh channel: begin on a channel that is not a spare");
+	char head[32];
+	int hl = snprintf(head, sizeof head, "%zu\n", n);
+	if (channel_write_all(c, head, (size_t)hl) != 0 || channel_write_all(c, script, n) != 0)
+		return chan_fail(L, c, c->cmd);
+	snprintf(c->cmd, sizeof c->cmd, "%s", script);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* ch:settle(seconds) -> whether the driver has said its mark (its rc files have run). */
+static int l_settle(lua_State *L)
+{
+	channel *c = check_channel(L);
+	double was = c->ss->idle;
+	c->ss->idle = luaL_checknumber(L, 2);
+	c->last_move = tend_now();
+	int rc = c->mark[0] ? skip_to_mark(c) : 0;
+	c->ss->idle = was;
+	lua_pushboolean(L, rc == 0);
 	return 1;
 }
 
@@ -349,6 +458,8 @@ static int l_close(lua_State *L)
 	c->ch = NULL;
 	free(c->err);
 	c->err = NULL;
+	free(c->pending);
+	c->pending = NULL;
 	return 0;
 }
 
@@ -433,6 +544,7 @@ void tend_ssh_channel_class(lua_State *L)
 {
 	static const luaL_Reg methods[] = {
 		{"read", l_read}, {"write", l_write}, {"send_eof", l_send_eof},
+		{"begin", l_begin}, {"settle", l_settle},
 		{"pump_to_file", l_pump_to_file}, {"pump_from_file", l_pump_from_file},
 		{"pump_to_fds", l_pump_to_fds}, {"wait", l_wait}, {"stderr", l_stderr}, {"close", l_close}, {"__gc", l_close},
 		{"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};

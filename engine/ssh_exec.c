@@ -9,56 +9,34 @@
 
 #include "ssh.h"
 
-#define MAX_PIECES 8
-
-typedef struct {
-	const char *data;
-	size_t len;
-} piece;
-
-typedef struct {
-	char *buf;
-	size_t len, cap;
-} buffer;
-
-typedef struct {
-	tend_ssh *ss;
-	LIBSSH2_CHANNEL *ch;
-	piece in[MAX_PIECES];
-	int nin, cur;
-	size_t off;
-	int eof_sent;
-	buffer out[2];
-	double deadline; /* 0: none */
-} exec_job;
-
-static void add_piece(lua_State *L, exec_job *j, int idx)
+void tend_job_add(lua_State *L, tend_job *j, int idx)
 {
-	if (j->nin == MAX_PIECES)
+	if (j->nin == TEND_JOB_PIECES)
 		luaL_error(L, "ssh exec: too many stdin pieces");
-	piece *p = &j->in[j->nin++];
 	tend_secret *s = tend_test_secret(L, idx);
 	if (s)
-		p->data = (const char *)tend_secret_bytes(tend_check_secret(L, idx), &p->len);
+		j->in[j->nin].data = (const char *)tend_secret_bytes(tend_check_secret(L, idx), &j->in[j->nin].len);
 	else
-		p->data = luaL_checklstring(L, idx, &p->len);
+		j->in[j->nin].data = luaL_checklstring(L, idx, &j->in[j->nin].len);
+	j->nin++;
 }
 
-static void parse_stdin(lua_State *L, exec_job *j)
+/* The pieces stay anchored by the stdin table (left on the stack). */
+void tend_job_stdin(lua_State *L, tend_job *j, int opts)
 {
-	if (lua_getfield(L, 3, "stdin") == LUA_TTABLE) {
+	if (lua_getfield(L, opts, "stdin") == LUA_TTABLE) {
 		for (lua_Integer i = 1; i <= luaL_len(L, -1); i++) {
 			lua_rawgeti(L, -1, i);
-			add_piece(L, j, lua_gettop(L)); /* anchored by the stdin table */
+			tend_job_add(L, j, lua_gettop(L));
 			lua_pop(L, 1);
 		}
 	} else if (!lua_isnil(L, -1)) {
-		add_piece(L, j, lua_gettop(L));
+		tend_job_add(L, j, lua_gettop(L));
 	}
 }
 
-/* Wait for the socket, sending keepalives; -1 past the deadline. */
-static int wait_more(exec_job *j)
+/* Wait for the socket, sending keepalives; TEND_JOB_TIMEOUT past the deadline. */
+int tend_job_wait(tend_job *j)
 {
 	int next;
 	libssh2_keepalive_send(j->ss->s, &next);
@@ -66,36 +44,35 @@ static int wait_more(exec_job *j)
 	if (j->deadline > 0 && j->deadline < until)
 		until = j->deadline;
 	if (tend_ssh_wait(j->ss, until) != 0 && j->deadline > 0 && tend_now() >= j->deadline)
-		return -1;
+		return TEND_JOB_TIMEOUT;
 	return 0;
 }
 
 /* Push stdin forward; returns bytes moved, 0 if blocked or done, <0 on error. */
-static ssize_t feed(exec_job *j)
+static ssize_t feed(tend_job *j)
 {
 	while (j->cur < j->nin && j->off == j->in[j->cur].len) {
 		j->cur++;
 		j->off = 0;
 	}
 	if (j->cur == j->nin) {
-		if (j->eof_sent)
+		if (j->eof_sent || j->keep_open)
 			return 0;
 		int rc = libssh2_channel_send_eof(j->ch);
 		if (rc == 0)
 			j->eof_sent = 1;
 		return rc == LIBSSH2_ERROR_EAGAIN ? 0 : rc;
 	}
-	piece *p = &j->in[j->cur];
-	ssize_t w = libssh2_channel_write(j->ch, p->data + j->off, p->len - j->off);
+	ssize_t w = libssh2_channel_write(j->ch, j->in[j->cur].data + j->off, j->in[j->cur].len - j->off);
 	if (w > 0)
 		j->off += (size_t)w;
 	return w == LIBSSH2_ERROR_EAGAIN ? 0 : w;
 }
 
 /* Read what is there from one stream; returns bytes read, 0 if none, <0 on error. */
-static ssize_t drain(exec_job *j, int stream)
+static ssize_t drain(tend_job *j, int stream)
 {
-	buffer *b = &j->out[stream];
+	__typeof__(j->out[0]) *b = &j->out[stream];
 	if (b->cap - b->len < 32768) {
 		size_t cap = b->cap ? b->cap * 2 : 65536;
 		char *nb = realloc(b->buf, cap);
@@ -110,19 +87,54 @@ static ssize_t drain(exec_job *j, int stream)
 	return r == LIBSSH2_ERROR_EAGAIN ? 0 : r;
 }
 
-/* Move bytes both ways until the remote end closes its output. 0, -1 timeout, <-1 error */
-static int pump(exec_job *j)
+/* Whether both streams have printed their marks, each followed by a newline (on
+ * stdout the exit code comes between). Only the new bytes are searched. */
+static int marked(tend_job *j)
+{
+	for (int i = 0; i < 2; i++) {
+		if (j->end[i] >= 0)
+			continue;
+		size_t n = j->mark_len[i], len = j->out[i].len;
+		char *buf = j->out[i].buf;
+		char *hit = len > j->scan[i] ? memmem(buf + j->scan[i], len - j->scan[i], j->mark[i], n) : NULL;
+		if (!hit) {
+			j->scan[i] = len >= n ? len - n + 1 : 0;
+			return 0;
+		}
+		j->scan[i] = (size_t)(hit - buf);
+		if (!memchr(hit + n - 1, '\n', (size_t)(buf + len - (hit + n - 1))))
+			return 0;
+		j->end[i] = hit - buf;
+	}
+	return 1;
+}
+
+/* Move bytes both ways until the remote end closes its output, or until both marks are
+ * in. TEND_JOB_DONE, TEND_JOB_TIMEOUT, TEND_JOB_ENDED (EOF before the marks), or an
+ * error below that. */
+int tend_job_pump(tend_job *j)
 {
 	for (;;) {
 		ssize_t w = feed(j), r1 = drain(j, 0), r2 = drain(j, SSH_EXTENDED_DATA_STDERR);
 		if (w < 0 || r1 < 0 || r2 < 0)
 			return (int)(w < 0 ? w : r1 < 0 ? r1 : r2) - 1000;
+		if (j->mark[0] && (r1 > 0 || r2 > 0) && marked(j))
+			return TEND_JOB_DONE;
 		if (w > 0 || r1 > 0 || r2 > 0)
 			continue;
 		if (libssh2_channel_eof(j->ch))
-			return 0;
-		if (wait_more(j) != 0)
-			return -1;
+			return j->mark[0] ? TEND_JOB_ENDED : TEND_JOB_DONE;
+		if (tend_job_wait(j) != 0)
+			return TEND_JOB_TIMEOUT;
+	}
+}
+
+void tend_job_release(tend_job *j)
+{
+	for (int i = 0; i < 2; i++) {
+		free(j->out[i].buf);
+		j->out[i].buf = NULL;
+		j->out[i].len = j->out[i].cap = 0;
 	}
 }
 
@@ -130,12 +142,12 @@ static int pump(exec_job *j)
 #define RETRY(j, call)                                                                 \
 	({                                                                             \
 		int rc_;                                                               \
-		while ((rc_ = (call)) == LIBSSH2_ERROR_EAGAIN && wait_more(j) == 0)    \
+		while ((rc_ = (call)) == LIBSSH2_ERROR_EAGAIN && tend_job_wait(j) == 0) \
 			;                                                              \
 		rc_;                                                                   \
 	})
 
-static void push_result(lua_State *L, exec_job *j)
+static void push_result(lua_State *L, tend_job *j)
 {
 	lua_createtable(L, 0, 4);
 	char *sig = NULL;
@@ -156,7 +168,7 @@ static void push_result(lua_State *L, exec_job *j)
 	}
 }
 
-static int finish(lua_State *L, exec_job *j, int status, const char *cmd)
+static int finish(lua_State *L, tend_job *j, int status, const char *cmd)
 {
 	int n;
 	if (status == -1)
@@ -173,14 +185,13 @@ static int finish(lua_State *L, exec_job *j, int status, const char *cmd)
 		       tend_ssh_wait(j->ss, deadline) == 0)
 			;
 	}
-	free(j->out[0].buf);
-	free(j->out[1].buf);
+	tend_job_release(j);
 	return n;
 }
 
 int tend_ssh_exec(lua_State *L)
 {
-	exec_job j;
+	tend_job j;
 	memset(&j, 0, sizeof j);
 	j.ss = tend_ssh_check(L, 1);
 	const char *cmd = luaL_checkstring(L, 2);
@@ -189,20 +200,20 @@ int tend_ssh_exec(lua_State *L)
 		lua_newtable(L);
 	}
 	luaL_checktype(L, 3, LUA_TTABLE);
-	parse_stdin(L, &j);
+	tend_job_stdin(L, &j, 3);
 	lua_getfield(L, 3, "timeout");
 	double timeout = luaL_optnumber(L, -1, 0);
 	j.deadline = timeout > 0 ? tend_now() + timeout : 0;
 	while (!(j.ch = libssh2_channel_open_session(j.ss->s)) &&
 	       libssh2_session_last_errno(j.ss->s) == LIBSSH2_ERROR_EAGAIN)
-		if (wait_more(&j) != 0)
+		if (tend_job_wait(&j) != 0)
 			return finish(L, &j, -1, cmd);
 	if (!j.ch)
 		return finish(L, &j, -2, "open channel");
 	int rc = RETRY(&j, libssh2_channel_exec(j.ch, cmd));
 	if (rc != 0)
 		return finish(L, &j, rc == LIBSSH2_ERROR_EAGAIN ? -1 : -2, cmd);
-	int status = pump(&j);
+	int status = tend_job_pump(&j);
 	if (status == 0) {
 		rc = RETRY(&j, libssh2_channel_close(j.ch));
 		if (rc == 0)

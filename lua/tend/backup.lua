@@ -167,11 +167,25 @@ local FETCH = SELF_CLEANING_TEMP .. [[cat > "$f" || exit 125
 case $(tar --version 2>/dev/null) in *GNU*) s=--sparse ;; *) s= ;; esac
 tar --null --no-recursion --ignore-failed-read $s -T "$f" -cf -]]
 
--- fetch(t, root, paths, st [, progress]) -> {path = entry} | nil, msg: one tar stream.
+-- squeezed(t, argv) -> argv that runs argv on the host with its output compressed by
+-- the host's zstd (or gzip) when it has one, keeping argv's exit status: fewer bytes
+-- cross the wire, and archive.store_stream stores them decompressed. (Fds 5 and 6 carry
+-- the status; fd 3 is left to argv.)
+local function squeezed(t, argv)
+  if t.squeezer == nil then t.squeezer = t:which({ "zstd", "gzip" }) or false end
+  local z = t.squeezer
+  if not z then return argv end
+  local squeeze = z == "zstd" and "zstd -1 -q -c -T0" or "gzip -1 -c"
+  return { "sh", "-c", "exec 6>&1; s=$( { { \"$@\" 5>&- 6>&-; echo $? >&5; } | " .. squeeze
+    .. " >&6; } 5>&1 ); exit ${s:-1}", "sh", table.unpack(argv) }
+end
+
+-- fetch(t, root, paths, st [, progress]) -> {path = entry} | nil, msg: one tar stream,
+-- compressed on the host when it can (archive.store_tar reads it as it comes).
 local function fetch(t, root, paths, st, progress)
   local list = {}
   for i, p in ipairs(paths) do list[i] = "./" .. p end
-  local stream, msg, code = t:open({ "sh", "-c", FETCH }, { cwd = root, stdin_pipe = true })
+  local stream, msg, code = t:open(squeezed(t, { "sh", "-c", FETCH }), { cwd = root, stdin_pipe = true })
   if not stream then return nil, msg, code end
   local ok, wmsg, wcode = stream:write(table.concat(list, "\0") .. "\0")
   if ok then ok, wmsg, wcode = stream:send_eof() end
@@ -255,7 +269,7 @@ function M.collect_all(ctx, inst, t, st, exclude)
   local argv = { "tar", "-cf", "-" }
   for _, q in ipairs(exclude) do argv[#argv + 1] = "--exclude=" .. q end
   argv[#argv + 1] = "."
-  local stream = errors.check(t:open(argv, { cwd = inst.path }))
+  local stream = errors.check(t:open(squeezed(t, argv), { cwd = inst.path }))
   local entries, msg, code = core.archive.store_tar(stream, st)
   local status = stream:wait()
   errors.check(entries, msg, code)
@@ -272,18 +286,6 @@ function M.collect_all(ctx, inst, t, st, exclude)
   end
   local files, bytes = snapshot.tally(manifest)
   return manifest, files, bytes, sent
-end
-
--- squeezed(t, argv) -> argv that runs argv on the host with its output compressed by
--- the host's zstd (or gzip) when it has one, keeping argv's exit status: fewer bytes
--- cross the wire, and archive.store_stream stores them decompressed. (Fds 5 and 6 carry
--- the status; fd 3 is left to argv.)
-local function squeezed(t, argv)
-  local z = t:which({ "zstd", "gzip" })
-  if not z then return argv end
-  local squeeze = z == "zstd" and "zstd -1 -q -c -T0" or "gzip -1 -c"
-  return { "sh", "-c", "exec 6>&1; s=$( { { \"$@\" 5>&- 6>&-; echo $? >&5; } | " .. squeeze
-    .. " >&6; } 5>&1 ); exit ${s:-1}", "sh", table.unpack(argv) }
 end
 
 -- dump_stream(t, argv, st [, fds]) -> hex, size, tail, stream | nil, msg, code: argv's

@@ -276,7 +276,7 @@ function M.main(argv)
   if state.debug then
     local c = require("tend.transport").counts
     io.stderr:write(("tend: debug: %d remote commands and %d streams over SSH: %d login-shell start-ups\n")
-      :format(c.commands, c.streams, c.commands + c.streams))
+      :format(c.commands, c.streams, c.shells))
   end
   local answer = state.ctx and state.ctx.answer
   if ok then

@@ -241,7 +241,7 @@ function Context:each(list, fn, opts)
 end
 
 function Context:close()
-  require("tend.ssh").close_all()
+  require("tend.transport").close_all()
   if self._store then self._store:close() end
   if self._vault then self._vault:close() end
   if self._catalog then self._catalog:close() end

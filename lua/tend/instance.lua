@@ -217,6 +217,7 @@ end
 function M.rm(catalog, name)
   local inst = M.must_get(catalog, name)
   catalog:run("DELETE FROM instances WHERE id = ?", inst.id)
+  catalog:run("DELETE FROM meta WHERE key = ?", "written." .. inst.id) -- tend.written's record
 end
 
 -- link(catalog, name, kind, source, lag_seconds)

@@ -14,6 +14,7 @@ local child = require "tend.child"
 local journal = require "tend.restore_journal"
 local tree = require "tend.restore_tree"
 local db_load = require "tend.db_load"
+local written = require "tend.written"
 
 local M = {}
 
@@ -261,18 +262,23 @@ function Job:stage()
   journal_files(self, false)
   say("building %d entries in %s", #web, self.staging)
   local function progress(files, bytes) return require("tend.progress").new(ctx, target.name, files, bytes) end
-  local built, msg = tree.build(t, self.st, web, self.staging, self.root, keep, progress)
+  self.web, self.keep = web, keep
+  local built, msg = tree.build(t, self.st, web, self.staging, self.root, keep, progress,
+    written.trusted(ctx, target, self.root))
   if not built then self:fail(msg) end
   for _, tr in ipairs(self.trees) do
     say("building %d entries of %s in %s", #tr.rows, tr.root, tr.staging)
     local part, omsg = tree.build(t, self.st, tr.rows, tr.staging, tr.root, {}, progress)
     if not part then self:fail(omsg) end
-    for _, k in ipairs({ "files", "sent_files", "sent_bytes", "reused_files" }) do built[k] = built[k] + part[k] end
+    for _, k in ipairs({ "files", "sent_files", "sent_bytes", "reused_files", "known_files", "hashed_files" }) do
+      built[k] = built[k] + part[k]
+    end
     for _, u in ipairs(part.unmade) do built.unmade[#built.unmade + 1] = tr.root .. "/" .. u end
     tree.finish_root(t, tr.staging, tr.attrs, tr.root)
   end
   for k, v in pairs(built) do summary[k] = v end
-  say("%d files sent, %d taken from the tree in place", built.sent_files, built.reused_files)
+  say("%d files sent, %d taken from the tree in place (%d read by sha256sum on the host, %d known unread as "
+    .. "tend wrote them)", built.sent_files, built.reused_files, built.hashed_files, built.known_files)
   if #built.unmade > 0 then
     ctx:warn("%s: %d sockets or device nodes of the snapshot were not made (tar cannot carry them): %s",
       target.name, #built.unmade, table.concat(built.unmade, ", "))
@@ -333,9 +339,17 @@ function Job:finish()
   journal.clear(ctx, target, "db")
   journal.clear(ctx, target, "files")
   self.done = true
+  -- the old trees go before the new one is recorded: unlinking their names of the reused
+  -- files moves those files' ctime, which must not read as a write after the record
   local olds = { self.old }
   for _, tr in ipairs(self.trees) do olds[#olds + 1] = tr.old end
-  t:exec({ "sh", "-c", 'rm -rf -- "$@" </dev/null >/dev/null 2>&1 &', "sh", table.unpack(olds) })
+  local removed = self.web and t:exec({ "rm", "-rf", "--", table.unpack(olds) })
+  if removed and removed.code == 0 then
+    written.record(ctx, target, t, self.root, self.web, written.clock(t), self.keep)
+  else
+    t:exec({ "sh", "-c", 'rm -rf -- "$@" </dev/null >/dev/null 2>&1 &', "sh", table.unpack(olds) })
+    written.record(ctx, target, t, self.root, nil)
+  end
   if self.copy then
     copy().record_copy(ctx, self.inst, target, self.snap, self.opts.kind or "copy")
     outside.declare(ctx, target, self.mapping, self.say)

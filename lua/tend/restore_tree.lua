@@ -5,6 +5,7 @@ local core = require "tend.core"
 local errors = require "tend.errors"
 local snapshot = require "tend.snapshot"
 local backup = require "tend.backup"
+local written = require "tend.written"
 
 local M = {}
 
@@ -22,16 +23,18 @@ function M.real_path(t, path)
   return real and real ~= "" and real or path
 end
 
--- reusable(t, live, manifest) -> {path = true}: the snapshot's files that the live tree
--- at `live` holds already: same size, mode, owner and mtime (to the second), and the same
--- SHA-256 as the host's sha256sum computes it (so a file changed behind our back with
--- its mtime put back is still sent). Empty when the host cannot say.
-local function reusable(t, live, manifest)
-  if not t:stat(live) then return {} end
+-- reusable(t, live, manifest, trusted) -> {path = true}, known, hashed: the snapshot's
+-- files that the live tree at `live` holds already: same size, mode, owner and mtime (to
+-- the second), and the same SHA-256, as tend wrote it (trusted: tend.written's record,
+-- while the file's inode and ctime say nothing touched it since; `known` of them) or as
+-- the host's sha256sum computes it (`hashed`: so a file changed behind our back with its
+-- mtime put back is still sent). Empty when the host cannot say.
+local function reusable(t, live, manifest, trusted)
+  if not t:stat(live) then return {}, 0, 0 end
   local raw = backup.listing(t, live, {})
-  if not raw then return {} end
+  if not raw then return {}, 0, 0 end
   local now, candidates, want = backup.parse(raw), {}, {}
-  local out = {}
+  local out, known = {}, 0
   for _, f in ipairs(manifest) do
     local e = now[f.path]
     local same_time = (e and e.mtime_ns and f.mtime_ns) and e.mtime_ns == f.mtime_ns
@@ -39,14 +42,19 @@ local function reusable(t, live, manifest)
     -- a hard link's other names are always made anew from its first one
     if f.type == "file" and not f.hardlink and e and e.type == "file" and e.size == f.size and e.mode == f.mode
       and same_time and (f.uid == nil or (e.uid == f.uid and e.gid == f.gid)) then
-      candidates[#candidates + 1], want[f.path] = f.path, f.sha256
+      local rec = trusted and trusted[f.path]
+      if rec and written.same(rec, e) then
+        if rec.sha256 == f.sha256 then out[f.path], known = true, known + 1 end
+      else
+        candidates[#candidates + 1], want[f.path] = f.path, f.sha256
+      end
     end
     -- what tar cannot make (sockets, device nodes) is kept from the live tree
     if (f.type == "socket" or f.type == "device") and e and e.type == f.type then out[f.path] = true end
   end
   local hashes = t:sha256(live, candidates) or {}
   for path, hex in pairs(hashes) do if want[path] == hex then out[path] = true end end
-  return out
+  return out, known, #candidates
 end
 
 -- link_local(t, from, to, paths) -> true | nil, msg, code: files of one tree put into
@@ -68,18 +76,20 @@ local function link_local(t, from, to, paths)
   return true
 end
 
--- build(t, st, manifest, dir, live, keep [, progress]) -> summary part | nil, msg, code:
--- progress(files, bytes) -> update, finish: a display for what crosses (tend.progress).
+-- build(t, st, manifest, dir, live, keep [, progress, trusted]) -> summary part | nil,
+-- msg, code: progress(files, bytes) -> update, finish: a display for what crosses
+-- (tend.progress); trusted: what tend.written recorded of live.
 -- the snapshot's tree made in dir (created). Files the live tree holds already are
 -- copied there on the host; paths in keep come from the live tree whatever the snapshot
 -- says (a copy's own config file); only the rest crosses the wire, in one tar stream.
 -- The local links go first: tar sets the folders' modes and times last. Owners are kept
 -- where the login is root (tar's own rule) and device nodes made; elsewhere the login
 -- owns what it writes, and device nodes are kept from the live tree.
-function M.build(t, st, manifest, dir, live, keep, progress)
+function M.build(t, st, manifest, dir, live, keep, progress, trusted)
   errors.check(t:mkdir_p(dir, 448))
   local root = t:is_root()
-  local same, from_live, send = reusable(t, live, manifest), {}, {}
+  local same, known, hashed = reusable(t, live, manifest, trusted)
+  local from_live, send = {}, {}
   for path in pairs(keep) do
     if t:stat(live .. "/" .. path) then from_live[#from_live + 1] = path else keep[path] = nil end
   end
@@ -92,11 +102,16 @@ function M.build(t, st, manifest, dir, live, keep, progress)
   end
   local ok, cmsg, ccode = link_local(t, live, dir, from_live)
   if not ok then return nil, cmsg, ccode end
-  local stream, omsg, ocode = t:open({ "tar", "-xpf", "-", "-C", dir }, { stdin_pipe = true })
+  -- compressed when the host can take it: fewer bytes cross (zstd's failure is tar's:
+  -- a cut stream is not a whole archive)
+  local zstd = #send > 0 and t:zstd()
+  local stream, omsg, ocode = t:open(zstd and { "sh", "-c", 'zstd -dcq | tar -xpf - -C "$1"', "sh", dir }
+    or { "tar", "-xpf", "-", "-C", dir }, { stdin_pipe = true })
   if not stream then return nil, omsg, ocode end
   local sent, sent_bytes = snapshot.tally(send)
   local update, finish = (progress or function() end)(sent, sent_bytes)
-  local files, msg, code = core.archive.write_tar(stream, st, snapshot.tar_order(send), { progress = update })
+  local files, msg, code = core.archive.write_tar(stream, st, snapshot.tar_order(send),
+    { progress = update, compression = zstd and "zstd" or "none" })
   if finish then finish() end
   local status = stream:wait()
   if not files then return nil, msg, code end
@@ -105,7 +120,7 @@ function M.build(t, st, manifest, dir, live, keep, progress)
     return nil, ("tar on the host could not extract: %s"):format(require("tend.transport").stream_why(stream, status)), "remote"
   end
   return { files = (snapshot.tally(manifest)), sent_files = sent, sent_bytes = sent_bytes, reused_files = #from_live,
-    unmade = unmade }
+    known_files = known or 0, hashed_files = hashed or 0, unmade = unmade }
 end
 
 -- finish_root(t, dir, snap, live): the new tree's own mode, owner (as root) and mtime

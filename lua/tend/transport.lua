@@ -58,11 +58,54 @@ end
 local Ssh = {}
 
 -- counts: what this process (and the child tends it waited for) asked of SSH hosts:
--- commands (exec) and streams (open); each started the login shell of the host's user
--- once (sshd runs every command through it). tend --debug prints them at the end.
-M.counts = { commands = 0, streams = 0 }
+-- commands (exec), streams (open), and the starts of the host user's login shell (sshd
+-- runs everything through it, rc files and all). tend --debug prints them at the end.
+M.counts = { commands = 0, streams = 0, shells = 0 }
 Ssh.__index = Ssh
 Ssh.__tostring = function(t) return t.spec end
+
+-- The two remote shells. The login shell starts each (rc files first); each reads a
+-- random token on stdin (never in an argv) and says it back on stdout and stderr, so
+-- whatever the rc files printed is dropped. RUNNER then runs framed commands for the
+-- whole run, one after the other (engine/ssh_runner.c): the login shell starts once,
+-- not once per command. SPARE waits, warm, for one stream's script and becomes it.
+M.RUNNER = [[IFS= read -r T || exit 0
+printf '%s\n' "$T"; printf '%s\n' "$T" >&2
+while IFS=' ' read -r id n m; do
+s=$(head -c "$n"; echo .); s=${s%.}
+if [ "$m" -gt 0 ]; then head -c "$m" | { sh -c "$s"; r=$?; cat >/dev/null; exit $r; }
+else sh -c "$s" </dev/null; fi
+r=$?
+printf '%s %s %s\n' "$T" "$id" "$r"; printf '%s %s\n' "$T" "$id" >&2
+done]]
+M.SPARE = [[IFS= read -r T || exit 0
+printf '%s\n' "$T"; printf '%s\n' "$T" >&2
+IFS= read -r n || exit 0
+s=$(head -c "$n"; echo .); s=${s%.}
+exec sh -c "$s"]]
+
+-- Per session: its runner and one spare stream channel, warming while the run goes on.
+local runners, spares = setmetatable({}, { __mode = "k" }), setmetatable({}, { __mode = "k" })
+
+local function start_spare(session)
+  local ch = session:spare("sh -c " .. shell.quote(M.SPARE))
+  if ch then M.counts.shells = M.counts.shells + 1 end
+  spares[session] = ch
+end
+
+-- runner() -> the session's runner, started (with a spare beside it) when there is none
+-- or the last one ended | nil, msg, code
+function Ssh:runner()
+  local r = runners[self.session]
+  if r and r:alive() then return r end
+  if not spares[self.session] then start_spare(self.session) end
+  local msg, code
+  r, msg, code = self.session:runner("sh -c " .. shell.quote(M.RUNNER))
+  if not r then return nil, msg, code end
+  M.counts.shells = M.counts.shells + 1
+  runners[self.session] = r
+  return r
+end
 
 -- fd3_line(opts) -> the first line of the channel's stdin that becomes argv's fd 3 (see
 -- shell.script), or nil. Only fd 3 can be fed besides stdin.
@@ -75,18 +118,20 @@ local function fd3_line(opts, level)
   return type(fd3) == "string" and shell.printf_line(fd3) or fd3:printf_line()
 end
 
--- exec(argv, opts): as Local:exec; fd 3 crosses as the first line of stdin, into a pipe
--- on the host, never a file.
+-- exec(argv, opts): as Local:exec, through the session's runner; fd 3 crosses as the
+-- first line of stdin, into a pipe on the host, never a file.
 function Ssh:exec(argv, opts)
   opts = opts or {}
   local stdin, fd3 = {}, fd3_line(opts, 2)
   if fd3 then stdin[#stdin + 1] = fd3 end
   if opts.stdin then stdin[#stdin + 1] = opts.stdin end
   local script = shell.script(argv, { cwd = opts.cwd, env = opts.env, fd3 = fd3 ~= nil })
-  local cmd = "sh -c " .. shell.quote(script)
-  if opts.output == "inherit" and #stdin == 0 then return self:exec_live(cmd) end
+  if opts.output == "inherit" and #stdin == 0 then return self:exec_live("sh -c " .. shell.quote(script)) end
+  local runner, msg, code = self:runner()
+  if not runner then return nil, msg, code end
   M.counts.commands = M.counts.commands + 1
-  local r, msg, code = self.session:exec(cmd, { stdin = stdin, timeout = opts.timeout })
+  local r
+  r, msg, code = runner:exec(script, { stdin = stdin, timeout = opts.timeout })
   if not r then return nil, msg, code end
   if r.code == 127 and r.stderr:match("not found") then
     return nil, ("%s: %s: command not found"):format(self.spec, argv[1]), "enoent"
@@ -102,24 +147,39 @@ function Ssh:exec(argv, opts)
 end
 
 -- open(argv, {cwd=, env=, fds=}) -> stream, as Local:open (an SSH channel; its stdin is
--- always writable); fds[3] as in exec.
+-- always writable); fds[3] as in exec. It takes the warm spare and starts the next.
 function Ssh:open(argv, opts)
   opts = opts or {}
   local fd3 = fd3_line(opts, 2)
   M.counts.streams = M.counts.streams + 1
-  local ch, msg, code = self.session:open("sh -c " .. shell.quote(shell.script(argv,
-    { cwd = opts.cwd, env = opts.env, fd3 = fd3 ~= nil })))
-  if ch and fd3 then
-    local ok, wmsg, wcode = ch:write(fd3)
-    if not ok then ch:close(); return nil, wmsg, wcode end
+  local ch = spares[self.session]
+  spares[self.session] = nil
+  if not ch then
+    local msg, code
+    ch, msg, code = self.session:spare("sh -c " .. shell.quote(M.SPARE))
+    if not ch then return nil, msg, code end
+    M.counts.shells = M.counts.shells + 1
   end
-  return ch, msg, code
+  start_spare(self.session)
+  local ok, msg, code = ch:begin(shell.script(argv, { cwd = opts.cwd, env = opts.env, fd3 = fd3 ~= nil }))
+  if ok and fd3 then ok, msg, code = ch:write(fd3) end
+  if not ok then ch:close(); return nil, msg, code end
+  return ch
+end
+
+-- close_all(): the runners and spares ended, then every SSH session (end of a run). A
+-- spare is let finish its rc files first (a second at most), so a host's rc file never
+-- sees half a start.
+function M.close_all()
+  for s, ch in pairs(spares) do ch:settle(1); ch:close(); spares[s] = nil end
+  for s, r in pairs(runners) do r:close(); runners[s] = nil end
+  ssh.close_all()
 end
 
 -- exec_live(cmd) -> {code, signal}: output straight to our stdout and stderr as it comes.
 function Ssh:exec_live(cmd)
   io.stdout:flush()
-  M.counts.commands = M.counts.commands + 1
+  M.counts.commands, M.counts.shells = M.counts.commands + 1, M.counts.shells + 1
   local ch, msg, code = self.session:open(cmd)
   if not ch then return nil, msg, code end
   local ok
@@ -135,7 +195,7 @@ end
 -- terminal on the host when ours is one; else our stdin fed to it).
 function Ssh:interactive(root)
   io.stdout:flush()
-  M.counts.commands = M.counts.commands + 1
+  M.counts.commands, M.counts.shells = M.counts.commands + 1, M.counts.shells + 1
   return self.session:interactive(("cd %s && exec \"${SHELL:-/bin/sh}\" -l"):format(shell.quote(root)))
 end
 
@@ -221,6 +281,17 @@ for _, class in ipairs({ Local, Ssh }) do
     local r, msg, code = self:exec({ "sh", "-c", table.concat(tests, " || ") })
     if not r then return nil, msg, code end
     return r.code == 0 and r.stdout:match("([^/\n]+)\n") or nil
+  end
+
+  -- zstd() -> whether the host has zstd (asked once): tend compresses what crosses with
+  -- it, both ways; raises when the host cannot be asked
+  function class:zstd()
+    if self.has_zstd == nil then
+      local z, msg = self:which({ "zstd" })
+      if not z and msg then errors.fail("%s", msg) end
+      self.has_zstd = z == "zstd"
+    end
+    return self.has_zstd
   end
 
   -- is_root() -> whether the login is root on the host (asked once); raises when the

@@ -111,7 +111,7 @@ start_sshd() {
     SSHD_SLOW_USER=tend-test-slow
     local home=$d/slow-home link=/tmp/tend-test-slow-home
     mkdir -p "$home"
-    printf 'echo x >> "$HOME/rc-starts"\nsleep 0.3\n' > "$home/.bashrc"
+    printf 'echo x >> "$HOME/rc-starts"\necho "rc: loading the version manager" >&2\nsleep 0.3\n' > "$home/.bashrc"
     chown -R "$SSHD_SLOW_USER" "$home" 2>/dev/null
     ln -sfn "$home" "$link"
     if ! id "$SSHD_SLOW_USER" >/dev/null 2>&1; then useradd -M -d "$link" -s /bin/bash "$SSHD_SLOW_USER"

@@ -108,6 +108,8 @@ rm -f "$TEND_HOME/paused-restore.swapped"
 wait "$pid"; rc=$?
 is "$rc" 0 "the re-clone exits 0"
 like "$(cat "$T/reclone.json")" '"sent_files":1[,}]' "... and sent only the changed file"
+like "$(cat "$T/reclone.json")" '"hashed_files":0[,}]' "... reading none of B's files: the last clone's record vouches for them"
+like "$(cat "$T/reclone.json")" '"known_files":[1-9]' "... (known unread as tend wrote them)"
 is "$(get "$B_URL/")" 200 "B is back after the clone"
 ok "... its maintenance file gone" test ! -e "$B/.maintenance"
 is "$(tail -c 100 "$B/readme.html")" "$(tail -c 100 "$A/readme.html")" "... with A's change"
@@ -118,13 +120,19 @@ like "$rc:$out" "^3:.*files: 1 difference.*differ   readme.html \(content\).*dat
   "compare a a@1: the file changed since, and the same database"
 is "$("$TEND" compare a@1 a@1 >/dev/null 2>&1; echo $?)" 0 "a snapshot compared with itself: exit 0"
 
-# A file of B changed behind tend's back, size and mtime put back: its content gives it away.
-f=$B/wp-includes/version.php
+# Files of B changed behind tend's back, size and mtime put back, one rewritten in place
+# (its inode kept: only its ctime gives it away) and one replaced: both are sent again.
+f=$B/wp-includes/version.php g=$B/wp-includes/load.php
 cp -p "$f" "$T/version.php" && sed -i '1s/<?php/<?PHP/' "$f" && touch -r "$T/version.php" "$f"
+cp -p "$g" "$T/load.php" && inode=$(stat -c %i "$g")
+printf '<?PHP' | dd of="$g" conv=notrunc status=none && touch -r "$T/load.php" "$g"
+is "$(stat -c %i:%s:%Y "$g")" "$inode:$(stat -c %s:%Y "$T/load.php")" "(load.php rewritten in place, inode, size and mtime as before)"
 last=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT max(id) FROM snapshots")
 out=$("$TEND" --json clone a b --snapshot "$last" 2>&1); rc=$?
-like "$rc:$out" '^0:.*"sent_files":1[,}]' "a re-clone sends the file tampered with under its old size and mtime"
+like "$rc:$out" '^0:.*"sent_files":2[,}]' "a re-clone sends the files tampered with under their old size and mtime"
+like "$out" '"hashed_files":2[,}]' "... having read just those two on B's host"
 is "$(sha256sum < "$f")" "$(sha256sum < "$A/wp-includes/version.php")" "... and B has A's content again"
+is "$(sha256sum < "$g")" "$(sha256sum < "$A/wp-includes/load.php")" "... in both"
 
 # mirror: the newest snapshot at least the lag old, by a test clock.
 "$TEND" instance link b --mirror-of a --lag 1d >/dev/null 2>&1
