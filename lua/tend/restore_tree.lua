@@ -23,13 +23,14 @@ function M.real_path(t, path)
   return real and real ~= "" and real or path
 end
 
--- reusable(t, live, manifest, trusted) -> {path = true}, known, hashed: the snapshot's
--- files that the live tree at `live` holds already: same size, mode, owner and mtime (to
--- the second), and the same SHA-256, as tend wrote it (trusted: tend.written's record,
+-- reusable(t, live, manifest, trusted, root) -> {path = true}, known, hashed: the
+-- snapshot's files that the live tree at `live` holds already: same size, mode, mtime
+-- (to the second) and, where the login is root (only root's tar sets owners), owner;
+-- and the same SHA-256, as tend wrote it (trusted: tend.written's record,
 -- while the file's inode and ctime say nothing touched it since; `known` of them) or as
 -- the host's sha256sum computes it (`hashed`: so a file changed behind our back with its
 -- mtime put back is still sent). Empty when the host cannot say.
-local function reusable(t, live, manifest, trusted)
+local function reusable(t, live, manifest, trusted, root)
   if not t:stat(live) then return {}, 0, 0 end
   local raw = backup.listing(t, live, {})
   if not raw then return {}, 0, 0 end
@@ -41,7 +42,7 @@ local function reusable(t, live, manifest, trusted)
       or (e and math.floor(e.mtime) == math.floor(f.mtime))
     -- a hard link's other names are always made anew from its first one
     if f.type == "file" and not f.hardlink and e and e.type == "file" and e.size == f.size and e.mode == f.mode
-      and same_time and (f.uid == nil or (e.uid == f.uid and e.gid == f.gid)) then
+      and same_time and (not root or f.uid == nil or (e.uid == f.uid and e.gid == f.gid)) then
       local rec = trusted and trusted[f.path]
       if rec and written.same(rec, e) then
         if rec.sha256 == f.sha256 then out[f.path], known = true, known + 1 end
@@ -88,7 +89,7 @@ end
 function M.build(t, st, manifest, dir, live, keep, progress, trusted)
   errors.check(t:mkdir_p(dir, 448))
   local root = t:is_root()
-  local same, known, hashed = reusable(t, live, manifest, trusted)
+  local same, known, hashed = reusable(t, live, manifest, trusted, root)
   local from_live, send = {}, {}
   for path in pairs(keep) do
     if t:stat(live .. "/" .. path) then from_live[#from_live + 1] = path else keep[path] = nil end

@@ -210,48 +210,78 @@ function Ssh:run(argv)
   return r.stdout
 end
 
--- Small files go over SFTP, on one SFTP handle per session.
-function Ssh:sftp()
-  if not self._sftp then
-    local f, msg, code = self.session:sftp()
-    if not f then return nil, msg, code end
-    self._sftp = f
-  end
-  return self._sftp
+-- Small files: through the runner too, not SFTP: sshd starts sftp-server through the
+-- login shell as well (Debian's default Subsystem), rc files and all.
+
+-- file_error(self, r, what, path) -> nil, msg, code for a file command that failed: its
+-- code from the words GNU and busybox print (the C locale's).
+local function file_error(self, r, what, path)
+  local why = M.why(r)
+  local code = why:match("No such file") and "enoent" or why:match("Permission denied") and "eacces"
+    or why:match("No space left") and "enospc" or why:match("File exists") and "enotdir"
+    or why:match("Not a directory") and "enotdir" or "remote"
+  return nil, ("%s: %s %s: %s"):format(self.spec, what, path, why), code
 end
 
-local function via_sftp(method)
-  return function(self, ...)
-    local f, msg, code = self:sftp()
-    if not f then return nil, msg, code end
-    return f[method](f, ...)
-  end
+local function file_op(self, what, path, argv, opts)
+  opts = opts or {}
+  opts.env = { LC_ALL = "C" }
+  local r, msg, code = self:exec(argv, opts)
+  if not r then return nil, msg, code end
+  if r.code ~= 0 then return file_error(self, r, what, path) end
+  return r
 end
 
-Ssh.read = via_sftp("get")
-Ssh.stat = via_sftp("stat")
-Ssh.mkdir_p = via_sftp("mkdir_p")
-Ssh.remove = via_sftp("remove")
+-- read(path) -> data | nil, msg, code
+function Ssh:read(path)
+  local r, msg, code = file_op(self, "read", path, { "cat", "--", path })
+  if not r then return nil, msg, code end
+  return r.stdout
+end
 
--- rename(from, to): replaces `to`, atomically. SFTP v3 refuses an existing target (and
--- libssh2 1.10 lacks posix-rename@openssh.com), so the host's own mv does it: rename(2).
-function Ssh:rename(from, to)
-  local out, msg, code = self:run({ "mv", "-f", "-T", "--", from, to })
-  if not out then return nil, msg, code end
+-- stat(path) -> {type, mode, size, mtime, uid, gid} of path itself (a link is a link)
+local TYPE_BITS = { [0x8] = "file", [0x4] = "dir", [0xA] = "link", [0x1] = "fifo", [0xC] = "socket" }
+function Ssh:stat(path)
+  local r, msg, code = file_op(self, "stat", path, { "stat", "-c", "%f %s %Y %u %g", "--", path })
+  if not r then return nil, msg, code end
+  local raw, size, mtime, uid, gid = r.stdout:match("^(%x+) (%d+) (%d+) (%d+) (%d+)")
+  if not raw then return nil, ("%s: stat %s: %s"):format(self.spec, path, r.stdout), "remote" end
+  raw = tonumber(raw, 16)
+  return { type = TYPE_BITS[raw >> 12] or "device", mode = raw & 4095, size = math.tointeger(tonumber(size)),
+    mtime = math.tointeger(tonumber(mtime)), uid = math.tointeger(tonumber(uid)), gid = math.tointeger(tonumber(gid)) }
+end
+
+-- mkdir_p(path [, mode]): path and its missing parents (the last one with mode)
+function Ssh:mkdir_p(path, mode)
+  local r, msg, code = file_op(self, "mkdir", path, { "mkdir", "-p", "-m", ("%o"):format(mode or 493), "--", path })
+  if not r then return nil, msg, code end
   return true
 end
 
--- write(path, data [, mode]): to a temp name beside path, then renamed over it, so
--- readers see the old file or the new one, never half of it.
+-- remove(path): a file (or link), not a folder
+function Ssh:remove(path)
+  local r, msg, code = file_op(self, "remove", path, { "rm", "--", path })
+  if not r then return nil, msg, code end
+  return true
+end
+
+-- rename(from, to): replaces `to`, atomically (rename(2), by the host's mv).
+function Ssh:rename(from, to)
+  local r, msg, code = file_op(self, "rename", from, { "mv", "-f", "-T", "--", from, to })
+  if not r then return nil, msg, code end
+  return true
+end
+
+-- write(path, data [, mode]): to a temp name beside path (0600 while it is written),
+-- then renamed over it, so readers see the old file or the new one, never half of it;
+-- the temp name is gone whatever failed.
+local WRITE = [[t="$1.tend-$$"; trap 'rm -f -- "$t"' EXIT
+(umask 077 && cat > "$t") && chmod "$2" "$t" && mv -f -T -- "$t" "$1"]]
 function Ssh:write(path, data, mode)
-  local f, msg, code = self:sftp()
-  if not f then return nil, msg, code end
-  local tmp = ("%s.tend-%d"):format(path, math.random(1, 1 << 30))
-  local ok
-  ok, msg, code = f:put(tmp, data, mode or 420)
-  if ok then ok, msg, code = self:rename(tmp, path) end
-  if not ok then f:remove(tmp) end
-  return ok, msg, code
+  local r, msg, code = file_op(self, "write", path, { "sh", "-c", WRITE, "sh", path, ("%o"):format(mode or 420) },
+    { stdin = data })
+  if not r then return nil, msg, code end
+  return true
 end
 
 function Ssh:list(dir)
