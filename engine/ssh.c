@@ -4,7 +4,7 @@
  *   s = ssh.connect(host, port [, timeout])     s:hostkey()   s:check_hostkey(files)
  *   s:auth_agent(user)  s:auth_key(user, file [, pass])  s:auth_password(user, secret)
  *   s:exec(cmd [, {stdin=, timeout=}]) -> {code, signal, stdout, stderr}   s:close()
- *   s:open(cmd) -> channel (ssh_channel.c)   s:sftp() -> handle (sftp.c)
+ *   s:open(cmd), s:spare(cmd) -> channel (ssh_channel.c)   s:runner(cmd) (ssh_runner.c)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -379,7 +379,7 @@ int tend_open_ssh(lua_State *L)
 		{"auth_agent", l_auth_agent}, {"exec", tend_ssh_exec}, {"open", tend_ssh_open},
 		{"runner", tend_ssh_runner}, {"spare", tend_ssh_spare},
 		{"interactive", tend_ssh_interactive},
-		{"sftp", tend_ssh_sftp}, {"methods", l_methods}, {"set_idle", l_set_idle}, {"close", l_close},
+		{"methods", l_methods}, {"set_idle", l_set_idle}, {"close", l_close},
 		{"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
 	static const luaL_Reg funcs[] = {{"connect", l_connect}, {NULL, NULL}};
 	if (libssh2_init(0) != 0)
@@ -387,7 +387,6 @@ int tend_open_ssh(lua_State *L)
 	tend_new_class(L, SESSION_CLASS, methods);
 	tend_ssh_channel_class(L);
 	tend_ssh_runner_class(L);
-	tend_ssh_sftp_class(L);
 	luaL_newlib(L, funcs);
 	return 1;
 }

@@ -54,6 +54,4 @@ int tend_ssh_open(lua_State *L);
 int tend_ssh_spare(lua_State *L);
 int tend_ssh_interactive(lua_State *L);
 void tend_ssh_channel_class(lua_State *L);
-int tend_ssh_sftp(lua_State *L);
-void tend_ssh_sftp_class(lua_State *L);
 #endif

@@ -114,7 +114,8 @@ static int skip_to_mark(channel *c)
 				c->pending = c->pending_len ? malloc(c->pending_len) : NULL;
 				if (c->pending_len && !c->pending)
 					return LIBSSH2_ERROR_ALLOC;
-				memcpy(c->pending, hit + 33, c->pending_len);
+				if (c->pending_len)
+					memcpy(c->pending, hit + 33, c->pending_len);
 				return 0;
 			}
 			if (have >= 32) { /* keep what may be the start of the mark */
