@@ -10,7 +10,8 @@
  * with sh -c and then prints "TOKEN ID CODE\n" on stdout and "TOKEN ID\n" on stderr;
  * everything before those marks is the command's. The token is random and never in an
  * argv, so no command's output can end another's early. A timeout or a driver that ends
- * closes the runner: the caller starts a new one for the next command.
+ * closes the runner: the caller starts a new one for the next command. A driver that
+ * ends fails with code "ended" and its shell's last words (a nologin shell's, say).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,15 +55,17 @@ static int runner_fail(lua_State *L, runner *r, tend_job *j, int status, const c
 	if (status == TEND_JOB_TIMEOUT)
 		n = tend_fail(L, "timeout", "ssh %s:%d: %s: timed out", r->ss->host, r->ss->port, what);
 	else if (status == TEND_JOB_ENDED) {
-		/* the shell's own last words say why (no head, a killed sh...) */
-		size_t len = j->out[1].len;
-		while (len > 0 && j->out[1].buf[len - 1] == '\n')
+		/* the shell's own last words say why (nologin, no head, a killed sh...) */
+		int i = j->out[1].len ? 1 : 0;
+		const char *buf = j->out[i].buf ? j->out[i].buf : "";
+		size_t len = j->out[i].len;
+		while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 			len--;
 		size_t from = len;
-		while (from > 0 && j->out[1].buf[from - 1] != '\n')
+		while (from > 0 && buf[from - 1] != '\n')
 			from--;
-		n = tend_fail(L, "ssh", "ssh %s:%d: %s: the remote shell ended%s%.*s", r->ss->host, r->ss->port,
-		              what, len > from ? ": " : "", (int)(len - from), j->out[1].buf + from);
+		n = tend_fail(L, "ended", "ssh %s:%d: %s: the remote shell ended%s%.*s", r->ss->host, r->ss->port,
+		              what, len > from ? ": " : "", (int)(len - from), buf + from);
 	} else
 		n = tend_ssh_fail(L, r->ss, "ssh", what);
 	runner_close(r);

@@ -77,16 +77,59 @@ local function link_local(t, from, to, paths)
   return true
 end
 
+-- from_sibling(t, sibling, dir, send) -> {path = true}: files of send copied on the host
+-- into dir from the tree at `sibling` (a clone's source on the same host, as the same
+-- login), each kept only if the copy has the snapshot's mtime and SHA-256 (the source
+-- may have moved on since its snapshot); the rest are removed again and cross in the
+-- tar stream. cp -p keeps mode and mtime. Hard-linked files always cross.
+local COPY = [[f=$(mktemp) || exit 125
+trap 'rm -f -- "$f"' EXIT
+cat > "$f" || exit 125
+xargs -0 cp -p --parents -t "$1" -- < "$f" 2>/dev/null
+cd "$1" && xargs -0 stat --printf '%.9Y %n\0' -- < "$f" 2>/dev/null
+exit 0]]
+local function from_sibling(t, sibling, dir, send)
+  local linked, want, list = {}, {}, {}
+  for _, f in ipairs(send) do if f.hardlink then linked[f.hardlink] = true end end
+  for _, f in ipairs(send) do
+    if f.type == "file" and not f.hardlink and not linked[f.path] and f.sha256 then
+      want[f.path], list[#list + 1] = f, "./" .. f.path
+    end
+  end
+  if #list == 0 then return {} end
+  local r = t:exec({ "sh", "-c", COPY, "sh", dir }, { cwd = sibling, stdin = table.concat(list, "\0") .. "\0" })
+  if not r or r.code ~= 0 then return {} end
+  local timed, copied = {}, {}
+  for mtime, path in r.stdout:gmatch("(%S+) %./([^%z]*)%z") do
+    local f = want[path]
+    local ns = backup.ns(mtime)
+    if f and ((f.mtime_ns and ns == f.mtime_ns) or (not f.mtime_ns and ns and ns // 1000000000 == math.floor(f.mtime))) then
+      timed[#timed + 1] = path
+    end
+  end
+  for path, hex in pairs(t:sha256(dir, timed) or {}) do
+    if want[path].sha256 == hex then copied[path] = true end
+  end
+  local wrong = {}
+  for _, p in ipairs(list) do if not copied[p:sub(3)] then wrong[#wrong + 1] = p end end
+  if #wrong > 0 then -- what did not come out right goes; tar brings it
+    local rr = t:exec({ "xargs", "-0", "rm", "-f", "--" }, { cwd = dir, stdin = table.concat(wrong, "\0") .. "\0" })
+    if not rr or rr.code ~= 0 then return {} end
+  end
+  return copied
+end
+
 -- build(t, st, manifest, dir, live, keep [, progress, trusted]) -> summary part | nil,
 -- msg, code: progress(files, bytes) -> update, finish: a display for what crosses
--- (tend.progress); trusted: what tend.written recorded of live.
+-- (tend.progress); trusted: what tend.written recorded of live; sibling: a tree on the
+-- same host (and login) that may hold the snapshot's files (a clone's source).
 -- the snapshot's tree made in dir (created). Files the live tree holds already are
 -- copied there on the host; paths in keep come from the live tree whatever the snapshot
 -- says (a copy's own config file); only the rest crosses the wire, in one tar stream.
 -- The local links go first: tar sets the folders' modes and times last. Owners are kept
 -- where the login is root (tar's own rule) and device nodes made; elsewhere the login
 -- owns what it writes, and device nodes are kept from the live tree.
-function M.build(t, st, manifest, dir, live, keep, progress, trusted)
+function M.build(t, st, manifest, dir, live, keep, progress, trusted, sibling)
   errors.check(t:mkdir_p(dir, 448))
   local root = t:is_root()
   local same, known, hashed = reusable(t, live, manifest, trusted, root)
@@ -103,6 +146,14 @@ function M.build(t, st, manifest, dir, live, keep, progress, trusted)
   end
   local ok, cmsg, ccode = link_local(t, live, dir, from_live)
   if not ok then return nil, cmsg, ccode end
+  local copied, ncopied = sibling and from_sibling(t, sibling, dir, send) or {}, 0
+  if next(copied) then
+    local rest = {}
+    for _, f in ipairs(send) do
+      if copied[f.path] then ncopied = ncopied + 1 else rest[#rest + 1] = f end
+    end
+    send = rest
+  end
   -- compressed when the host can take it: fewer bytes cross (zstd's failure is tar's:
   -- a cut stream is not a whole archive)
   local zstd = #send > 0 and t:zstd()
@@ -121,7 +172,7 @@ function M.build(t, st, manifest, dir, live, keep, progress, trusted)
     return nil, ("tar on the host could not extract: %s"):format(require("tend.transport").stream_why(stream, status)), "remote"
   end
   return { files = (snapshot.tally(manifest)), sent_files = sent, sent_bytes = sent_bytes, reused_files = #from_live,
-    known_files = known or 0, hashed_files = hashed or 0, unmade = unmade }
+    known_files = known or 0, hashed_files = hashed or 0, copied_files = ncopied, unmade = unmade }
 end
 
 -- finish_root(t, dir, snap, live): the new tree's own mode, owner (as root) and mtime

@@ -101,6 +101,10 @@ function Ssh:runner()
   if not spares[self.session] then start_spare(self.session) end
   local msg, code
   r, msg, code = self.session:runner("sh -c " .. shell.quote(M.RUNNER))
+  if not r and code == "ended" then -- a nologin shell, a forced command: every job would fail
+    return nil, ("%s: logged in, but the account runs no commands (%s); tend needs a login whose shell "
+      .. "runs them"):format(self.spec, msg:match("the remote shell ended: (.*)$") or "its shell ended at once"), "noshell"
+  end
   if not r then return nil, msg, code end
   M.counts.shells = M.counts.shells + 1
   runners[self.session] = r

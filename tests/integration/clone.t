@@ -51,6 +51,8 @@ rmdir "$B/x"
 
 out=$("$TEND" --json clone a b 2>"$T/clone.err"); rc=$?
 is "$rc" 0 "clone a b exits 0"
+like "$out" '"sent_files":0[,}]' "... sending no file over the link: B's host has A's tree"
+like "$out" '"copied_files":[1-9]' "... whose files it copied there, each checked against the snapshot"
 [ "$rc" = 0 ] || diag "$(tail -5 "$T/clone.err")"
 # compare A with its fresh clone B: exactly the rows that held A's URL differ, and
 # wp-config.php; B alone has tend's no-mail plugin.
@@ -97,6 +99,7 @@ is "$(sql wp_a -e "SELECT option_value FROM wp_options WHERE option_name = 'site
 ok "no maintenance page is left on B" test ! -e "$B/.maintenance"
 
 # Again, after one file of A changed: only that one crosses. B answers 503 meanwhile.
+a_readme0=$(sha256sum < "$A/readme.html")
 echo "a change $RANDOM" >> "$A/readme.html"
 TEND_PAUSE=restore.swapped "$TEND" --json clone a b > "$T/reclone.json" 2>"$T/reclone.err" &
 pid=$!
@@ -107,7 +110,8 @@ like "$(cat "$T/head")" "Retry-After: 600" "... with Retry-After"
 rm -f "$TEND_HOME/paused-restore.swapped"
 wait "$pid"; rc=$?
 is "$rc" 0 "the re-clone exits 0"
-like "$(cat "$T/reclone.json")" '"sent_files":1[,}]' "... and sent only the changed file"
+like "$(cat "$T/reclone.json")" '"sent_files":0,.*"copied_files":1[,}]|"copied_files":1,.*"sent_files":0[,}]' \
+  "... and copied only the changed file, on the host"
 like "$(cat "$T/reclone.json")" '"hashed_files":0[,}]' "... reading none of B's files: the last clone's record vouches for them"
 like "$(cat "$T/reclone.json")" '"known_files":[1-9]' "... (known unread as tend wrote them)"
 is "$(get "$B_URL/")" 200 "B is back after the clone"
@@ -129,10 +133,17 @@ printf '<?PHP' | dd of="$g" conv=notrunc status=none && touch -r "$T/load.php" "
 is "$(stat -c %i:%s:%Y "$g")" "$inode:$(stat -c %s:%Y "$T/load.php")" "(load.php rewritten in place, inode, size and mtime as before)"
 last=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT max(id) FROM snapshots")
 out=$("$TEND" --json clone a b --snapshot "$last" 2>&1); rc=$?
-like "$rc:$out" '^0:.*"sent_files":2[,}]' "a re-clone sends the files tampered with under their old size and mtime"
+like "$rc:$out" '^0:.*"copied_files":2[,}]' "a re-clone replaces the files tampered with under their old size and mtime"
 like "$out" '"hashed_files":2[,}]' "... having read just those two on B's host"
 is "$(sha256sum < "$f")" "$(sha256sum < "$A/wp-includes/version.php")" "... and B has A's content again"
 is "$(sha256sum < "$g")" "$(sha256sum < "$A/wp-includes/load.php")" "... in both"
+# An older snapshot: A's readme.html has moved on since, so its copy on the host does not
+# match the snapshot and is sent instead.
+first=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT min(s.id) FROM snapshots s JOIN instances i ON i.id = s.instance_id WHERE i.name = 'a'")
+out=$("$TEND" --json clone a b --snapshot "$first" 2>&1); rc=$?
+like "$rc:$out" '^0:.*"sent_files":1[,}]' "a clone of an older snapshot sends the one file A has changed since"
+is "$(sha256sum < "$B/readme.html")" "$a_readme0" "... and B has the snapshot's readme.html, not A's newer one"
+"$TEND" --quiet clone a b --snapshot "$last" >/dev/null 2>&1 || bail "clone back to the newest snapshot failed"
 
 # mirror: the newest snapshot at least the lag old, by a test clock.
 "$TEND" instance link b --mirror-of a --lag 1d >/dev/null 2>&1
