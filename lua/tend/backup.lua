@@ -342,7 +342,9 @@ function M.dump_helper(ctx, inst, parent_pid)
   local lock <close> = snapshot.lock_store(ctx, "shared")
   local settings = errors.check(inst:db_settings(ctx:vault()))
   local written = st:written()
-  local dbinfo = errors.check(M.dump_db(inst:transport(), settings, st))
+  local t = inst:transport()
+  t:prepare_streams()
+  local dbinfo = errors.check(M.dump_db(t, settings, st))
   errors.check(st:sync())
   dbinfo.stored, dbinfo.healed, dbinfo.run = st:written() - written, st:healed(), run.path
   st:note_added(nil)
@@ -433,6 +435,7 @@ end
 function Job:files()
   local ctx, inst, say, catalog = self.ctx, self.inst, self.say, self.ctx:catalog()
   local t, st = inst:transport(), snapshot.store(ctx)
+  t:prepare_streams() -- the tar stream's channel warms while the tree is listed
   say("listing %s", inst.path)
   local exclude = M.exclusions(inst, self.opts.exclude)
   local raw, lmsg, lcode = M.listing(t, inst.path, exclude)

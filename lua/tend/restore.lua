@@ -72,6 +72,7 @@ end
 -- the parent's restore of snap into target (whose lock the parent holds).
 function M.db_helper(ctx, inst, snap, target, parent_pid)
   core.proc.die_with_parent(parent_pid)
+  target:transport():prepare_streams() -- the safety dump and the load stream
   local lock <close> = snapshot.lock_store(ctx, "shared")
   local mapping = outside.mapping(ctx, inst, target, outside.roots(snapshot.manifest(ctx:catalog(), snap)))
   local rewrites = target.id ~= inst.id and copy().copy_pairs(inst, target, mapping) or {}
@@ -158,6 +159,7 @@ function M.start(ctx, inst, snap, opts)
   local job = setmetatable({ ctx = ctx, inst = inst, snap = snap, opts = opts, target = target,
     say = opts.progress or function() end, t = target:transport(), st = snapshot.store(ctx),
     copy = target.id ~= inst.id, summary = { snapshot = snap.id, instance = inst.name, target = target.name } }, Job)
+  job.t:prepare_streams()
   local ok, err = pcall(plan, job)
   if not ok then job:close(); error(err, 0) end
   return job

@@ -36,6 +36,7 @@ function Local:open(argv, opts)
   return proc.open(argv, { cwd = opts.cwd, env = opts.env, stdin_pipe = opts.stdin_pipe, fds = opts.fds })
 end
 function Local:write(path, data, mode) return fs.write_atomic(path, data, mode) end
+function Local:prepare_streams() end
 function Local:mkdir_p(path, mode) return fs.mkdir_p(path, mode) end
 function Local:rename(from, to) return fs.rename(from, to) end
 function Local:remove(path) return fs.remove(path) end
@@ -84,8 +85,10 @@ IFS= read -r n || exit 0
 s=$(head -c "$n"; echo .); s=${s%.}
 exec sh -c "$s"]]
 
--- Per session: its runner and one spare stream channel, warming while the run goes on.
-local runners, spares = setmetatable({}, { __mode = "k" }), setmetatable({}, { __mode = "k" })
+-- Per session: its runner, and for a run that streams, one spare stream channel warming
+-- while the run goes on.
+local weak = { __mode = "k" }
+local runners, spares, streaming = setmetatable({}, weak), setmetatable({}, weak), setmetatable({}, weak)
 
 local function start_spare(session)
   local ch = session:spare("sh -c " .. shell.quote(M.SPARE))
@@ -93,12 +96,19 @@ local function start_spare(session)
   spares[session] = ch
 end
 
--- runner() -> the session's runner, started (with a spare beside it) when there is none
--- or the last one ended | nil, msg, code
+-- prepare_streams(): this run will stream (a backup, a restore): a spare channel starts
+-- now, its rc files running while other work goes on, and each stream taken is replaced
+-- by the next. A run that only runs commands (a check) never starts one.
+function Ssh:prepare_streams()
+  streaming[self.session] = true
+  if not spares[self.session] then start_spare(self.session) end
+end
+
+-- runner() -> the session's runner, started when there is none or the last one ended |
+-- nil, msg, code
 function Ssh:runner()
   local r = runners[self.session]
   if r and r:alive() then return r end
-  if not spares[self.session] then start_spare(self.session) end
   local msg, code
   r, msg, code = self.session:runner("sh -c " .. shell.quote(M.RUNNER))
   if not r and code == "ended" then -- a nologin shell, a forced command: every job would fail
@@ -151,7 +161,8 @@ function Ssh:exec(argv, opts)
 end
 
 -- open(argv, {cwd=, env=, fds=}) -> stream, as Local:open (an SSH channel; its stdin is
--- always writable); fds[3] as in exec. It takes the warm spare and starts the next.
+-- always writable); fds[3] as in exec. It takes the warm spare, if any, and (after
+-- prepare_streams) starts the next.
 function Ssh:open(argv, opts)
   opts = opts or {}
   local fd3 = fd3_line(opts, 2)
@@ -164,7 +175,7 @@ function Ssh:open(argv, opts)
     if not ch then return nil, msg, code end
     M.counts.shells = M.counts.shells + 1
   end
-  start_spare(self.session)
+  if streaming[self.session] then start_spare(self.session) end
   local ok, msg, code = ch:begin(shell.script(argv, { cwd = opts.cwd, env = opts.env, fd3 = fd3 ~= nil }))
   if ok and fd3 then ok, msg, code = ch:write(fd3) end
   if not ok then ch:close(); return nil, msg, code end

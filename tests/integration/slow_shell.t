@@ -33,6 +33,10 @@ out=$("$TEND" --debug --quiet backup slow 2>&1)
 n=$(printf '%s\n' "$out" | sed -n 's/^tend: debug: .*: \([0-9]*\) login-shell start-ups$/\1/p')
 diag "an unchanged backup of a SQLite site: $n login-shell start-ups"
 is "$n" "$(( $(starts) - b ))" "tend --debug counts a backup's login-shell start-ups (its database helper's too) as the rc file does"
+b=$(starts)
+out=$("$TEND" --debug check slow 2>&1)
+is "$(printf '%s\n' "$out" | sed -n 's/^tend: debug: .*: \([0-9]*\) login-shell start-ups$/\1/p'):$(( $(starts) - b ))" "1:1" \
+  "a check starts the login shell once, whatever it asks (one remote shell runs every command)"
 echo changed > "$site/lib/f7.php"; rm "$site/lib/f9.php"
 sqlite3 "$site/data/app.db" "DELETE FROM notes"
 out=$("$TEND" --quiet restore slow 2>&1); rc=$?
