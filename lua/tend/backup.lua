@@ -389,6 +389,7 @@ function M.start(ctx, inst, opts)
     job.run = snapshot.begin_run(ctx)
     -- Objects written before the snapshot is recorded must not be collected meanwhile.
     job.lock = snapshot.lock_store(ctx, "shared")
+    inst:transport():prepare_streams() -- warming beside the first commands, not after them
     local adapter, version = inst:detect()
     if not adapter then errors.fail("%s", version) end
     job.adapter, job.version = adapter, version

@@ -182,11 +182,10 @@ function Ssh:open(argv, opts)
   return ch
 end
 
--- close_all(): the runners and spares ended, then every SSH session (end of a run). A
--- spare is let finish its rc files first (a second at most), so a host's rc file never
--- sees half a start.
+-- close_all(): the runners and spares ended, then every SSH session (end of a run). An
+-- unused spare's shell reads the end of its stdin once its rc files are done, and exits.
 function M.close_all()
-  for s, ch in pairs(spares) do ch:settle(1); ch:close(); spares[s] = nil end
+  for s, ch in pairs(spares) do ch:close(); spares[s] = nil end
   for s, r in pairs(runners) do r:close(); runners[s] = nil end
   ssh.close_all()
 end
