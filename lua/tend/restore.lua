@@ -350,12 +350,13 @@ function Job:finish()
   local olds = { self.old }
   for _, tr in ipairs(self.trees) do olds[#olds + 1] = tr.old end
   local removed = self.web and t:exec({ "rm", "-rf", "--", table.unpack(olds) })
-  if removed and removed.code == 0 then
-    written.record(ctx, target, t, self.root, self.web, written.clock(t), self.keep)
-  else
+  if not (removed and removed.code == 0) then
     t:exec({ "sh", "-c", 'rm -rf -- "$@" </dev/null >/dev/null 2>&1 &', "sh", table.unpack(olds) })
-    written.record(ctx, target, t, self.root, nil)
   end
+  -- the record only saves the next copy some reading: it never fails a restore that is done
+  local rok, rerr = pcall(written.record, ctx, target, t, self.root, removed and removed.code == 0 and self.web or nil,
+    removed and removed.code == 0 and written.clock(t) or nil, self.keep)
+  if not rok then ctx:warn("%s: what this restore wrote is not recorded: %s", target.name, errors.message(rerr)) end
   if self.copy then
     copy().record_copy(ctx, self.inst, target, self.snap, self.opts.kind or "copy")
     outside.declare(ctx, target, self.mapping, self.say)
