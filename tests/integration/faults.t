@@ -153,7 +153,7 @@ for delay in 0.3 0.8 1.3 2 3 4.5; do
     "$restored_files:$restored_rows") # the restore had finished: start again from the edit
       wp_sql "UPDATE wp_posts SET post_title = 'BEFORE THE KILLS' WHERE post_type = 'post'"
       cp "$T/index.php.good" "$WP_PATH/index.php"; echo "// before the kills" >> "$WP_PATH/index.php" ;;
-    *) half=$((half + 1)); diag "after kills at ${delay}s: $now" ;;
+    *) half=$((half + 1)); diag "after kills at ${delay}s: $now (as it was: $kept_files:$kept_rows, the snapshot: $restored_files:$restored_rows)" ;;
   esac
 done
 is "$half" 0 "after kills of backups and restores at 6 points, every site was as it was or as the snapshot"
