@@ -349,13 +349,14 @@ function Job:finish()
   -- files moves those files' ctime, which must not read as a write after the record
   local olds = { self.old }
   for _, tr in ipairs(self.trees) do olds[#olds + 1] = tr.old end
-  local removed = self.web and t:exec({ "rm", "-rf", "--", table.unpack(olds) })
-  if not (removed and removed.code == 0) then
+  local r = self.web and t:exec({ "rm", "-rf", "--", table.unpack(olds) })
+  local removed = r and r.code == 0
+  if not removed then
     t:exec({ "sh", "-c", 'rm -rf -- "$@" </dev/null >/dev/null 2>&1 &', "sh", table.unpack(olds) })
   end
   -- the record only saves the next copy some reading: it never fails a restore that is done
-  local rok, rerr = pcall(written.record, ctx, target, t, self.root, removed and removed.code == 0 and self.web or nil,
-    removed and removed.code == 0 and written.clock(t) or nil, self.keep)
+  local rok, rerr = pcall(written.record, ctx, target, t, self.root, removed and self.web or nil,
+    removed and written.clock(t) or nil, self.keep)
   if not rok then ctx:warn("%s: what this restore wrote is not recorded: %s", target.name, errors.message(rerr)) end
   if self.copy then
     copy().record_copy(ctx, self.inst, target, self.snap, self.opts.kind or "copy")
