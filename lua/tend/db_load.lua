@@ -9,6 +9,14 @@ local pause = require "tend.pause"
 
 local M = {}
 
+-- Every session that loads into a database holds a lock named after it (the server's
+-- GET_LOCK, let go when the session ends): the client of a killed run may still be
+-- executing what it was sent when the next run puts the database back, and that one
+-- waits for it to end rather than interleave with it (LOCK_WAIT seconds at most).
+local LOCK_WAIT = 120
+local LOCK = ("GET_LOCK(CONCAT('tend.load.', SHA1(DATABASE())), %d)"):format(LOCK_WAIT)
+local HOLD = "--init-command=DO " .. LOCK
+
 -- On the host: zstd -dc | "$@", exiting with the first failure of the two (fds 5 and 6
 -- carry the status; fd 3 is left to the client).
 local UNZSTD = 'exec 6>&1; z=$( { { zstd -dcq 5>&- 6>&-; echo $? >&5; } | "$@" 5>&- >&6 6>&-; } 5>&1 ); c=$?; '
@@ -82,10 +90,13 @@ end
 
 -- On the host: stdin into a temp file beside the database ($1) that replaces it only
 -- once its SHA-256 is $2 (a stream cut short never does), with the old file's mode (and
--- owner, as root). The temp file goes however the script ends: it never outlives it.
+-- owner, as root), and only while tend's end of the session is still there: a killed
+-- run's whole file must not land after the next run has put the database back (the
+-- "verified" line fails, SIGPIPE, once sshd has closed the session). The temp file goes
+-- however the script ends: it never outlives it.
 local SQLITE_PUT = [[d=$(dirname -- "$1") && f=$(mktemp "$d/.tend-sqlite-XXXXXX") || exit 125
 trap 'rm -f -- "$f"' EXIT
-trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 141' PIPE
 cat > "$f" || exit 1
 sum=$(sha256sum < "$f") || { echo "no sha256sum on the host" >&2; exit 127; }
 [ "${sum%% *}" = "$2" ] || { echo "the database file arrived incomplete" >&2; exit 1; }
@@ -93,6 +104,7 @@ if [ -e "$1" ]; then
   chmod --reference="$1" -- "$f" && { [ "$(id -u)" != 0 ] || chown --reference="$1" -- "$f"; } || exit 1
 else chmod 644 -- "$f" || exit 1; fi
 sync -- "$f" 2>/dev/null
+echo verified || exit 141
 mv -f -- "$f" "$1"]]
 
 -- put_sqlite(t, path, hex, feed [, ctx]) -> true | nil, msg, code: feed(stream) writes
@@ -135,19 +147,25 @@ function M.load_db(t, st, s, object, ctx, rewrites)
     os.remove(db)
     return ok, msg, code
   end
-  local tables, msg, code = client_run(t, s, { "-e", "SHOW TABLES" })
+  local tables, msg, code = client_run(t, s, { "-e", "SELECT " .. LOCK .. "; SHOW TABLES" })
   if not tables then return nil, msg, code end
+  local locked
+  locked, tables = tables:match("^([^\n]*)\n?(.*)$")
+  if locked ~= "1" then
+    return nil, ("database %s: another session has been loading into it for %d s (a killed run's?); "
+      .. "try again when it ends"):format(db.describe(s), LOCK_WAIT), "busy"
+  end
   local drops = { "SET FOREIGN_KEY_CHECKS = 0;" }
   for name in tables:gmatch("([^\n]+)") do drops[#drops + 1] = ("DROP TABLE `%s`;"):format(name:gsub("`", "``")) end
   drops = table.concat(drops, "\n") .. "\n"
   if not rewrite and t:which({ "zstd" }) then -- the dump crosses compressed, as stored
     local ok
-    ok, msg, code = client_run(t, s, {}, function(stream) return stream:write(drops) end)
+    ok, msg, code = client_run(t, s, { HOLD }, function(stream) return stream:write(drops) end)
     if not ok then return nil, msg, code end
     if ctx then pause(ctx, "restore.db-emptied") end
-    return client_run(t, s, {}, function(stream) return st:write_frame_to(object, stream) end, true)
+    return client_run(t, s, { HOLD }, function(stream) return st:write_frame_to(object, stream) end, true)
   end
-  return client_run(t, s, {}, function(stream)
+  return client_run(t, s, { HOLD }, function(stream)
     local w, wmsg, wcode = stream:write(drops)
     if not w then return nil, wmsg, wcode end
     if ctx then pause(ctx, "restore.db-emptied") end

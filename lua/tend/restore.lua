@@ -333,7 +333,8 @@ function Job:swap()
 end
 
 -- finish() -> summary: a copy read back (it keeps its data in folders of its own), the
--- journals cleared, the old trees deleted in the background, a copy recorded.
+-- restore committed (one journal replaces both), the old trees deleted, what was written
+-- recorded, a copy recorded.
 function Job:finish()
   local ctx, t, target = self.ctx, self.t, self.target
   if self.copy and #self.mapping > 0 then
@@ -342,18 +343,17 @@ function Job:finish()
     if f then self:fail(("%s keeps data in %s after the copy, which is %s's %s"):format(target.name, f, self.inst.name, r)) end
   end
   pause(ctx, "restore.swapped")
-  journal.clear(ctx, target, "db")
-  journal.clear(ctx, target, "files")
-  self.done = true
-  -- the old trees go before the new one is recorded: unlinking their names of the reused
-  -- files moves those files' ctime, which must not read as a write after the record
   local olds = { self.old }
   for _, tr in ipairs(self.trees) do olds[#olds + 1] = tr.old end
+  journal.commit(ctx, target, olds) -- from here a kill leaves the restore done, its old trees for the next run
+  self.done = true
+  pause(ctx, "restore.committed")
+  -- the old trees go before the new one is recorded: unlinking their names of the reused
+  -- files moves those files' ctime, which must not read as a write after the record
   local r = self.web and t:exec({ "rm", "-rf", "--", table.unpack(olds) })
   local removed = r and r.code == 0
-  if not removed then
-    t:exec({ "sh", "-c", 'rm -rf -- "$@" </dev/null >/dev/null 2>&1 &', "sh", table.unpack(olds) })
-  end
+  if removed then journal.clear(ctx, target, "done")
+  else t:exec({ "sh", "-c", 'rm -rf -- "$@" </dev/null >/dev/null 2>&1 &', "sh", table.unpack(olds) }) end
   -- the record only saves the next copy some reading: it never fails a restore that is done
   local rok, rerr = pcall(written.record, ctx, target, t, self.root, removed and self.web or nil,
     removed and written.clock(t) or nil, self.keep)

@@ -27,6 +27,16 @@ end
 -- clear(ctx, target, half): that half is done; nothing to put back.
 function M.clear(ctx, target, half) core.fs.remove(journal_path(ctx, target, half)) end
 
+-- commit(ctx, target, olds): the restore is done, both halves at once: the "done" journal
+-- (the old trees to delete) is written before the halves' journals go, so that a kill
+-- between two removals never leaves one half to roll back without the other. Cleared
+-- (clear(ctx, target, "done")) once the old trees are gone; until then any run finishes it.
+function M.commit(ctx, target, olds)
+  M.write(ctx, target, "done", { started_at = os.time(), olds = olds })
+  M.clear(ctx, target, "db")
+  M.clear(ctx, target, "files")
+end
+
 -- exists(t, path) -> whether path is there; raises when the host cannot say (a lost
 -- connection is not an absent file).
 function M.exists(t, path)
@@ -67,8 +77,19 @@ function M.recover(ctx, target, opts)
   if #names == 0 then return false end
   -- journals: a killed restore's only when no live restore holds the lock
   local held <close> = not opts.held and M.hold(ctx, target) or nil
-  table.sort(names, function(a, b) return a:find("files", 1, true) and not b:find("files", 1, true) end)
   local t, st = target:transport(), snapshot.store(ctx)
+  local done = ("%s/journal/restore-%d-done.json"):format(ctx.home, target.id)
+  if core.fs.stat(done) then -- it had finished: only its old trees to delete
+    local j = cjson.decode(core.fs.read(done) or "{}")
+    for _, old in ipairs(j.olds or {}) do
+      local ok, err = pcall(function() if M.exists(t, old) then remove_tree(t, old) end end)
+      if not ok then errors.fail("%s: the old tree %s of a finished restore is not deleted yet (%s); the next tend job on %s "
+        .. "finishes it", target.name, old, errors.message(err), target.name) end
+    end
+    for _, name in ipairs(names) do core.fs.remove(ctx.home .. "/journal/" .. name) end
+    return true
+  end
+  table.sort(names, function(a, b) return a:find("files", 1, true) and not b:find("files", 1, true) end)
   for i, name in ipairs(names) do
     local path = ctx.home .. "/journal/" .. name
     local j = cjson.decode(core.fs.read(path) or "{}")

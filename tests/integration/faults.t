@@ -110,6 +110,52 @@ for point in restore.db-emptied restore.swapped; do
   wait_for "the old tree to go" 30 sh -c "! ls -a '$(dirname "$WP_PATH")' | grep -q '^\.tend-'"
   is "$(ls "$TEND_HOME/journal" | wc -l):$(ls -a "$(dirname "$WP_PATH")" | grep -c '^\.tend-')" "0:0" "$point: no journal, staging or old tree is left"
 done
+# ... and one killed once it has committed (files swapped, database loaded, one journal
+#    saying so in place of both): it is done; the next run keeps it and deletes the old tree.
+TEND_PAUSE=restore.committed "$TEND" --quiet restore wpk "$wsnap" > "$T/out" 2>&1 &
+tend=$!
+wait_for "the restore to reach restore.committed" 60 test -e "$TEND_HOME/paused-restore.committed"
+kill -KILL "$tend"; wait "$tend" 2>/dev/null
+rm -f "$TEND_HOME/paused-restore.committed"
+ok "restore.committed: killed there, the old tree is left" sh -c "ls -a '$(dirname "$WP_PATH")' | grep -q '^\.tend-old'"
+out=$("$TEND" --quiet backup wpk 2>&1); rc=$?
+is "$rc:$out" "0:" "restore.committed: the next run rolls nothing back (and says nothing) and does its own job"
+is "$(wsums):$(wrows)" "$good_files:$good_rows" "restore.committed: the site is the snapshot's"
+is "$(ls "$TEND_HOME/journal" | wc -l):$(ls -a "$(dirname "$WP_PATH")" | grep -c '^\.tend-')" "0:0" \
+  "restore.committed: the old tree is deleted, and the journal"
+
+# ... and one killed while the host's client still has the dump to load (the server held
+#    by a global read lock here, as a slow disk would): that client goes on after the kill;
+#    the next run waits for it to end before it puts the database back, never in between.
+edit_kept() {
+  wp_sql "UPDATE wp_posts SET post_title = 'EDITED BEFORE THE KILL' WHERE post_type = 'post'"
+  cp "$T/index.php.good" "$WP_PATH/index.php"; echo "// edited before the kill" >> "$WP_PATH/index.php"
+}
+edit_kept
+wp_sql "DROP TABLE wp_links" # a table the snapshot has and the site has not: the killed client makes it
+tables_kept=$(wp_sql "SHOW TABLES" | wc -l)
+waiting_for_lock() { mariadb_root "SELECT count(*) FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for%lock%'" | tail -1; }
+TEND_PAUSE=restore.db-emptied "$TEND" --quiet restore wpk "$wsnap" > "$T/out" 2>&1 &
+tend=$!
+wait_for "the restore to reach restore.db-emptied" 60 test -e "$TEND_HOME/paused-restore.db-emptied"
+mariadb_root "FLUSH TABLES WITH READ LOCK; SELECT SLEEP(8)" >/dev/null 2>&1 &
+held=$!
+read_locked() { mariadb_root "SHOW PROCESSLIST" | grep -q 'SLEEP(8)'; }
+wait_for "the global read lock" 20 read_locked
+rm -f "$TEND_HOME/paused-restore.db-emptied"
+load_waits() { [ "$(waiting_for_lock)" -gt 0 ]; }
+wait_for "the load to wait for the server" 20 load_waits
+kill -KILL "$tend"; wait "$tend" 2>/dev/null
+sleep 0.5
+ok "killed, its client on the host still waits to load the dump" load_waits
+out=$("$TEND" --quiet check wpk 2>&1)
+like "$out" "a restore was interrupted" "the next run rolls the killed restore back"
+is "$(waiting_for_lock)" 0 "... once the killed run's client has ended"
+is "$(wsums):$(wrows):$(wp_sql "SHOW TABLES" | wc -l)" "$files_before:$rows_before:$tables_kept" \
+  "... and the files, rows and tables are as they were, not the killed client's"
+wait "$held"
+edit_kept
+
 # 5. A backup killed while its helper dumps the database: the helper dies with it, and
 #    no snapshot is recorded.
 snaps=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots")
@@ -135,9 +181,12 @@ is "$(still):$(ls "$TEND_HOME/store/runs" | wc -l)" "0:0" "the next backup (of a
 #    next run, and every site is either as it was or as the snapshot has it.
 mark=$T/mark; touch "$mark"; sleep 1
 secret_files() { find /tmp -maxdepth 1 -type f -newer "$mark" -exec grep -l 'password=' {} + 2>/dev/null | wc -l; }
-restored_files=$(wsums); restored_rows=$(wrows)
-wp_sql "UPDATE wp_posts SET post_title = 'BEFORE THE KILLS' WHERE post_type = 'post'"
-echo "// before the kills" >> "$WP_PATH/index.php"
+restored_files=$good_files; restored_rows=$good_rows # what a restore of $wsnap that finished leaves
+edit() { # the same edit from either state
+  wp_sql "UPDATE wp_posts SET post_title = 'BEFORE THE KILLS' WHERE post_type = 'post'"
+  cp "$T/index.php.good" "$WP_PATH/index.php"; echo "// before the kills" >> "$WP_PATH/index.php"
+}
+edit
 kept_files=$(wsums); kept_rows=$(wrows)
 half=0
 for delay in 0.3 0.8 1.3 2 3 4.5; do
@@ -150,9 +199,7 @@ for delay in 0.3 0.8 1.3 2 3 4.5; do
   now="$(wsums):$(wrows)"
   case $now in
     "$kept_files:$kept_rows") ;;
-    "$restored_files:$restored_rows") # the restore had finished: start again from the edit
-      wp_sql "UPDATE wp_posts SET post_title = 'BEFORE THE KILLS' WHERE post_type = 'post'"
-      cp "$T/index.php.good" "$WP_PATH/index.php"; echo "// before the kills" >> "$WP_PATH/index.php" ;;
+    "$restored_files:$restored_rows") edit ;; # the restore had finished: start again from the edit
     *) half=$((half + 1)); diag "after kills at ${delay}s: $now (as it was: $kept_files:$kept_rows, the snapshot: $restored_files:$restored_rows)" ;;
   esac
 done

@@ -82,10 +82,13 @@ for run in "notes:notes" "notes --to notes2:notes2"; do
   wait_for "the restore to send the database file" 60 test -e "$TEND_HOME/paused-restore.sqlite-sent"
   wait_for "the temp file on the host" 20 one_temp
   ok "$target: a temp file is beside the database while it is in flight" test "$(temps)" -eq 1
+  live=$([ "$target" = notes ] && echo "$db" || echo "$T/notes2/data/notes.sqlite")
+  inode=$(stat -c %i "$live")
   kill -KILL "$tend"; wait "$tend" 2>/dev/null
   rm -f "$TEND_HOME/paused-restore.sqlite-sent"
   wait_for "the host to drop the temp file" 20 no_temp
   is "$(temps)" 0 "$target: killed, the temp file went with the session"
+  is "$(stat -c %i "$live")" "$inode" "$target: ... and did not replace the database though it had arrived whole"
   out=$("$TEND" --quiet check "$target" 2>&1); rc=$?
   like "$out" "a restore was interrupted" "$target: the next run rolls the killed restore back"
   is "$(ls "$TEND_HOME/tmp" 2>/dev/null | wc -l)" 0 "$target: ... and removes the killed run's temp files here"
