@@ -144,17 +144,27 @@ static int l_exec(lua_State *L)
 	j.ss = r->ss;
 	j.ch = r->ch;
 	j.keep_open = 1;
+	if (memchr(script, '\0', slen))
+		return luaL_error(L, "runner: a shell script cannot hold a NUL byte");
+	/* The driver reads the script line by line with the shell's own read (no process
+	 * started for it), so the header counts lines and the last one is ended. */
+	size_t lines = 0;
+	for (const char *p = script; (p = memchr(p, '\n', slen - (size_t)(p - script))); p++)
+		lines++;
+	int ended = slen > 0 && script[slen - 1] == '\n';
 	char head[80], out_mark[64], err_mark[64];
-	j.nin = 2; /* the header and the script come first */
+	j.nin = 3; /* the header, the script and its last newline come first */
 	tend_job_stdin(L, &j, 3);
 	size_t ilen = 0;
-	for (int i = 2; i < j.nin; i++)
+	for (int i = 3; i < j.nin; i++)
 		ilen += j.in[i].len;
 	unsigned long id = r->next++;
 	j.in[0].data = head;
-	j.in[0].len = (size_t)snprintf(head, sizeof head, "%lu %zu %zu\n", id, slen, ilen);
+	j.in[0].len = (size_t)snprintf(head, sizeof head, "%lu %zu %zu\n", id, lines + !ended, ilen);
 	j.in[1].data = script;
 	j.in[1].len = slen;
+	j.in[2].data = "\n";
+	j.in[2].len = !ended;
 	j.mark[0] = out_mark;
 	j.mark_len[0] = (size_t)snprintf(out_mark, sizeof out_mark, "%s %lu ", r->token, id);
 	j.mark[1] = err_mark;

@@ -10,6 +10,10 @@ local db = require "tend.db"
 local output = require "tend.output"
 
 local Context = {}
+
+-- A fan-out's child gets its share of the instances here (names, one a line), beside
+-- TEND_RESULT_FILE (tend.child): --all in that child means those.
+local BATCH = "TEND_BATCH"
 Context.__index = Context
 
 -- new{home=, json=, quiet=, debug=, yes=} -> Context
@@ -179,18 +183,28 @@ end
 function Context:targets(args)
   if args.all then
     if args.instance then self:usage("give an instance or --all, not both") end
-    return self:instances()
+    local batch = os.getenv(BATCH)
+    if not batch or batch == "" then return self:instances() end
+    local list = {} -- a fan-out's child: its share
+    for name in batch:gmatch("[^\n]+") do list[#list + 1] = self:instance(name) end
+    return list
   end
   if not args.instance then self:usage("say which instance (or --all): tend %s NAME", self.recipe and self.recipe.name or "RECIPE") end
   return { type(args.instance) == "table" and args.instance or self:instance(args.instance) }
 end
 
+-- batch_env(names) -> the environment that makes a child tend's --all mean those
+-- instances; batch_child() -> whether this run is such a child.
+function Context:batch_env(names) return { [BATCH] = table.concat(names, "\n") } end
+function Context:batch_child() return (os.getenv(BATCH) or "") ~= "" end
+
 -- each(instances, fn, opts) -> entries: fn(inst) for each instance, what it returns as
 -- that instance's entry, the list being the job's answer (ctx:result). One instance: fn
 -- runs here and its failure is the job's. Several: a failure is a warning and the entry
 -- {instance, error, code}, and the job fails at the end naming them. opts.jobs > 1: that
--- many at a time, each in a child tend running this recipe for its one instance, which
--- hands back its entry or its failure (message and exit code) as data (tend.child).
+-- many child tends at a time, each running this recipe over its share of the instances
+-- in turn (tend.fanout.batches: one connection and one login shell per host and child),
+-- handing back each one's entry or failure (message and exit code) as data (tend.child).
 -- opts.report(entry) says each success; opts.what names the runs ("backups").
 function Context:each(list, fn, opts)
   opts = opts or {}
@@ -214,15 +228,13 @@ function Context:each(list, fn, opts)
     entries[#entries + 1] = entry
   end
   if (opts.jobs or 1) > 1 then
-    local recipe = require "tend.recipe"
-    require("tend.fanout").children(self, list, function(inst)
-      local args = {}
-      for k, v in pairs(self.args) do args[k] = v end
-      args.all, args.jobs, args.instance = nil, nil, inst.name
-      return { "--json", "--quiet", self.recipe.name, table.unpack(recipe.argv(self.recipe, args)) }
-    end, opts.jobs, function(inst, o, msg)
-      local entry = o and o.code == 0 and type(o.result) == "table" and o.result[1] or nil
-      ended(inst, entry, o and (o.error or "it gave no result") or msg, o and o.code)
+    local recipe, fanout = require "tend.recipe", require "tend.fanout"
+    local args = {}
+    for k, v in pairs(self.args) do args[k] = v end
+    args.all, args.jobs, args.instance = true, nil, nil
+    local argv = { "--json", "--quiet", self.recipe.name, table.unpack(recipe.argv(self.recipe, args)) }
+    fanout.shared(self, list, opts.jobs, argv, function(inst, e, msg, code)
+      if e and not e.error then ended(inst, e) else ended(inst, nil, e and e.error or msg, e and e.code or code) end
     end)
     local order = {}
     for i, inst in ipairs(list) do order[inst.name] = i end

@@ -327,7 +327,7 @@ end
 
 -- detect() -> adapter, version | nil, msg: what the files on the host say the app is.
 function Instance:detect()
-  local t = self:transport()
+  local t = apps.probed(self:transport(), self.path) -- what detection reads, in one round trip
   if not t:stat(self.path) then
     return nil, ("instance %s: %s not found on %s"):format(self.name, self.path, self.host), "enoent"
   end

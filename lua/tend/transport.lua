@@ -70,12 +70,17 @@ Ssh.__tostring = function(t) return t.spec end
 -- whatever the rc files printed is dropped. RUNNER then runs framed commands for the
 -- whole run, one after the other (engine/ssh_runner.c): the login shell starts once,
 -- not once per command. SPARE waits, warm, for one stream's script and becomes it.
+-- RUNNER reads a command's script as N lines with the shell's own read and runs it in a
+-- subshell (its exit, exec, cd and traps its own; the token not in its variables): one
+-- fork per command besides the command itself, no process to read the script.
 M.RUNNER = [[IFS= read -r T || exit 0
 printf '%s\n' "$T"; printf '%s\n' "$T" >&2
 while IFS=' ' read -r id n m; do
-s=$(head -c "$n"; echo .); s=${s%.}
-if [ "$m" -gt 0 ]; then head -c "$m" | { sh -c "$s"; r=$?; cat >/dev/null; exit $r; }
-else sh -c "$s" </dev/null; fi
+s=
+while [ "$n" -gt 0 ] && IFS= read -r l; do s="$s$l
+"; n=$((n - 1)); done
+if [ "$m" -gt 0 ]; then head -c "$m" | { (T= l= n= m=; eval "$s"); r=$?; cat >/dev/null; exit $r; }
+else (T= l= n= m=; eval "$s") </dev/null; fi
 r=$?
 printf '%s %s %s\n' "$T" "$id" "$r"; printf '%s %s\n' "$T" "$id" >&2
 done]]
@@ -260,6 +265,11 @@ function Ssh:stat(path)
   if not r then return nil, msg, code end
   local raw, size, mtime, uid, gid = r.stdout:match("^(%x+) (%d+) (%d+) (%d+) (%d+)")
   if not raw then return nil, ("%s: stat %s: %s"):format(self.spec, path, r.stdout), "remote" end
+  return M.stat_fields(raw, size, mtime, uid, gid)
+end
+
+-- stat_fields(...) -> the stat table of `stat -c '%f %s %Y %u %g'`'s fields
+function M.stat_fields(raw, size, mtime, uid, gid)
   raw = tonumber(raw, 16)
   return { type = TYPE_BITS[raw >> 12] or "device", mode = raw & 4095, size = math.tointeger(tonumber(size)),
     mtime = math.tointeger(tonumber(mtime)), uid = math.tointeger(tonumber(uid)), gid = math.tointeger(tonumber(gid)) }

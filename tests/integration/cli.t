@@ -28,7 +28,7 @@ like "$OUT" "check +Reach an instance" "recipes lists check with its summary"
 
 run help check
 is "$RC" 0 "help check exits 0"
-like "$OUT" "tend check INSTANCE" "help check shows the synopsis"
+like "$OUT" "tend check \\[INSTANCE\\] \\[--all\\]" "help check shows the synopsis"
 like "$OUT" "INSTANCE +instance +the instance to check" "help check lists the parameter"
 
 run frobnicate

@@ -65,7 +65,7 @@ end
 local ok, msg, code = r:exec("sleep 5", { timeout = 0.3 })
 t.is(code, "timeout", "a command past its timeout fails as a timeout")
 t.ok(not r:alive(), "... and that runner is closed, not left out of step")
-ok, msg, code = (assert(s:runner("sh -c " .. quote(transport.RUNNER)))):exec("kill -KILL $PPID; sleep 1")
+ok, msg, code = (assert(s:runner("sh -c " .. quote(transport.RUNNER)))):exec("kill -KILL $$; sleep 1") -- $$: the runner (a command runs in its subshell)
 t.like(msg, "the remote shell ended", "a shell killed under a command fails that command in one line")
 r = assert(s:runner("sh -c " .. quote(transport.RUNNER)))
 t.is(ex("echo again").stdout, "again\n", "a new runner takes over")

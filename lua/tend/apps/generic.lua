@@ -3,6 +3,7 @@
 -- (`--config`) name, read by tend.settings.
 local M = { name = "generic", data_dirs = {}, maintenance = "htaccess" }
 
+M.probes = { "VERSION" }
 function M.detect(t, path)
   local v = t:read(path .. "/VERSION")
   return v and v:match("^%s*([^%s]+)") or true

@@ -3,6 +3,8 @@
 --   name                      "wordpress" (the file's name)
 --   detect(t, path)           -> version string | true (this app, version unknown) |
 --                             false (not this app) | nil, msg
+--   probes                    optional: the files (from the web root) detect reads or
+--                             stats; all adapters' are fetched in one round trip first
 --   config                    the file holding the database settings ("wp-config.php"),
 --   config_files              or a list of them, from the web root
 --   parse_config(text, file)  -> settings (see tend.db) | nil: the database a config names
@@ -66,7 +68,7 @@ function M.default_db_settings(adapter)
   end
 end
 
-local FIELDS = { name = "string", detect = "function", config = "string", config_files = "table",
+local FIELDS = { name = "string", detect = "function", probes = "table", config = "string", config_files = "table",
   parse_config = "function", db_keys = "table", db_settings = "function", data_dirs = "table",
   outside_dirs = "function",
   ignore = "table", caches = "table", maintenance = "any", migrate = "string",
@@ -144,6 +146,79 @@ function M.order()
   for i, n in ipairs(out) do if n == "generic" then table.remove(out, i); break end end
   out[#out + 1] = "generic"
   return out
+end
+
+-- On the host, in the web root ($1): each path after it (the web root first, ".") as
+-- "TYPE MODE SIZE MTIME UID GID PATH" (GNU find, links not followed), a "=" line, then
+-- the bytes of those that are regular files of at most 1 MiB, in that order. Exit 126
+-- when the web root is not there.
+local PROBE = [[cd -- "$1" 2>/dev/null || exit 126
+shift
+find "$@" -maxdepth 0 -printf '%y %m %s %T@ %U %G %p\n' 2>/dev/null
+echo =
+exec find "$@" -maxdepth 0 -type f -size -1025k -exec cat -- {} + 2>/dev/null]]
+local TYPES = { f = "file", d = "dir", l = "link", p = "fifo", s = "socket" }
+
+-- probed(t, root) -> a view of t in which stat(root) and the stat and read of every
+-- adapter's probes come from one round trip (the rest goes to t), or t itself where
+-- that cannot help (a local root; a host without GNU find, or files that changed while
+-- read: each question is then asked alone).
+function M.probed(t, root)
+  if tostring(t) == "local" then return t end
+  local args = { "." }
+  for _, name in ipairs(M.order()) do
+    local a = M.get(name)
+    for _, rel in ipairs(a and a.probes or {}) do args[#args + 1] = "./" .. rel end
+  end
+  local r = t:exec({ "sh", "-c", PROBE, "sh", root, table.unpack(args) })
+  if not r then return t end
+  if r.code == 126 then return M.view(t, root, {}, {}, { ["."] = true }) end
+  local listing, data = r.stdout:match("^(.-)=\n(.*)$")
+  if not listing then return t end
+  local stats, order, want = {}, {}, 0
+  for line in listing:gmatch("[^\n]+") do
+    local kind, mode, size, mtime, uid, gid, path = line:match("^(%a) (%d+) (%d+) ([%d.]+) (%d+) (%d+) (.+)$")
+    if not kind then return t end
+    local rel = path == "." and "." or path:match("^%./(.+)$")
+    if not rel then return t end
+    stats[rel] = { type = TYPES[kind] or "device", mode = tonumber(mode, 8), size = math.tointeger(tonumber(size)),
+      mtime = math.floor(tonumber(mtime)), uid = math.tointeger(tonumber(uid)), gid = math.tointeger(tonumber(gid)) }
+    if kind == "f" and stats[rel].size <= 1048576 and rel ~= "." then
+      order[#order + 1], want = rel, want + stats[rel].size
+    end
+  end
+  if #data ~= want then return t end -- a file changed between the two looks
+  local texts, missing, at = {}, {}, 1
+  for _, rel in ipairs(order) do
+    texts[rel] = data:sub(at, at + stats[rel].size - 1)
+    at = at + stats[rel].size
+  end
+  for i = 2, #args do
+    local rel = args[i]:sub(3)
+    if not stats[rel] then missing[rel] = true end
+  end
+  return M.view(t, root, stats, texts, missing)
+end
+
+-- view(t, root, stats, texts, missing) -> t, but stat and read of root's probed paths
+-- answered from what the probe found.
+function M.view(t, root, stats, texts, missing)
+  local function rel(path)
+    if path == root then return "." end
+    return path:sub(1, #root + 1) == root .. "/" and path:sub(#root + 2) or nil
+  end
+  local function absent(what, path) return nil, ("%s: %s %s: No such file or directory"):format(t.spec, what, path), "enoent" end
+  local v = setmetatable({}, { __index = t, __tostring = function() return tostring(t) end })
+  local function answered(what, found)
+    return function(_, path)
+      local k = rel(path)
+      if k and found[k] then return found[k] end
+      if k and (missing[k] or missing["."]) then return absent(what, path) end
+      return t[what](t, path)
+    end
+  end
+  v.stat, v.read = answered("stat", stats), answered("read", texts)
+  return v
 end
 
 -- detect(t, path) -> adapter, version | nil, msg

@@ -73,6 +73,7 @@ function M.temporary_user(t, path, email, groups, seconds)
   return r.stdout
 end
 
+M.probes = { "tiki-setup.php", "lib/setup/twversion.class.php" }
 function M.detect(t, path)
   if not t:stat(path .. "/tiki-setup.php") then return false end
   local src = t:read(path .. "/lib/setup/twversion.class.php")

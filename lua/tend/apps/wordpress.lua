@@ -16,6 +16,7 @@ local M = { name = "wordpress", config = "wp-config.php",
   end },
 }
 
+M.probes = { "wp-includes/version.php" }
 function M.detect(t, path)
   local src = t:read(path .. "/wp-includes/version.php")
   if not src then return false end

@@ -17,7 +17,7 @@ local function commands_exec(ctx, argv)
   if opts.all or opts.tag then
     if #pos > 0 then errors.usage("exec: give NAME or --all/--tag, not both") end
     local want = parse_tags(opts.tag)
-    for _, inst in ipairs(ctx:instances()) do
+    for _, inst in ipairs(ctx:targets({ all = true })) do
       local match = true
       for k, v in pairs(want) do if inst.tags[k] ~= v then match = false end end
       if match then targets[#targets + 1] = inst end
