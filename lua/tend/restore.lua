@@ -266,7 +266,8 @@ function Job:stage()
   local function progress(files, bytes) return require("tend.progress").new(ctx, target.name, files, bytes) end
   self.web, self.keep = web, keep
   -- a clone onto the same host (and login) copies its source's files there, not over the link
-  local sibling = self.copy and self.inst:transport().spec == t.spec and tree.real_path(t, self.inst.path) or nil
+  local sibling = self.copy and self.inst:transport().spec == t.spec
+    and { root = tree.real_path(t, self.inst.path), since = self.snap.listed_at } or nil
   local built, msg = tree.build(t, self.st, web, self.staging, self.root, keep, progress,
     written.trusted(ctx, target, self.root), sibling)
   if not built then self:fail(msg) end
@@ -275,7 +276,7 @@ function Job:stage()
     local part, omsg = tree.build(t, self.st, tr.rows, tr.staging, tr.root, {}, progress)
     if not part then self:fail(omsg) end
     for _, k in ipairs({ "files", "sent_files", "sent_bytes", "reused_files", "known_files", "hashed_files",
-      "copied_files" }) do
+      "copied_files", "copied_hashed_files" }) do
       built[k] = built[k] + part[k]
     end
     for _, u in ipairs(part.unmade) do built.unmade[#built.unmade + 1] = tr.root .. "/" .. u end
@@ -284,7 +285,8 @@ function Job:stage()
   for k, v in pairs(built) do summary[k] = v end
   say("%d files sent, %d taken from the tree in place (%d read by sha256sum on the host, %d known unread as "
     .. "tend wrote them)%s", built.sent_files, built.reused_files, built.hashed_files, built.known_files,
-    built.copied_files > 0 and (", %d copied on the host from %s"):format(built.copied_files, self.inst.name) or "")
+    built.copied_files > 0 and (", %d copied on the host from %s (%d of them read by sha256sum)"):format(built.copied_files,
+      self.inst.name, built.copied_hashed_files) or "")
   if #built.unmade > 0 then
     ctx:warn("%s: %d sockets or device nodes of the snapshot were not made (tar cannot carry them): %s",
       target.name, #built.unmade, table.concat(built.unmade, ", "))

@@ -77,16 +77,20 @@ local function link_local(t, from, to, paths)
   return true
 end
 
--- from_sibling(t, sibling, dir, send) -> {path = true}: files of send copied on the host
--- into dir from the tree at `sibling` (a clone's source on the same host, as the same
--- login), each kept only if the copy has the snapshot's mtime and SHA-256 (the source
--- may have moved on since its snapshot); the rest are removed again and cross in the
--- tar stream. cp -p keeps mode and mtime. Hard-linked files always cross.
+-- from_sibling(t, sibling, dir, send) -> {path = true}, hashed: files of send copied on
+-- the host into dir from the tree at sibling.root (a clone's source on the same host, as
+-- the same login), each kept only if the copy has the snapshot's size and mtime and the
+-- snapshot's content: vouched for by its source (same size, no change of its inode by
+-- ctime since sibling.since, when the snapshot's listing began, as backups judge a file
+-- unchanged; looked at after the copy, so a write during it shows) or else read by the
+-- host's sha256sum (`hashed` of them). The rest are removed again and cross in the tar
+-- stream. cp -p keeps mode and mtime. Hard-linked files always cross.
 local COPY = [[f=$(mktemp) || exit 125
 trap 'rm -f -- "$f"' EXIT
 cat > "$f" || exit 125
 xargs -0 cp -p --parents -t "$1" -- < "$f" 2>/dev/null
-cd "$1" && xargs -0 stat --printf '%.9Y %n\0' -- < "$f" 2>/dev/null
+xargs -0 stat --printf 'S %.9Z %s %n\0' -- < "$f" 2>/dev/null
+cd "$1" && xargs -0 stat --printf 'C %.9Y %s %n\0' -- < "$f" 2>/dev/null
 exit 0]]
 local function from_sibling(t, sibling, dir, send)
   local linked, want, list = {}, {}, {}
@@ -96,15 +100,20 @@ local function from_sibling(t, sibling, dir, send)
       want[f.path], list[#list + 1] = f, "./" .. f.path
     end
   end
-  if #list == 0 then return {} end
-  local r = t:exec({ "sh", "-c", COPY, "sh", dir }, { cwd = sibling, stdin = table.concat(list, "\0") .. "\0" })
-  if not r or r.code ~= 0 then return {} end
-  local timed, copied = {}, {}
-  for mtime, path in r.stdout:gmatch("(%S+) %./([^%z]*)%z") do
+  if #list == 0 then return {}, 0 end
+  local r = t:exec({ "sh", "-c", COPY, "sh", dir }, { cwd = sibling.root, stdin = table.concat(list, "\0") .. "\0" })
+  if not r or r.code ~= 0 then return {}, 0 end
+  local source, timed, copied = {}, {}, {}
+  for kind, time, size, path in r.stdout:gmatch("(%u) (%S+) (%d+) %./([^%z]*)%z") do
     local f = want[path]
-    local ns = backup.ns(mtime)
-    if f and ((f.mtime_ns and ns == f.mtime_ns) or (not f.mtime_ns and ns and ns // 1000000000 == math.floor(f.mtime))) then
-      timed[#timed + 1] = path
+    if f and kind == "S" then
+      source[path] = tonumber(size) == f.size and tonumber(time) or nil
+    elseif f and kind == "C" and tonumber(size) == f.size then
+      local ns = backup.ns(time)
+      if (f.mtime_ns and ns == f.mtime_ns) or (not f.mtime_ns and ns and ns // 1000000000 == math.floor(f.mtime)) then
+        if source[path] and sibling.since and written.settled(source[path], sibling.since) then copied[path] = true
+        else timed[#timed + 1] = path end
+      end
     end
   end
   for path, hex in pairs(t:sha256(dir, timed) or {}) do
@@ -114,15 +123,16 @@ local function from_sibling(t, sibling, dir, send)
   for _, p in ipairs(list) do if not copied[p:sub(3)] then wrong[#wrong + 1] = p end end
   if #wrong > 0 then -- what did not come out right goes; tar brings it
     local rr = t:exec({ "xargs", "-0", "rm", "-f", "--" }, { cwd = dir, stdin = table.concat(wrong, "\0") .. "\0" })
-    if not rr or rr.code ~= 0 then return {} end
+    if not rr or rr.code ~= 0 then return {}, 0 end
   end
-  return copied
+  return copied, #timed
 end
 
 -- build(t, st, manifest, dir, live, keep [, progress, trusted]) -> summary part | nil,
 -- msg, code: progress(files, bytes) -> update, finish: a display for what crosses
--- (tend.progress); trusted: what tend.written recorded of live; sibling: a tree on the
--- same host (and login) that may hold the snapshot's files (a clone's source).
+-- (tend.progress); trusted: what tend.written recorded of live; sibling: {root, since}, a
+-- tree on the same host (and login) that may hold the snapshot's files (a clone's
+-- source) and when the snapshot's listing of it began.
 -- the snapshot's tree made in dir (created). Files the live tree holds already are
 -- copied there on the host; paths in keep come from the live tree whatever the snapshot
 -- says (a copy's own config file); only the rest crosses the wire, in one tar stream.
@@ -146,7 +156,8 @@ function M.build(t, st, manifest, dir, live, keep, progress, trusted, sibling)
   end
   local ok, cmsg, ccode = link_local(t, live, dir, from_live)
   if not ok then return nil, cmsg, ccode end
-  local copied, ncopied = sibling and from_sibling(t, sibling, dir, send) or {}, 0
+  local copied, copied_hashed, ncopied = {}, 0, 0
+  if sibling then copied, copied_hashed = from_sibling(t, sibling, dir, send) end
   if next(copied) then
     local rest = {}
     for _, f in ipairs(send) do
@@ -172,7 +183,8 @@ function M.build(t, st, manifest, dir, live, keep, progress, trusted, sibling)
     return nil, ("tar on the host could not extract: %s"):format(require("tend.transport").stream_why(stream, status)), "remote"
   end
   return { files = (snapshot.tally(manifest)), sent_files = sent, sent_bytes = sent_bytes, reused_files = #from_live,
-    known_files = known or 0, hashed_files = hashed or 0, copied_files = ncopied, unmade = unmade }
+    known_files = known or 0, hashed_files = hashed or 0, copied_files = ncopied, copied_hashed_files = copied_hashed,
+    unmade = unmade }
 end
 
 -- finish_root(t, dir, snap, live): the new tree's own mode, owner (as root) and mtime

@@ -18,7 +18,7 @@ local function key(inst) return "written." .. inst.id end
 -- settled(ctime, built_at) -> whether a write after built_at must show a later ctime.
 -- Inode times come from the kernel's coarse clock (a tick, at most 10 ms, behind the
 -- one date reads), or in whole seconds on file systems that keep no fractions.
-local function settled(ctime, built_at)
+function M.settled(ctime, built_at)
   if ctime == math.floor(ctime) then return ctime < math.floor(built_at) end
   return ctime < built_at - 0.1
 end
@@ -48,7 +48,7 @@ function M.record(ctx, inst, t, root, manifest, built_at, skip)
   for _, f in ipairs(manifest) do
     local e = now[f.path]
     if f.type == "file" and f.sha256 and not (skip and skip[f.path]) and e and e.type == "file" and e.size == f.size and e.mtime_ns
-      and e.mtime_ns == f.mtime_ns and e.ctime and e.inode and settled(e.ctime, built_at) then
+      and e.mtime_ns == f.mtime_ns and e.ctime and e.inode and M.settled(e.ctime, built_at) then
       parts[#parts + 1] = ("%s\t%d\t%d\t%.17g\t%s\t%s\0"):format(f.sha256, e.size, e.mtime_ns, e.ctime, e.inode, f.path)
     end
   end

@@ -53,6 +53,7 @@ out=$("$TEND" --json clone a b 2>"$T/clone.err"); rc=$?
 is "$rc" 0 "clone a b exits 0"
 like "$out" '"sent_files":0[,}]' "... sending no file over the link: B's host has A's tree"
 like "$out" '"copied_files":[1-9]' "... whose files it copied there, each checked against the snapshot"
+like "$out" '"copied_hashed_files":0[,}]' "... none read again: A's files, untouched since the snapshot's listing (by ctime), vouch for their copies"
 [ "$rc" = 0 ] || diag "$(tail -5 "$T/clone.err")"
 # compare A with its fresh clone B: exactly the rows that held A's URL differ, and
 # wp-config.php; B alone has tend's no-mail plugin.
@@ -144,6 +145,17 @@ out=$("$TEND" --json clone a b --snapshot "$first" 2>&1); rc=$?
 like "$rc:$out" '^0:.*"sent_files":1[,}]' "a clone of an older snapshot sends the one file A has changed since"
 is "$(sha256sum < "$B/readme.html")" "$a_readme0" "... and B has the snapshot's readme.html, not A's newer one"
 "$TEND" --quiet clone a b --snapshot "$last" >/dev/null 2>&1 || bail "clone back to the newest snapshot failed"
+
+# A file of A changed in place since the snapshot, size and mtime put back: its copy on
+# the host cannot be vouched for by A (its ctime moved), is read, found wrong and sent.
+v=$A/wp-includes/version.php
+cp -p "$v" "$T/a-version.php" && printf '<?PHP' | dd of="$v" conv=notrunc status=none && touch -r "$T/a-version.php" "$v"
+rm "$B/wp-includes/version.php"
+out=$("$TEND" --json clone a b --snapshot "$last" 2>&1); rc=$?
+like "$rc:$out" '^0:.*"sent_files":1[,}]' "a clone whose source changed a file in place since the snapshot sends that file"
+like "$out" '"copied_hashed_files":1[,}]' "... having read its copy on the host (A's ctime gave the change away)"
+is "$(sha256sum < "$B/wp-includes/version.php")" "$(sha256sum < "$T/a-version.php")" "... and B has the snapshot's content, not A's"
+cp -p "$T/a-version.php" "$v"
 
 # mirror: the newest snapshot at least the lag old, by a test clock.
 "$TEND" instance link b --mirror-of a --lag 1d >/dev/null 2>&1
