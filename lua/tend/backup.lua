@@ -143,6 +143,14 @@ local function link_groups(listing)
   end
 end
 
+-- settled(ctime, at) -> whether a write after `at` (the host's clock) must show a later
+-- ctime. Inode times come from the kernel's coarse clock (a tick, at most 10 ms, behind
+-- the one date reads), or in whole seconds on file systems that keep no fractions.
+function M.settled(ctime, at)
+  if ctime == math.floor(ctime) then return ctime < math.floor(at) end
+  return ctime < at - 0.1
+end
+
 -- unchanged(now, before, since) -> whether the file is the one the last snapshot read:
 -- same type, mode, size and mtime, and (since: the host's clock when that snapshot's
 -- listing began) no change of its inode since, by ctime, which a writer cannot put
@@ -150,7 +158,7 @@ end
 local function unchanged(now, before, since)
   return before and before.type == now.type and before.mode == now.mode and before.size == now.size
     and before.mtime == now.mtime and before.sha256 ~= nil
-    and (not since or (now.ctime and now.ctime < since))
+    and (not since or (now.ctime and M.settled(now.ctime, since)))
 end
 
 -- A script's start: $f, a temp file on the host that the same script removes however

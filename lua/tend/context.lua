@@ -9,11 +9,11 @@ local instance = require "tend.instance"
 local db = require "tend.db"
 local output = require "tend.output"
 
-local Context = {}
-
 -- A fan-out's child gets its share of the instances here (names, one a line), beside
 -- TEND_RESULT_FILE (tend.child): --all in that child means those.
 local BATCH = "TEND_BATCH"
+
+local Context = {}
 Context.__index = Context
 
 -- new{home=, json=, quiet=, debug=, yes=} -> Context

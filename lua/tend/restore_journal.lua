@@ -78,7 +78,7 @@ function M.recover(ctx, target, opts)
   -- journals: a killed restore's only when no live restore holds the lock
   local held <close> = not opts.held and M.hold(ctx, target) or nil
   local t, st = target:transport(), snapshot.store(ctx)
-  local done = ("%s/journal/restore-%d-done.json"):format(ctx.home, target.id)
+  local done = journal_path(ctx, target, "done")
   if core.fs.stat(done) then -- it had finished: only its old trees to delete
     local j = cjson.decode(core.fs.read(done) or "{}")
     for _, old in ipairs(j.olds or {}) do

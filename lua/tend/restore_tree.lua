@@ -111,7 +111,7 @@ local function from_sibling(t, sibling, dir, send)
     elseif f and kind == "C" and tonumber(size) == f.size then
       local ns = backup.ns(time)
       if (f.mtime_ns and ns == f.mtime_ns) or (not f.mtime_ns and ns and ns // 1000000000 == math.floor(f.mtime)) then
-        if source[path] and sibling.since and written.settled(source[path], sibling.since) then copied[path] = true
+        if source[path] and sibling.since and backup.settled(source[path], sibling.since) then copied[path] = true
         else timed[#timed + 1] = path end
       end
     end

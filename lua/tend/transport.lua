@@ -265,11 +265,6 @@ function Ssh:stat(path)
   if not r then return nil, msg, code end
   local raw, size, mtime, uid, gid = r.stdout:match("^(%x+) (%d+) (%d+) (%d+) (%d+)")
   if not raw then return nil, ("%s: stat %s: %s"):format(self.spec, path, r.stdout), "remote" end
-  return M.stat_fields(raw, size, mtime, uid, gid)
-end
-
--- stat_fields(...) -> the stat table of `stat -c '%f %s %Y %u %g'`'s fields
-function M.stat_fields(raw, size, mtime, uid, gid)
   raw = tonumber(raw, 16)
   return { type = TYPE_BITS[raw >> 12] or "device", mode = raw & 4095, size = math.tointeger(tonumber(size)),
     mtime = math.tointeger(tonumber(mtime)), uid = math.tointeger(tonumber(uid)), gid = math.tointeger(tonumber(gid)) }

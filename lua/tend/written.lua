@@ -5,7 +5,7 @@
 -- (each moves ctime, which no writer can set back), so its content is what tend wrote
 -- and the host need not read it through sha256sum again. A file is recorded only if
 -- its ctime is older than the record's start by more than the file system's clock can
--- lag (see settled), so a write just after is never mistaken for tend's. The record is
+-- lag (tend.backup.settled), so a write just after is never mistaken for tend's. The record is
 -- taken once the old tree is deleted (unlinking the reused files' other names moves their
 -- ctime), while the site is still held in maintenance; what an app writes in place into
 -- a reused file before then is in the new tree either way.
@@ -15,13 +15,6 @@ local M = {}
 
 local function key(inst) return "written." .. inst.id end
 
--- settled(ctime, built_at) -> whether a write after built_at must show a later ctime.
--- Inode times come from the kernel's coarse clock (a tick, at most 10 ms, behind the
--- one date reads), or in whole seconds on file systems that keep no fractions.
-function M.settled(ctime, built_at)
-  if ctime == math.floor(ctime) then return ctime < math.floor(built_at) end
-  return ctime < built_at - 0.1
-end
 
 -- clock(t) -> the host's time a moment from now, in seconds (fractions where date has
 -- them), or nil when it cannot be asked (then nothing is recorded: the next copy hashes
@@ -48,7 +41,7 @@ function M.record(ctx, inst, t, root, manifest, built_at, skip)
   for _, f in ipairs(manifest) do
     local e = now[f.path]
     if f.type == "file" and f.sha256 and not (skip and skip[f.path]) and e and e.type == "file" and e.size == f.size and e.mtime_ns
-      and e.mtime_ns == f.mtime_ns and e.ctime and e.inode and M.settled(e.ctime, built_at) then
+      and e.mtime_ns == f.mtime_ns and e.ctime and e.inode and backup.settled(e.ctime, built_at) then
       parts[#parts + 1] = ("%s\t%d\t%d\t%.17g\t%s\t%s\0"):format(f.sha256, e.size, e.mtime_ns, e.ctime, e.inode, f.path)
     end
   end

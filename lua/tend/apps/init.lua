@@ -183,7 +183,7 @@ function M.probed(t, root)
     if not rel then return t end
     stats[rel] = { type = TYPES[kind] or "device", mode = tonumber(mode, 8), size = math.tointeger(tonumber(size)),
       mtime = math.floor(tonumber(mtime)), uid = math.tointeger(tonumber(uid)), gid = math.tointeger(tonumber(gid)) }
-    if kind == "f" and stats[rel].size <= 1048576 and rel ~= "." then
+    if kind == "f" and stats[rel].size <= 1048576 then
       order[#order + 1], want = rel, want + stats[rel].size
     end
   end
