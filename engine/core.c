@@ -44,7 +44,8 @@ int luaopen_tend_core(lua_State *L)
 		{"hash", tend_open_hash}, {"store", tend_open_store},
 		{"archive", tend_open_archive}, {"mail", tend_open_mail},
 		{"lineedit", tend_open_lineedit}, {"rewrite", tend_open_rewrite},
-		{"http", tend_open_http}, {"httpd", tend_open_httpd}, {"rowdiff", tend_open_rowdiff}, {NULL, NULL}};
+		{"http", tend_open_http}, {"httpd", tend_open_httpd}, {"rowdiff", tend_open_rowdiff},
+		{"s3", tend_open_s3}, {NULL, NULL}};
 	lua_newtable(L);
 	for (int i = 0; rooms[i].name; i++) {
 		rooms[i].open(L);

@@ -380,6 +380,7 @@ int tend_open_store(lua_State *L)
 	luaL_setfuncs(L, tend_store_put_methods, 0);
 	luaL_setfuncs(L, tend_store_read_methods, 0);
 	luaL_setfuncs(L, tend_store_gc_methods, 0);
+	luaL_setfuncs(L, tend_store_record_methods, 0);
 	lua_pop(L, 1);
 	luaL_newlib(L, funcs);
 	return 1;

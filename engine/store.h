@@ -102,7 +102,8 @@ void tend_store_object_path(const tend_store *st, const char *hex, char out[PATH
 int tend_store_locate(tend_store *st, const char *hex, char path[PATH_MAX], long long *off, long long *len);
 int tend_store_exists(tend_store *st, const char *hex);
 ssize_t tend_store_read_fd(void *ctx, char *buf, size_t n);
-extern const luaL_Reg tend_store_put_methods[], tend_store_read_methods[], tend_store_gc_methods[];
+extern const luaL_Reg tend_store_put_methods[], tend_store_read_methods[], tend_store_gc_methods[],
+    tend_store_record_methods[];
 
 /* store_read.c: the object's bytes to sink (and its frame as stored to frame), checked */
 int tend_store_read_object(tend_store *st, const char *hex, tend_emit sink, void *ctx, tend_emit frame,

@@ -199,6 +199,13 @@ local migrations = {
     added_at INTEGER NOT NULL
   );
   ]],
+  [[
+  CREATE TABLE offsite_files (          -- what the store's off-site copy holds (tend.offsite)
+    name TEXT PRIMARY KEY,              -- its key under the copy's prefix: packs/X.pack, objects/ab/..., manifests/7
+    size INTEGER NOT NULL,              -- bytes sent
+    sha256 TEXT                         -- of the plaintext, for records rewritten in place (vault)
+  );
+  ]],
 }
 
 local Catalog = {}

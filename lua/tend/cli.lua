@@ -45,6 +45,14 @@ Store:
   store gc [--dry-run]    remove objects no snapshot needs (never while a backup runs)
   store cat SHA256        an object's bytes on stdout
   store encrypt           encrypt new objects (key kept in the vault; back the vault key up)
+  store remote s3://BUCKET[/PREFIX] --endpoint URL --key-id ID [--region R]
+                          keep a copy of the store in S3-compatible storage, in step after
+                          each backup (secret key from stdin; the store must be encrypted)
+  store remote [--off]    show the off-site copy, or stop keeping it
+  store sync              bring the off-site copy in step now
+  store verify --remote   fetch the off-site copy and read every object back
+  store recover s3://BUCKET[/PREFIX] --endpoint URL --key-id ID
+                          a new manager from the off-site copy and the vault key
 
 Schedule and alerts:
   schedule add JOB --cron "EXPR" [--mail-to ADDR ...] [--mail-on-success] [--timeout 6h] -- RECIPE ARGS ...
@@ -144,7 +152,7 @@ end
 commands.instance = lazy_group("instance", "usage: tend instance add|list|show|edit|rm|link ... (tend --help)")
 commands.secret = lazy_group("secret", "usage: tend secret set KEY | get KEY [--show] | list | rm KEY")
 commands.host = lazy_group("host", "usage: tend host list | check NAME | trust NAME")
-commands.store = lazy_group("store", "usage: tend store verify | gc [--dry-run] | cat SHA256 | encrypt")
+commands.store = lazy_group("store", "usage: tend store verify [--remote] | gc [--dry-run] | cat SHA256 | encrypt | remote | sync | recover")
 commands.schedule = lazy_group("schedule", "usage: tend schedule add JOB --cron EXPR -- RECIPE ARGS | list | rm JOB | sync | run JOB")
 commands.log = lazy("log")
 commands.status = lazy("status")

@@ -255,6 +255,35 @@ static void test_heal(void **state)
 	ctest_rm_tree(dir);
 }
 
+/* Records (store_record.c): compressed, sealed with the store's key when it has one;
+ * a changed byte, another key's record, a plain record in an encrypted store refused. */
+static void test_records(void **state)
+{
+	lua_State *L = *state;
+	char dir[32];
+	ctest_tempdir(L, dir);
+	lua_is(L,
+	       "local plain = assert(core.store.open(dir .. '/p'))\n"
+	       "local key, other = core.vault.random_secret(32), core.vault.random_secret(32)\n"
+	       "local enc = assert(core.store.open(dir .. '/e')); assert(enc:encrypt(key))\n"
+	       "local oth = assert(core.store.open(dir .. '/o')); assert(oth:encrypt(other))\n"
+	       "local r = {}\n"
+	       "for i = 1, 80000 do r[i] = string.char((i * 7919 + i // 3) % 256) end\n"
+	       "local text = string.rep('catalog RECORDTOKEN ', 5000) .. table.concat(r)\n"
+	       "local p, e = plain:seal(text), enc:seal(text)\n"
+	       "local bad = e:sub(1, 100) .. string.char((e:byte(101) + 1) % 256) .. e:sub(102)\n"
+	       "local _, _, c1 = enc:unseal(bad)\n"
+	       "local _, _, c2 = oth:unseal(e)\n"
+	       "local _, _, c3 = enc:unseal(p)\n"
+	       "local _, _, c4 = plain:unseal(e)\n"
+	       "local _, _, c5 = enc:unseal(e:sub(1, #e - 20))\n"
+	       "return table.concat({tostring(plain:unseal(p) == text), tostring(enc:unseal(e) == text), e:sub(1, 8),\n"
+	       "  tostring(e:find('RECORDTOKEN', 1, true)), tostring(#p < #text), c1, c2, c3, c4, c5,\n"
+	       "  enc:unseal(enc:seal(''))}, ' ')",
+	       "true true tendenc1 nil true badmsg badmsg badmsg locked badmsg ");
+	ctest_rm_tree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -265,6 +294,7 @@ int main(void)
 		cmocka_unit_test(test_packs),
 		cmocka_unit_test(test_heal),
 		cmocka_unit_test(test_encrypted),
+		cmocka_unit_test(test_records),
 	};
 	return CTEST_RUN("store", tests);
 }

@@ -9,6 +9,8 @@
 #   mariadb:   MARIADB_PORT MARIADB_SOCKET MARIADB_USER MARIADB_PASSWORD MARIADB_DB
 #   wordpress: WP_PATH WP_URL WP_PORT WP_POST_TITLE WP_VERSION
 #   smtp:      SMTP_PORT SMTP_MAILDIR
+#   s3:        S3_ENDPOINT S3_BUCKET S3_KEY_ID S3_SECRET S3_DIR (s3-server.js: s3rver, every
+#              request's SigV4 signature and body hash checked)
 
 HARNESS_DIR=${HARNESS_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 TEND_SRC=${TEND_SRC:-$(cd "$HARNESS_DIR/../.." && pwd)}
@@ -201,6 +203,19 @@ start_smtp() {
   export SMTP_PORT SMTP_MAILDIR
 }
 
+start_s3() {
+  local d; d=$(harness_tmp)/s3
+  mkdir -p "$d/data"
+  [ -d "$TEND_SRC/vendor/s3/node_modules/s3rver" ] || { echo "harness: vendor/s3 is not installed (vendor/install test)" >&2; return 1; }
+  S3_PORT=$(free_port) S3_BUCKET=tend-offsite S3_KEY_ID=TENDTESTKEY S3_DIR=$d/data
+  S3_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+  node "$HARNESS_DIR/s3-server.js" "$S3_PORT" "$S3_DIR" "$S3_KEY_ID" "$S3_SECRET" "$S3_BUCKET" > "$d/s3.log" 2>&1 &
+  HARNESS_PIDS="$HARNESS_PIDS $!"
+  wait_for s3 15 _port_open "$S3_PORT" || { cat "$d/s3.log" >&2; return 1; }
+  export S3_ENDPOINT S3_BUCKET S3_KEY_ID S3_SECRET S3_DIR S3_PORT
+}
+
 # apache_serve DIR PORT: Debian's Apache with mod_php and mod_rewrite serving DIR on
 # 127.0.0.1:PORT, .htaccess files honored (AllowOverride All), as a Tiki or generic PHP
 # site is served; stopped with the harness. Needs root (it runs its children as www-data).
@@ -319,6 +334,7 @@ need() {
       mariadb) [ -n "${MARIADB_PORT:-}" ] || start_mariadb || bail "mariadb failed to start" ;;
       wordpress) [ -n "${WP_PORT:-}" ] || start_wordpress || bail "wordpress failed to start" ;;
       smtp) [ -n "${SMTP_PORT:-}" ] || start_smtp || bail "smtp sink failed to start" ;;
+      s3) [ -n "${S3_PORT:-}" ] || start_s3 || bail "the S3 server failed to start" ;;
       *) bail "need: unknown service $s" ;;
     esac
   done
