@@ -106,13 +106,36 @@ local function store_files(ctx, index)
 end
 
 -- catalog_copy(ctx) -> path: the catalog as it is now, without manifest rows (each
--- travels as its own record), run logs or this table of what the bucket holds.
+-- travels as its own record), run logs or this table of what the bucket holds. Built
+-- from the schema up, so the manifest rows (most of the catalog) are never copied.
+local LEFT_OUT = { manifest_files = true, runs = true, offsite_files = true }
+local PARENTS = { instances = 1, manifests = 2 }
 local function catalog_copy(ctx)
-  local path = home.scratch(ctx.home)
-  ctx:catalog():run("VACUUM INTO ?", path)
+  local path, catalog = home.scratch(ctx.home), ctx:catalog()
+  local schema = catalog:query("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+    .. "AND name NOT LIKE 'sqlite_%' ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, rowid")
   local copy = errors.check(core.catalog.open(path))
-  errors.check(copy:exec("DELETE FROM manifest_files; DELETE FROM runs; DELETE FROM offsite_files; VACUUM;"))
+  local ok, err = pcall(function()
+    for _, o in ipairs(schema) do errors.check(copy:exec(o.sql)) end
+    errors.check(copy:exec(("PRAGMA user_version = %d"):format(catalog:first("PRAGMA user_version").user_version)))
+  end)
   copy:close()
+  if not ok then fs.remove(path); error(err, 0) end
+  catalog:run("ATTACH ? AS copy", path)
+  local tables = {}
+  for _, o in ipairs(schema) do
+    if o.type == "table" and not LEFT_OUT[o.name] then tables[#tables + 1] = o.name end
+  end
+  -- the tables others point at first: a row's parent is there when it arrives
+  table.sort(tables, function(a, b) return (PARENTS[a] or 9) < (PARENTS[b] or 9) end)
+  ok, err = pcall(catalog.transaction, catalog, function() -- one read of the catalog: a consistent copy
+    for _, name in ipairs(tables) do
+      catalog:run(("INSERT INTO copy.%q SELECT * FROM main.%q"):format(name, name))
+    end
+    catalog:run("INSERT INTO copy.sqlite_sequence SELECT * FROM main.sqlite_sequence") -- ids never reused
+  end)
+  local detached, derr = pcall(catalog.run, catalog, "DETACH copy")
+  if not ok or not detached then fs.remove(path); error(ok and derr or err, 0) end
   return path
 end
 
@@ -120,8 +143,12 @@ end
 local function vault_record(ctx)
   local catalog, Vault = ctx:catalog(), require "tend.vault"
   local key = catalog:first("SELECT value FROM secrets WHERE name = ?", Vault.STORE_KEY)
-  return require("cjson").encode({ format = "tend-offsite-vault", version = 1, store_key = key and key.value,
-    check = catalog:meta("vault.check"), salt = catalog:meta("vault.salt"), kdf = catalog:meta("vault.kdf") })
+  local fields, cjson = {}, require "cjson"
+  for _, kv in ipairs({ { "format", "tend-offsite-vault" }, { "version", 1 }, { "store_key", key and key.value },
+      { "check", catalog:meta("vault.check") }, { "salt", catalog:meta("vault.salt") }, { "kdf", catalog:meta("vault.kdf") } }) do
+    if kv[2] ~= nil then fields[#fields + 1] = cjson.encode(kv[1]) .. ":" .. cjson.encode(kv[2]) end
+  end
+  return "{" .. table.concat(fields, ",") .. "}" -- in one order: the same vault, the same bytes (sent once)
 end
 
 -- sync(ctx) -> {sent, bytes, removed, seconds}: the bucket in step with the store.
@@ -200,13 +227,14 @@ function M.sync(ctx)
 
   -- what the store let go of (gc, forget) leaves the bucket too, but never a file the
   -- store still needs: a pack some index row points into, an object some snapshot names
-  local referenced = require("tend.snapshot").referenced(catalog)
-  local gone = {}
+  local gone, referenced = {}, nil
   for name in pairs(held) do
     local hex = name:match("^objects/%x%x/%x+$") and name:gsub("^objects/(%x%x)/", "%1")
     local pack = name:match("^packs/(.+)%.pack$") or name:match("^packs/(.+)%.idx$")
-    if not want[name] and not (hex and referenced[hex]) and not (pack and packs[pack]) then
-      gone[#gone + 1] = { delete = name }
+    if not want[name] and not (pack and packs[pack]) then
+      -- what every snapshot needs is read only when an object might go (a scan of all manifests)
+      referenced = referenced or (hex and require("tend.snapshot").referenced(catalog))
+      if not (hex and referenced[hex]) then gone[#gone + 1] = { delete = name } end
     end
   end
   for i = 1, #gone, BATCH do

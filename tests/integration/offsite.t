@@ -74,6 +74,8 @@ before=$(requests)
 ok "an unchanged backup exits 0" "$TEND" backup wp
 puts=$(tail -n +"$((before + 1))" "$S3_DIR/../requests.log" | grep -c '^PUT')
 like "$puts" "^[1-3]$" "an unchanged backup sends at most 3 files (the catalog; a new dump's pack and index) ($puts)"
+is "$(tail -n +"$((before + 1))" "$S3_DIR/../requests.log" | grep -c '^PUT .*/\(vault\|encryption\) ')" 0 \
+  "an unchanged backup sends the vault record and the key check only once"
 
 out=$("$TEND" store verify --remote 2>&1); rc=$?
 like "$rc:$out" "^0:.*all intact; every object the snapshots need is there" "verify --remote reads every object back"

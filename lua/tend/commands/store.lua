@@ -118,7 +118,7 @@ function store_cmds.remote(ctx, argv)
   if #pos > 1 then errors.usage("%s", usage) end
   if opts.off then
     if #pos > 0 then errors.usage("%s", usage) end
-    for _, k in ipairs({ "url", "endpoint", "region", "key_id", "synced_at" }) do catalog:run("DELETE FROM meta WHERE key = ?", "offsite." .. k) end
+    for _, k in ipairs({ "url", "endpoint", "region", "key_id", "synced_at", "unfinished" }) do catalog:run("DELETE FROM meta WHERE key = ?", "offsite." .. k) end
     catalog:run("DELETE FROM offsite_files")
     catalog:run("DELETE FROM secrets WHERE name = ?", offsite.SECRET)
     return ctx:info("the store has no off-site copy now (the bucket keeps what it holds)")
@@ -167,8 +167,11 @@ function store_cmds.recover(ctx, argv)
   local r = require("tend.offsite").recover(ctx, cfg, secret)
   local lines = {}
   for _, i in ipairs(r.instances) do lines[#lines + 1] = ("  %-24s %d snapshots"):format(i.name, i.snapshots) end
-  ctx:result(r, ("recovered from %s: %d instances, %d files (%d bytes)\n%s\nrestore works from here (tend snapshots NAME, tend restore NAME SNAP)")
-    :format(r.url, #r.instances, r.files, r.bytes, table.concat(lines, "\n")))
+  local key_file = os.getenv("TEND_VAULT_KEY_FILE") or ""
+  local hint = key_file ~= "" and not tend.core.fs.stat(ctx.home .. "/vault.key")
+    and ("\nkeep TEND_VAULT_KEY_FILE set, or copy %s to %s/vault.key (0600)"):format(key_file, ctx.home) or ""
+  ctx:result(r, ("recovered from %s: %d instances, %d files (%d bytes)\n%s\nrestore works from here (tend snapshots NAME, tend restore NAME SNAP)%s")
+    :format(r.url, #r.instances, r.files, r.bytes, table.concat(lines, "\n"), hint))
 end
 
 -- store cat HEX: an object's bytes on stdout, for inspection.
