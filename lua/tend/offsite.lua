@@ -112,6 +112,7 @@ local LEFT_OUT = { manifest_files = true, runs = true, offsite_files = true }
 local PARENTS = { instances = 1, manifests = 2 }
 local function catalog_copy(ctx)
   local path, catalog = home.scratch(ctx.home), ctx:catalog()
+  errors.check(fs.write_atomic(path, "", 384)) -- 0600 before SQLite writes a secret in it
   local schema = catalog:query("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
     .. "AND name NOT LIKE 'sqlite_%' ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, rowid")
   local copy = errors.check(core.catalog.open(path))
@@ -263,6 +264,7 @@ end
 -- manifest_record(ctx, id) -> record: manifest id's rows, as a SQLite file, sealed.
 function M.manifest_record(ctx, id)
   local path, catalog = home.scratch(ctx.home), ctx:catalog()
+  errors.check(fs.write_atomic(path, "", 384))
   catalog:run("ATTACH ? AS record", path)
   local ok, err = pcall(catalog.run, catalog, "CREATE TABLE record.manifest_files AS SELECT * FROM manifest_files WHERE manifest_id = ?", id)
   catalog:run("DETACH record")

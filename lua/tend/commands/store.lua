@@ -144,6 +144,11 @@ function store_cmds.remote(ctx, argv)
   for k, v in pairs({ url = cfg.url, endpoint = cfg.endpoint, region = cfg.region, key_id = cfg.key_id }) do
     catalog:meta("offsite." .. k, v)
   end
+  local st, plain = ctx:store(), 0
+  for _, hex in ipairs(st:list()) do if not st:sealed(hex) then plain = plain + 1 end end
+  if plain > 0 then
+    ctx:warn("%d objects were stored before encryption: they go to the bucket as they are, until forget and gc drop their snapshots", plain)
+  end
   local r = offsite.sync(ctx)
   ctx:result(r, ("%s: in step (%d files, %d bytes sent); each backup keeps it so"):format(r.url, r.sent, r.bytes))
 end
