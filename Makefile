@@ -58,7 +58,7 @@ build/asan/%.o: engine/%.c engine/tend.h engine/ssh.h engine/store.h | build
 build/asan/embedded.o: build/embedded.c engine/embedded.h
 	@echo "  CC      $@"
 	@$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
-build/asan/tests/%: tests/c/%.c tests/c/ctest.h $(ASAN)
+build/asan/tests/%: tests/c/%.c tests/c/ctest.h tests/c/ctest_server.h $(ASAN)
 	@echo "  CCLD    $@"
 	@$(CC) $(CFLAGS) $(SAN) -Itests/c -o $@ $< $(ASAN) $(LDLIBS) -lcmocka
 

@@ -73,6 +73,15 @@ end
 
 local function get(remote, name) return remote.s3:get(remote.prefix .. name) end
 
+-- in_batches(list, fn): fn(batch, done) for each BATCH of list in turn, done the count
+-- of items handled once that batch is.
+local function in_batches(list, fn)
+  for i = 1, #list, BATCH do
+    local last = math.min(i + BATCH - 1, #list)
+    fn({ table.unpack(list, i, last) }, last)
+  end
+end
+
 -- index_db(dir) -> the store's index of packed objects (as store_pack.c keeps it)
 local function index_db(ctx)
   ctx:store():list() -- the index exists once the store has looked at it
@@ -205,8 +214,7 @@ function M.sync(ctx)
   table.sort(jobs, function(a, b) return a.put < b.put end)
 
   local sent, bytes = 0, 0
-  for i = 1, #jobs, BATCH do
-    local batch = { table.unpack(jobs, i, math.min(i + BATCH - 1, #jobs)) }
+  in_batches(jobs, function(batch, done)
     for _, j in ipairs(batch) do
       if j.manifest then j.data, j.manifest = M.manifest_record(ctx, j.manifest), nil end
     end
@@ -218,8 +226,8 @@ function M.sync(ctx)
         sent, bytes = sent + 1, bytes + j.size
       end
     end)
-    if #jobs > BATCH then ctx:info("off-site: %d of %d files sent", math.min(i + BATCH - 1, #jobs), #jobs) end
-  end
+    if #jobs > BATCH then ctx:info("off-site: %d of %d files sent", done, #jobs) end
+  end)
   pause(ctx, "offsite.files-sent")
   -- the catalog last: from now on the bucket's catalog names what was just sent
   transfer(remote, { { put = "catalog", data = st:seal(copy_text) } })
@@ -238,13 +246,12 @@ function M.sync(ctx)
       if not (hex and referenced[hex]) then gone[#gone + 1] = { delete = name } end
     end
   end
-  for i = 1, #gone, BATCH do
-    local batch = { table.unpack(gone, i, math.min(i + BATCH - 1, #gone)) }
+  in_batches(gone, function(batch)
     transfer(remote, batch)
     catalog:transaction(function()
       for _, j in ipairs(batch) do catalog:run("DELETE FROM offsite_files WHERE name = ?", j.name) end
     end)
-  end
+  end)
   if unfinished then -- what a killed sync sent and nothing noted: needed no more since
     local stray = {}
     for _, o in ipairs(errors.check(remote.s3:list(remote.prefix))) do
@@ -253,7 +260,7 @@ function M.sync(ctx)
         if not catalog:first("SELECT 1 AS y FROM offsite_files WHERE name = ?", name) then stray[#stray + 1] = { delete = name } end
       end
     end
-    for i = 1, #stray, BATCH do transfer(remote, { table.unpack(stray, i, math.min(i + BATCH - 1, #stray)) }) end
+    in_batches(stray, function(batch) transfer(remote, batch) end)
     gone = table.move(stray, 1, #stray, #gone + 1, gone)
   end
   catalog:meta("offsite.unfinished", "0")
@@ -290,8 +297,7 @@ local function fetch_store(ctx, remote, listing, dir, st)
       bytes = bytes + o.size
     end
   end
-  for i = 1, #jobs, BATCH do
-    local batch = { table.unpack(jobs, i, math.min(i + BATCH - 1, #jobs)) }
+  in_batches(jobs, function(batch, done)
     transfer(remote, batch)
     for _, j in ipairs(batch) do
       if j.place then
@@ -299,8 +305,8 @@ local function fetch_store(ctx, remote, listing, dir, st)
         errors.check(fs.rename(j.file, j.place))
       end
     end
-    if #jobs > BATCH then ctx:info("off-site: %d of %d files fetched", math.min(i + BATCH - 1, #jobs), #jobs) end
-  end
+    if #jobs > BATCH then ctx:info("off-site: %d of %d files fetched", done, #jobs) end
+  end)
   st:list() -- the index exists once the store has looked at it
   local index = errors.check(core.catalog.open(dir .. "/index.db"))
   local ok, err = pcall(function()

@@ -1,58 +1,14 @@
 /* http.c under the sanitizers, against a one-shot server forked here: answers, headers,
  * a cut-short body, and the request's strings kept alive while libcurl runs. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "ctest.h"
+#include "ctest_server.h"
 
-/* serve(reply): a server on a free loopback port that reads one request and writes
- * reply, then closes. Its port is the Lua global `port`; returns its pid. */
-static pid_t serve(lua_State *L, const char *reply)
-{
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(s >= 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t n = sizeof a;
-	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-	assert_int_equal(listen(s, 1), 0);
-	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &n), 0);
-	lua_pushinteger(L, ntohs(a.sin_port));
-	lua_setglobal(L, "port");
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int c = accept(s, NULL, NULL);
-		char buf[65536];
-		ssize_t got = read(c, buf, sizeof buf); /* the request: one read is enough here */
-		(void)got;
-		size_t len = strlen(reply);
-		for (size_t off = 0; off < len;) {
-			ssize_t w = write(c, reply + off, len - off);
-			if (w <= 0)
-				break;
-			off += (size_t)w;
-		}
-		close(c);
-		_exit(0);
-	}
-	close(s);
-	return pid;
-}
-
-static void reap(pid_t pid)
-{
-	int status;
-	kill(pid, SIGTERM);
-	waitpid(pid, &status, 0);
-}
+/* serve1(reply): a server that answers one request with reply. */
+static pid_t serve1(lua_State *L, const char *reply) { return serve(L, NULL, &reply, 1); }
 
 static void test_answer(void **state)
 {
 	lua_State *L = *state;
-	pid_t pid = serve(L, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 600\r\n"
+	pid_t pid = serve1(L, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 600\r\n"
 	                     "Content-Length: 4\r\nConnection: close\r\n\r\nbusy");
 	lua_is(L,
 	       "local r = assert(core.http.request({url = 'http://127.0.0.1:' .. port .. '/'}))\n"
@@ -72,7 +28,7 @@ static void test_options_kept_alive(void **state)
 	for (int i = 0; i < 2000; i++)
 		off += snprintf(reply + off, sizeof reply - (size_t)off, "X-Header-%d: %d\r\n", i, i);
 	snprintf(reply + off, sizeof reply - (size_t)off, "\r\nshort");
-	pid_t pid = serve(L, reply);
+	pid_t pid = serve1(L, reply);
 	lua_is(L,
 	       "collectgarbage('incremental', 0, 1000)\n"
 	       "local r, msg, code = core.http.request({url = ('http://127.0.0.1:%d/%s'):format(port, string.rep('p', 80))})\n"

@@ -203,20 +203,25 @@ start_smtp() {
   export SMTP_PORT SMTP_MAILDIR
 }
 
+# start_s3 [again]: the S3 server; `again` starts it anew on the same port and data
+# (after a test stopped it: kill "$S3_PID").
 start_s3() {
   local d; d=$(harness_tmp)/s3
   mkdir -p "$d/data"
   [ -d "$TEND_SRC/vendor/s3/node_modules/s3rver" ] || { echo "harness: vendor/s3 is not installed (vendor/install test)" >&2; return 1; }
-  S3_PORT=$(free_port) S3_BUCKET=tend-offsite S3_KEY_ID=TENDTESTKEY S3_DIR=$d/data
-  S3_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+  if [ "${1:-}" != again ]; then
+    S3_PORT=$(free_port) S3_BUCKET=tend-offsite S3_KEY_ID=TENDTESTKEY S3_DIR=$d/data
+    S3_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+  fi
   # s3rver opens every object's metadata at once to list a prefix (thousands of files),
   # and makes its listings' continuation tokens with DES, in OpenSSL 3's legacy provider
   (ulimit -n 65536 2>/dev/null; exec node --openssl-legacy-provider "$HARNESS_DIR/s3-server.js" "$S3_PORT" "$S3_DIR" "$S3_KEY_ID" "$S3_SECRET" "$S3_BUCKET") \
-    > "$d/s3.log" 2>&1 &
-  HARNESS_PIDS="$HARNESS_PIDS $!"
+    >> "$d/s3.log" 2>&1 &
+  S3_PID=$!
+  HARNESS_PIDS="$HARNESS_PIDS $S3_PID"
   wait_for s3 15 _port_open "$S3_PORT" || { cat "$d/s3.log" >&2; return 1; }
-  export S3_ENDPOINT S3_BUCKET S3_KEY_ID S3_SECRET S3_DIR S3_PORT
+  export S3_ENDPOINT S3_BUCKET S3_KEY_ID S3_SECRET S3_DIR S3_PORT S3_PID
 }
 
 # apache_serve DIR PORT: Debian's Apache with mod_php and mod_rewrite serving DIR on
@@ -366,6 +371,20 @@ wp_sql() {
       > "$HARNESS_TMP/wp-client.cnf"
   mariadb --defaults-extra-file="$HARNESS_TMP/wp-client.cnf" -h 127.0.0.1 -P "$MARIADB_PORT" \
     -u "$MARIADB_USER" -N -B "$MARIADB_DB" -e "$1"
+}
+
+# bytes_in DIR FILE: whether 100 bytes from the middle of FILE (random bytes, which zstd
+# keeps as they are) are in any file under DIR, as they are on disk.
+bytes_in() {
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import os, sys
+needle = open(sys.argv[2], "rb").read()[1000:1100]
+for d, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        if needle in open(os.path.join(d, f), "rb").read():
+            sys.exit(0)
+sys.exit(1)
+PY
 }
 
 # flip_object HEX: damage one stored object of $TEND_HOME (a loose file or its range of

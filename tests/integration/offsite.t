@@ -17,17 +17,7 @@ recover() { printf '%s' "$S3_SECRET" | "$TEND" store recover "$@" --endpoint "$S
 # The canary: random bytes, which zstd keeps as they are, so a plain copy would show them.
 head -c 4096 /dev/urandom > "$WP_PATH/canary.bin"
 # canary_in DIR: whether the canary's bytes are in any file under DIR, as they are.
-canary_in() {
-  /usr/bin/python3 - "$1" "$WP_PATH/canary.bin" <<'PY'
-import os, sys
-needle = open(sys.argv[2], "rb").read()[1000:1100]
-for d, _, files in os.walk(sys.argv[1]):
-    for f in files:
-        if needle in open(os.path.join(d, f), "rb").read():
-            sys.exit(0)
-sys.exit(1)
-PY
-}
+canary_in() { bytes_in "$1" "$WP_PATH/canary.bin"; }
 rows() { wp_sql "SELECT ID, post_title, post_content, post_status FROM wp_posts ORDER BY ID" | sha256sum | cut -c1-16; }
 tables() { wp_sql "SHOW TABLES" | tr '\n' ' '; }
 # probe: a manager recovered from the bucket into a scratch TEND_HOME; its snapshot ids
@@ -105,6 +95,22 @@ like "$rc:$out" "^0:.*all intact; every object the snapshots need is there" "aft
 # nothing in the bucket that the copy does not account for
 held=$(q "SELECT count(*) FROM offsite_files")
 is "$(bucket_files)" "$((held + 1))" "every file in the bucket is accounted for (and the catalog)"
+
+# --- The storage out of reach: the snapshot is kept here, the next sync catches up --
+kill "$S3_PID"; wait "$S3_PID" 2>/dev/null
+echo "offline $RANDOM" > "$WP_PATH/offline.txt"
+n0=$(q "SELECT count(*) FROM snapshots")
+out=$("$TEND" backup wp 2>&1); rc=$?
+is "$rc" 1 "storage unreachable: the backup exits 1"
+like "$(printf '%s\n' "$out" | tail -1)" "off-site copy was not brought in step: s3 .*(the snapshot is kept here; tend store sync tries again)" \
+  "storage unreachable: one line says what and that the snapshot is safe"
+is "$(q "SELECT count(*) FROM snapshots")" "$((n0 + 1))" "the snapshot was recorded here"
+offline=$(q "SELECT max(id) FROM snapshots")
+start_s3 again || bail "the S3 server did not come back"
+out=$("$TEND" store sync 2>&1); rc=$?
+like "$rc:$out" "^0:.*in step" "storage back: store sync brings the copy in step"
+like "$(probe)" " $offline$" "the bucket's catalog names the snapshot taken while it was away"
+rm -f "$WP_PATH/offline.txt"
 
 # --- Damage in the bucket is found ------------------------------------------------
 pack=$(find "$S3_DIR/$S3_BUCKET/managers/one/packs" -name '*.pack._S3rver_object' | head -1)
