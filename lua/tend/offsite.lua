@@ -88,9 +88,9 @@ local function index_db(ctx)
   return errors.check(core.catalog.open(ctx.home .. "/store/index.db"))
 end
 
--- store_files(ctx) -> {name = size}: the files of the store an off-site copy mirrors:
--- large objects, and packs that hold indexed objects (a pack no index row points into
--- is being written, or garbage); packs -> {pack = rows of its index}.
+-- store_files(ctx, index) -> {name = size}, {pack = true}: the files of the store an
+-- off-site copy mirrors: large objects, and packs that hold indexed objects (a pack no
+-- index row points into is being written, or garbage); the second, those packs.
 local function store_files(ctx, index)
   local dir, files, packs = ctx.home .. "/store", {}, {}
   for _, ab in ipairs(fs.list(dir .. "/objects") or {}) do
@@ -101,17 +101,30 @@ local function store_files(ctx, index)
       end
     end
   end
-  for _, r in ipairs(errors.check(index:query("SELECT hex, pack, offset, length FROM packed ORDER BY pack, offset"))) do
-    local rows = packs[r.pack]
-    if not rows then
-      local st = fs.stat(("%s/packs/%s.pack"):format(dir, r.pack))
-      rows = {}
-      packs[r.pack] = rows
-      if st then files["packs/" .. r.pack .. ".pack"] = st.size end
-    end
-    rows[#rows + 1] = ("%s %d %d\n"):format(r.hex, r.offset, r.length)
+  for _, r in ipairs(errors.check(index:query("SELECT pack FROM packed GROUP BY pack"))) do
+    packs[r.pack] = true
+    local st = fs.stat(("%s/packs/%s.pack"):format(dir, r.pack))
+    if st then files["packs/" .. r.pack .. ".pack"] = st.size end
   end
   return files, packs
+end
+
+-- pack_indexes(index, names) -> {pack = "hex offset length\n..."}: the index rows of
+-- those packs (only the packs a sync sends: a store has millions of rows).
+local function pack_indexes(index, names)
+  local out = {}
+  for i = 1, #names, 500 do
+    local some = { table.unpack(names, i, math.min(i + 499, #names)) }
+    local sql = "SELECT hex, pack, offset, length FROM packed WHERE pack IN (" .. ("?,"):rep(#some):sub(1, -2)
+      .. ") ORDER BY pack, offset"
+    for _, r in ipairs(errors.check(index:query(sql, table.unpack(some)))) do
+      local rows = out[r.pack] or {}
+      out[r.pack] = rows
+      rows[#rows + 1] = ("%s %d %d\n"):format(r.hex, r.offset, r.length)
+    end
+  end
+  for name, rows in pairs(out) do out[name] = table.concat(rows) end
+  return out
 end
 
 -- catalog_copy(ctx) -> path: the catalog as it is now, without manifest rows (each
@@ -190,6 +203,7 @@ function M.sync(ctx)
     local h = held[name]
     if not h or h.size ~= size or (job.sha256 and h.sha256 ~= job.sha256) then jobs[#jobs + 1] = job end
   end
+  local idx_jobs = {}
   for name, size in pairs(files) do
     need(name, size, { put = name, file = ctx.home .. "/store/" .. name })
     local pack = name:match("^packs/(.+)%.pack$")
@@ -197,9 +211,15 @@ function M.sync(ctx)
       local idx = "packs/" .. pack .. ".idx"
       want[idx] = true
       if not held[name] or held[name].size ~= size or not held[idx] then
-        jobs[#jobs + 1] = { put = idx, data = st:seal(table.concat(packs[pack])) }
+        idx_jobs[#idx_jobs + 1] = { put = idx, pack = pack }
       end
     end
+  end
+  local names = {}
+  for i, j in ipairs(idx_jobs) do names[i] = j.pack end
+  local rows = pack_indexes(index.db, names)
+  for _, j in ipairs(idx_jobs) do
+    jobs[#jobs + 1] = { put = j.put, data = st:seal(rows[j.pack] or "") }
   end
   for _, r in ipairs(catalog:query("SELECT DISTINCT manifest_id AS id FROM snapshots WHERE manifest_id IS NOT NULL")) do
     local name = "manifests/" .. r.id
