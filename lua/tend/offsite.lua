@@ -191,6 +191,9 @@ function M.sync(ctx)
   -- the catalog first: what it names is in the store now, and sent before it
   local copy = catalog_copy(ctx)
   local copy_text = errors.check(fs.read(copy))
+  local copied = errors.check(core.catalog.open(copy))
+  local manifests = copied:query("SELECT DISTINCT manifest_id AS id FROM snapshots WHERE manifest_id IS NOT NULL")
+  copied:close()
   fs.remove(copy)
 
   local held = {}
@@ -221,7 +224,7 @@ function M.sync(ctx)
   for _, j in ipairs(idx_jobs) do
     jobs[#jobs + 1] = { put = j.put, data = st:seal(rows[j.pack] or "") }
   end
-  for _, r in ipairs(catalog:query("SELECT DISTINCT manifest_id AS id FROM snapshots WHERE manifest_id IS NOT NULL")) do
+  for _, r in ipairs(errors.check(manifests)) do -- those the copy names, whatever happened since
     local name = "manifests/" .. r.id
     want[name] = true
     if not held[name] then jobs[#jobs + 1] = { put = name, manifest = r.id } end
@@ -298,6 +301,10 @@ function M.manifest_record(ctx, id)
   local text = ok and errors.check(fs.read(path))
   fs.remove(path)
   if not ok then error(err, 0) end
+  -- rows go only with their manifest (one transaction): still there, it was copied whole
+  if not catalog:first("SELECT 1 AS y FROM manifests WHERE id = ?", id) then
+    errors.fail("snapshots were forgotten while the off-site copy was being made; it keeps its previous catalog (tend store sync again)")
+  end
   return ctx:store():seal(text)
 end
 
@@ -418,14 +425,26 @@ function M.recover(ctx, cfg, secret)
   for _, r in ipairs(catalog:query("SELECT DISTINCT manifest_id AS id FROM snapshots WHERE manifest_id IS NOT NULL")) do
     ids[#ids + 1] = r.id
   end
+  local lost = {}
   for _, id in ipairs(ids) do
+    local record, msg, code = get(remote, "manifests/" .. id)
+    if not record and code ~= "enoent" then errors.fail("%s", msg) end
+    if not record then lost[#lost + 1] = id; goto next end
     local path = home.scratch(h)
-    errors.check(fs.write_atomic(path, errors.check(st:unseal(errors.check(get(remote, "manifests/" .. id)))), 384))
+    errors.check(fs.write_atomic(path, errors.check(st:unseal(record)), 384))
     catalog:run("ATTACH ? AS record", path)
     local ok, err = pcall(catalog.run, catalog, "INSERT INTO manifest_files SELECT * FROM record.manifest_files WHERE manifest_id = ?", id)
     catalog:run("DETACH record")
     fs.remove(path)
     if not ok then error(err, 0) end
+    ::next::
+  end
+  -- a snapshot whose manifest the bucket lacks cannot be restored: said, and left out
+  for _, id in ipairs(lost) do
+    for _, snap in ipairs(catalog:query("SELECT s.id, i.name FROM snapshots s JOIN instances i ON i.id = s.instance_id WHERE s.manifest_id = ?", id)) do
+      ctx:warn("%s: snapshot %d left out: its manifest is not in %s", snap.name, snap.id, remote.url)
+    end
+    catalog:run("DELETE FROM snapshots WHERE manifest_id = ?", id)
   end
   st:close()
   catalog:transaction(function()

@@ -96,6 +96,19 @@ like "$rc:$out" "^0:.*all intact; every object the snapshots need is there" "aft
 held=$(q "SELECT count(*) FROM offsite_files")
 is "$(bucket_files)" "$((held + 1))" "every file in the bucket is accounted for (and the catalog)"
 
+# --- A manifest missing from the bucket: recover leaves its snapshots out and says so --
+m=$(q "SELECT manifest_id FROM snapshots ORDER BY id LIMIT 1")
+lost=$(q "SELECT group_concat(id, ' ') FROM (SELECT id FROM snapshots WHERE manifest_id = $m ORDER BY id)")
+kept=$(q "SELECT group_concat(id, ' ') FROM (SELECT id FROM snapshots WHERE manifest_id <> $m ORDER BY id)")
+mkdir -p "$T/aside" && mv "$S3_DIR/$S3_BUCKET/managers/one/manifests/$m._S3rver_"* "$T/aside/"
+h=$(mktemp -d "$T/probe.XXXXXX") key=$TEND_HOME/vault.key
+out=$(printf '%s' "$S3_SECRET" | TEND_HOME=$h TEND_VAULT_KEY_FILE=$key "$TEND" store recover "$URL" \
+  --endpoint "$S3_ENDPOINT" --key-id "$S3_KEY_ID" 2>&1); rc=$?
+like "$rc:$out" "^0:.*wp: snapshot ${lost%% *} left out: its manifest is not in $URL" "a manifest missing: recover says which snapshot it leaves out"
+is "$(sqlite3 "$h/catalog.db" "SELECT group_concat(id, ' ') FROM (SELECT id FROM snapshots ORDER BY id)")" "$kept" \
+  "a manifest missing: the other snapshots are recovered"
+rm -rf "$h"; mv "$T/aside/"* "$S3_DIR/$S3_BUCKET/managers/one/manifests/"
+
 # --- The storage out of reach: the snapshot is kept here, the next sync catches up --
 kill "$S3_PID"; wait "$S3_PID" 2>/dev/null
 echo "offline $RANDOM" > "$WP_PATH/offline.txt"
