@@ -415,29 +415,9 @@ static int l_transfer(lua_State *L)
 	return 1;
 }
 
-/* One request into memory: 0 with the job's body filled, or 3 pushed (nil, msg, code). */
-static int fetch(lua_State *L, const bucket *b, job *j)
-{
-	int err = prepare(b, j);
-	if (err)
-		return tend_fail_errno(L, err, "s3 %s %s", op_names[j->op], j->key);
-	CURLcode rc;
-	for (;;) {
-		rc = curl_easy_perform(j->c);
-		curl_easy_getinfo(j->c, CURLINFO_RESPONSE_CODE, &j->status);
-		if (rc == CURLE_OK && j->status / 100 == 2)
-			return 0;
-		if (!retryable(j, rc) || ++j->tries >= S3_TRIES)
-			break;
-		usleep(250000u << (j->tries - 1));
-		j->body.len = 0;
-	}
-	const char *code = describe(L, j, rc);
-	lua_pushnil(L);
-	lua_insert(L, -2);
-	lua_pushstring(L, code);
-	return 3;
-}
+/* One request into memory, tried again as a transfer's are: 0 with the job's body
+ * filled, or 3 pushed (nil, msg, code). */
+static int fetch(lua_State *L, const bucket *b, job *j) { return run_jobs(L, b, j, 1, 1); }
 
 /* b:get(key) -> data | nil, msg, code */
 static int l_get(lua_State *L)

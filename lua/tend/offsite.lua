@@ -82,10 +82,11 @@ local function in_batches(list, fn)
   end
 end
 
--- index_db(dir) -> the store's index of packed objects (as store_pack.c keeps it)
-local function index_db(ctx)
-  ctx:store():list() -- the index exists once the store has looked at it
-  return errors.check(core.catalog.open(ctx.home .. "/store/index.db"))
+-- index_db(st, dir) -> the index of packed objects of the store st at dir, as
+-- store_pack.c keeps it (one look-up makes the store create it: no walk of the store)
+local function index_db(st, dir)
+  st:has(("0"):rep(64))
+  return errors.check(core.catalog.open(dir .. "/index.db"))
 end
 
 -- store_files(ctx, index) -> {name = size}, {pack = true}: the files of the store an
@@ -198,7 +199,7 @@ function M.sync(ctx)
 
   local held = {}
   for _, r in ipairs(catalog:query("SELECT name, size, sha256 FROM offsite_files")) do held[r.name] = r end
-  local index <close> = setmetatable({ db = index_db(ctx) }, { __close = function(i) i.db:close() end })
+  local index <close> = setmetatable({ db = index_db(st, ctx.home .. "/store") }, { __close = function(i) i.db:close() end })
   local files, packs = store_files(ctx, index.db)
   local want, jobs = {}, {}
   local function need(name, size, job)
@@ -276,11 +277,12 @@ function M.sync(ctx)
     end)
   end)
   if unfinished then -- what a killed sync sent and nothing noted: needed no more since
-    local stray = {}
+    local stray, noted = {}, {}
+    for _, r in ipairs(catalog:query("SELECT name FROM offsite_files")) do noted[r.name] = true end
     for _, o in ipairs(errors.check(remote.s3:list(remote.prefix))) do
       local name = o.key:sub(#remote.prefix + 1)
-      if name:match("^objects/") or name:match("^packs/") or name:match("^manifests/") then
-        if not catalog:first("SELECT 1 AS y FROM offsite_files WHERE name = ?", name) then stray[#stray + 1] = { delete = name } end
+      if not noted[name] and (name:match("^objects/") or name:match("^packs/") or name:match("^manifests/")) then
+        stray[#stray + 1] = { delete = name }
       end
     end
     in_batches(stray, function(batch) transfer(remote, batch) end)
@@ -334,8 +336,7 @@ local function fetch_store(ctx, remote, listing, dir, st)
     end
     if #jobs > BATCH then ctx:info("off-site: %d of %d files fetched", done, #jobs) end
   end)
-  st:list() -- the index exists once the store has looked at it
-  local index = errors.check(core.catalog.open(dir .. "/index.db"))
+  local index = index_db(st, dir)
   local ok, err = pcall(function()
     errors.check(index:exec("BEGIN IMMEDIATE"))
     for _, j in ipairs(idx) do
