@@ -395,6 +395,12 @@ end
 -- the catalog, the manifests, the store's files, and the copy's settings.
 function M.recover(ctx, cfg, secret)
   local h = ctx.home
+  -- a recover that did not get to its end left this: what it made is started over
+  local mark = h .. "/recovering"
+  if fs.stat(mark) then
+    for _, f in ipairs({ "catalog.db", "catalog.db-wal", "catalog.db-shm" }) do fs.remove(h .. "/" .. f) end
+    core.proc.run({ "rm", "-rf", "--", h .. "/store" })
+  end
   if fs.stat(h .. "/catalog.db") then
     local c = errors.check(core.catalog.open(h .. "/catalog.db"))
     local ok, rows = pcall(function() return errors.check(c:query("SELECT count(*) AS n FROM instances")) end)
@@ -410,6 +416,7 @@ function M.recover(ctx, cfg, secret)
   local remote = M.connect(cfg, secret)
   local store_key, vault = open_vault_record(ctx, remote)
   home.ensure(h)
+  errors.check(fs.write_atomic(mark, "a recover from " .. cfg.url .. " has not finished\n", 384))
   errors.check(fs.mkdir_p(h .. "/store", 448))
   local marker = errors.check(get(remote, "encryption"))
   errors.check(fs.write_atomic(h .. "/store/encryption", marker, 384))
@@ -422,6 +429,7 @@ function M.recover(ctx, cfg, secret)
 
   local listing = errors.check(remote.s3:list(remote.prefix))
   local files, bytes = fetch_store(ctx, remote, listing, h .. "/store", st)
+  pause(ctx, "offsite.recover-fetched")
   local ids = {}
   for _, r in ipairs(catalog:query("SELECT DISTINCT manifest_id AS id FROM snapshots WHERE manifest_id IS NOT NULL")) do
     ids[#ids + 1] = r.id
@@ -460,6 +468,7 @@ function M.recover(ctx, cfg, secret)
   vault:set(M.SECRET, secret)
   local instances = catalog:query("SELECT i.name, count(s.id) AS snapshots FROM instances i "
     .. "LEFT JOIN snapshots s ON s.instance_id = i.id GROUP BY i.id ORDER BY i.name")
+  fs.remove(mark)
   return { url = cfg.url, instances = instances, files = files, bytes = bytes, manifests = #ids }
 end
 

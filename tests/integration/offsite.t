@@ -178,9 +178,19 @@ out=$(TEND_VAULT_KEY_FILE=$T/other/vault.key recover "$URL" 2>&1); rc=$?
 like "$rc:$out" "^1:.*wrong vault key" "recover with another vault key: named as such"
 ok "no catalog is left behind" test ! -e "$TEND_HOME/catalog.db"
 rm -rf "$old_home"
+# a recover killed after fetching the store, before the manifests: the next one starts over
+for point in recover-fetched; do
+  TEND_PAUSE=offsite.$point TEND_VAULT_KEY_FILE=$T/vault.key recover "$URL" >/dev/null 2>&1 &
+  pid=$!
+  wait_for "pause at $point" 60 test -f "$TEND_HOME/paused-offsite.$point" || bail "no pause at $point"
+  kill -KILL "$pid"; wait "$pid" 2>/dev/null; rm -f "$TEND_HOME/paused-offsite.$point"
+  ok "killed at $point: the half-made TEND_HOME says so" test -f "$TEND_HOME/recovering"
+done
 out=$(TEND_VAULT_KEY_FILE=$T/vault.key recover "$URL" 2>&1); rc=$?
 like "$rc:$out" "^0:recovered from $URL: 1 instances" "recover from the bucket and the vault key: exit 0"
 like "$out" "wp +1 snapshots" "it lists the instance and its snapshots"
+ok "a finished recover leaves no mark" test ! -e "$TEND_HOME/recovering"
+(cd "$TEND_HOME" && find . -path "./tmp/*" -o -path "./store/tmp/*") > "$T/left.txt"; is "$(wc -l < "$T/left.txt")" 0 "nor anything in its temp folders ($(head -3 "$T/left.txt" | tr "\n" " "))"
 cp "$T/vault.key" "$TEND_HOME/vault.key"
 out=$("$TEND" store verify 2>&1); rc=$?
 like "$rc:$out" "^0:.*all intact" "the recovered store reads back whole"
