@@ -312,9 +312,56 @@ end
 local SQLITE_COPY = SELF_CLEANING_TEMP .. [[sqlite3 "$1" ".backup '$f'" >&2 || exit 1
 cat -- "$f"]]
 
--- dump_db(t, settings, st) -> {object, bytes} | nil, msg, code. The password reaches the
--- dump client as its option file on fd 3: a pipe, never a file on the host.
-function M.dump_db(t, s, st)
+-- The dump's flags. --skip-dump-date: an unchanged database gives the same dump, byte
+-- for byte (stored once, and recognised by the look below).
+local DUMP_FLAGS = { "--single-transaction", "--quick", "--routines", "--triggers", "--hex-blob", "--skip-dump-date" }
+
+-- How the server describes the database's tables: names, engines, rows, sizes, when each
+-- was last written. Its digest is the snapshot's db_signal.
+local LOOK_SQL = "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, CREATE_TIME, UPDATE_TIME, TABLE_ROWS, DATA_LENGTH, "
+  .. "INDEX_LENGTH, AUTO_INCREMENT, TABLE_COLLATION FROM information_schema.TABLES "
+  .. "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME"
+
+-- The look before a dump, one round trip: which dump client the host has, the digest of
+-- LOOK_SQL's answer and, when that equals the last snapshot's ($2), the SHA-256 of a
+-- dump taken into sha256sum on the host, nothing crossing. A dump with the last
+-- snapshot's object's SHA-256 is that object byte for byte: the snapshot takes it again.
+-- What decides is that hash; the digest only spares the second dump when the database
+-- did change (a table written within the second of the last look still shows in the
+-- hash). The option file is read from fd 3 once into the shell's memory and piped to each
+-- client: never a file on the host. A client that fails says nothing and the dump runs.
+local DB_LOOK = [[o=$(cat <&3) || exit 125
+exec 3<&-
+d=$(command -v mariadb-dump || command -v mysqldump) || exit 0
+echo "client ${d##*/}"
+q=$(command -v mariadb || command -v mysql) || exit 0
+s=$(printf '%s\n' "$o" | "$q" --defaults-extra-file=/dev/fd/3 --batch --skip-column-names -e "$1" "$3" 3<&0 </dev/null) || exit 0
+s=$(printf '%s' "$s" | sha256sum) || exit 0
+echo "signal ${s%% *}"
+[ "${s%% *}" = "$2" ] || exit 0
+shift 3
+s=$(printf '%s\n' "$o" | "$d" --defaults-extra-file=/dev/fd/3 "$@" 3<&0 </dev/null 2>/dev/null | sha256sum) || exit 0
+echo "dump ${s%% *}"]]
+
+-- look(t, s, prev) -> {client=, signal=, dump=} (what the host said) | nil, msg, code.
+-- prev: the last snapshot's {signal, object} or nil.
+local function look(t, s, prev)
+  local argv = { "sh", "-c", DB_LOOK, "sh", LOOK_SQL, prev and prev.signal or "", s.name, table.unpack(DUMP_FLAGS) }
+  argv[#argv + 1] = s.name
+  local r, msg, code = t:exec(argv, { fds = { [3] = db.option_file(s) } })
+  if not r then return nil, msg, code end
+  if r.code ~= 0 then return nil, ("%s: %s"):format(tostring(t), require("tend.transport").why(r)), "remote" end
+  local said = {}
+  for k, v in r.stdout:gmatch("(%a+) (%S+)") do said[k] = v end
+  return said
+end
+
+-- dump_db(t, settings, st [, prev]) -> {object, bytes, signal, same} | nil, msg, code.
+-- prev: the last snapshot's database {object, bytes, signal}: when the host's dump
+-- hashes to prev.object (and the store holds it), that object is the dump and nothing
+-- crosses (same = true). The password reaches each client as its option file through a
+-- pipe on fd 3, never a file on the host.
+function M.dump_db(t, s, st, prev)
   if s.driver == "sqlite" then
     local hex, size, _, stream, status = dump_stream(t, { "sh", "-c", SQLITE_COPY, "sh", s.path }, st)
     if not hex then return nil, size, _ end
@@ -323,19 +370,30 @@ function M.dump_db(t, s, st)
     end
     return { object = hex, bytes = size }
   end
-  local client, wmsg, wcode = t:which({ "mariadb-dump", "mysqldump" })
-  if not client then return nil, wmsg or ("no mariadb-dump or mysqldump on %s"):format(tostring(t)), wcode or "enoent" end
-  -- --skip-dump-date: an unchanged database gives the same dump, stored once
-  local hex, size, tail, stream, status = dump_stream(t, { client, "--defaults-extra-file=/dev/fd/3",
-    "--single-transaction", "--quick", "--routines", "--triggers", "--hex-blob", "--skip-dump-date",
-    s.name }, st, { [3] = db.option_file(s) })
+  if prev and not (prev.object and st:has(prev.object)) then prev = nil end
+  local said, lmsg, lcode = look(t, s, prev)
+  if not said then return nil, lmsg, lcode end
+  if not said.client then return nil, ("no mariadb-dump or mysqldump on %s"):format(tostring(t)), "enoent" end
+  if prev and said.dump and said.dump == prev.object then
+    return { object = prev.object, bytes = prev.bytes, signal = said.signal, same = true }
+  end
+  local argv = { said.client, "--defaults-extra-file=/dev/fd/3", table.unpack(DUMP_FLAGS) }
+  argv[#argv + 1] = s.name
+  local hex, size, tail, stream, status = dump_stream(t, argv, st, { [3] = db.option_file(s) })
   if not hex then return nil, size, tail end
   if status ~= 0 or not tail:find("%-%- Dump completed") then
     local why = stream:stderr():match("%S") and db.why({ stderr = stream:stderr(), code = status })
       or ("the dump did not end cleanly (exit " .. tostring(status) .. ")")
     return nil, ("database %s: %s"):format(db.describe(s), why), "db"
   end
-  return { object = hex, bytes = size }
+  return { object = hex, bytes = size, signal = said.signal }
+end
+
+-- previous_db(ctx, inst) -> the last snapshot's database {object, bytes, signal} | nil
+function M.previous_db(ctx, inst)
+  local row = ctx:catalog():first([[SELECT db_object, db_bytes, db_signal FROM snapshots
+    WHERE instance_id = ? AND db_object IS NOT NULL ORDER BY id DESC LIMIT 1]], inst.id)
+  return row and { object = row.db_object, bytes = math.tointeger(row.db_bytes), signal = row.db_signal }
 end
 
 -- The database is dumped by a helper `tend helper dump-db NAME PID` (its own SSH
@@ -352,7 +410,7 @@ function M.dump_helper(ctx, inst, parent_pid)
   local written = st:written()
   local t = inst:transport()
   t:prepare_streams()
-  local dbinfo = errors.check(M.dump_db(t, settings, st))
+  local dbinfo = errors.check(M.dump_db(t, settings, st, M.previous_db(ctx, inst)))
   errors.check(st:sync())
   dbinfo.stored, dbinfo.healed, dbinfo.run = st:written() - written, st:healed(), run.path
   st:note_added(nil)
@@ -370,7 +428,7 @@ local function finish_dump_helper(helper)
   local info = o.code == 0 and type(o.result) == "table" and o.result
   if info and info.object then
     return { object = info.object, bytes = math.tointeger(info.bytes), stored = math.tointeger(info.stored),
-      healed = math.tointeger(info.healed), run = info.run }
+      healed = math.tointeger(info.healed), run = info.run, signal = info.signal, same = info.same }
   end
   return nil, o.error or "the database dump gave no result"
 end
@@ -497,8 +555,10 @@ function Job:database()
     self.dbinfo = info
   elseif self.settings then
     self.say("dumping database %s", db.describe(self.settings))
-    self.dbinfo = errors.check(M.dump_db(self.inst:transport(), self.settings, snapshot.store(self.ctx)))
+    self.dbinfo = errors.check(M.dump_db(self.inst:transport(), self.settings, snapshot.store(self.ctx),
+      M.previous_db(self.ctx, self.inst)))
   end
+  if self.dbinfo and self.dbinfo.same then self.say("database unchanged: its dump hashes to the last snapshot's") end
 end
 
 -- record() -> snapshot id, summary: every object on disk, then the snapshot in one
@@ -508,7 +568,8 @@ function Job:record()
   local snap = { instance_id = self.inst.id, started_at = self.started, finished_at = os.time(),
     app = self.adapter.name, version = self.version, files = self.nfiles, bytes = self.nbytes,
     sent_bytes = self.sent, db_driver = self.settings and self.settings.driver,
-    db_object = dbinfo and dbinfo.object, db_bytes = dbinfo and dbinfo.bytes, consistent = true,
+    db_object = dbinfo and dbinfo.object, db_bytes = dbinfo and dbinfo.bytes, db_signal = dbinfo and dbinfo.signal,
+    consistent = true,
     manifest_id = not self.manifest and self.prev.manifest_id or nil, listed_at = self.listed_at,
     root_mode = root and root.mode, root_mtime_ns = root and root.mtime_ns,
     root_uid = root and root.uid, root_gid = root and root.gid }

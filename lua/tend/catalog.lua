@@ -206,6 +206,9 @@ local migrations = {
     sha256 TEXT                         -- of the plaintext, for records rewritten in place (vault)
   );
   ]],
+  [[
+  ALTER TABLE snapshots ADD COLUMN db_signal TEXT; -- how the server described the database's tables (tend.backup's look)
+  ]],
 }
 
 local Catalog = {}

@@ -29,7 +29,7 @@ local function safety_dump(ctx, target, settings, snap, say)
   -- An absent SQLite file has nothing to protect; any other database gets a safety dump.
   if settings.driver ~= "sqlite" or t:stat(settings.path) then
     say("safety dump of %s", db.describe(settings))
-    safety = errors.check(backup.dump_db(t, settings, st)).object
+    safety = errors.check(backup.dump_db(t, settings, st, backup.previous_db(ctx, target))).object
     errors.check(st:sync()) -- a later run must find it, even after a kill
     -- read back whole: nothing is dropped on the strength of a copy that would not load
     local ok, msg = st:verify(safety)

@@ -279,12 +279,12 @@ function M.record(catalog, snap, manifest, listing)
     end
     _, id = catalog:run([[INSERT INTO snapshots(instance_id, started_at, finished_at, app, version,
       files, bytes, sent_bytes, stored_bytes, db_driver, db_object, db_bytes, consistent, note,
-      manifest_id, listed_at, root_mode, root_mtime_ns, root_uid, root_gid)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+      manifest_id, listed_at, root_mode, root_mtime_ns, root_uid, root_gid, db_signal)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
       snap.instance_id, snap.started_at, snap.finished_at, snap.app, snap.version, snap.files,
       snap.bytes, snap.sent_bytes, snap.stored_bytes, snap.db_driver, snap.db_object, snap.db_bytes,
       snap.consistent and 1 or 0, snap.note, snap.manifest_id, snap.listed_at, snap.root_mode, snap.root_mtime_ns,
-      snap.root_uid, snap.root_gid)
+      snap.root_uid, snap.root_gid, snap.db_signal)
   end)
   return id
 end

@@ -38,31 +38,52 @@ grow=$(( $(store_bytes) - before ))
 ok "the store grows by ~0 (${grow} bytes: at most the dump's object)" test "$grow" -le 65536
 like "$out" "no file changed since snapshot 1.*0 bytes sent" "the summary says so"
 is "$(field 2 manifest_id)" "$(field 1 manifest_id)" "... and the two snapshots share one manifest"
+is "$(field 2 db_object)" "$(field 1 db_object)" "an unchanged database: the same dump object"
+like "$out" "database unchanged: its dump hashes to the last snapshot's" "... recognised on the host, the dump not sent"
+ok "... and the server's description of its tables is kept for the next look" test -n "$(field 2 db_signal)"
+
+# What decides is the dump's own SHA-256, not the cheap look: a last snapshot whose look
+# matches but whose dump is another (here: snapshot 1's object put under snapshot 2's
+# look, after a row changed) gets the database as it is now.
+probe() { mariadb --no-defaults -S "$MARIADB_SOCKET" -u root "$MARIADB_DB" -e "$1"; }
+trap 'probe "DROP TABLE IF EXISTS tend_probe"; _harness_cleanup' EXIT
+probe "CREATE TABLE tend_probe (id INT PRIMARY KEY, note TEXT); INSERT INTO tend_probe VALUES (1, 'first note')"
+"$TEND" backup wp >/dev/null 2>&1
+n=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT max(id) FROM snapshots")
+ok "a changed database: a new dump object" test "$(field "$n" db_object)" != "$(field 1 db_object)"
+like "$("$TEND" store cat "$(field "$n" db_object)")" "first note" "... holding the change"
+sqlite3 "$TEND_HOME/catalog.db" "UPDATE snapshots SET db_object = '$(field 1 db_object)' WHERE id = $n"
+out=$("$TEND" backup wp 2>&1); rc=$?
+is "$rc" 0 "a backup after a stale last dump exits 0"
+unlike "$out" "database unchanged" "... and does not take the last dump again"
+like "$("$TEND" store cat "$(field $((n + 1)) db_object)")" "first note" "... its dump is the database as it is"
+probe "DROP TABLE tend_probe"
 
 # The harness WordPress is shared: what this test changes goes back at exit.
 keep=$(harness_tmp)/keep; mkdir -p "$keep"
 cp -a "$WP_PATH/readme.html" "$WP_PATH/wp-content/plugins/index.php" "$WP_PATH/wp-links-opml.php" "$keep/"
-trap 'cp -a "$keep/readme.html" "$keep/wp-links-opml.php" "$WP_PATH/"; cp -a "$keep/index.php" "$WP_PATH/wp-content/plugins/"; _harness_cleanup' EXIT
+trap 'cp -a "$keep/readme.html" "$keep/wp-links-opml.php" "$WP_PATH/"; cp -a "$keep/index.php" "$WP_PATH/wp-content/plugins/"; probe "DROP TABLE IF EXISTS tend_probe"; _harness_cleanup' EXIT
 echo "<!-- changed by the test -->" >> "$WP_PATH/readme.html"
 "$TEND" backup wp >/dev/null 2>&1
-is "$(field 3 sent_bytes)" "$(stat -c %s "$WP_PATH/readme.html")" "after one file changed, only that file crosses"
+m=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT max(id) FROM snapshots")
+is "$(field "$m" sent_bytes)" "$(stat -c %s "$WP_PATH/readme.html")" "after one file changed, only that file crosses"
 rm "$WP_PATH/wp-content/plugins/index.php"
 "$TEND" backup wp >/dev/null 2>&1
-is "$(field 4 files)" "$((files - 1))" "a deleted file is gone from the next snapshot"
-is "$(field 4 sent_bytes)" 0 "... and nothing crossed for it"
+is "$(field $((m + 1)) files)" "$((files - 1))" "a deleted file is gone from the next snapshot"
+is "$(field $((m + 1)) sent_bytes)" 0 "... and nothing crossed for it"
 # A file swapped for one of the same size, its mtime put back: its ctime gives it away.
 f=$WP_PATH/wp-links-opml.php
 sleep 1 # past the second in which the last listing began
 sed -i 's/<?php/<?PHP/' "$f" && touch -r "$keep/wp-links-opml.php" "$f"
 is "$(stat -c '%s %Y' "$f")" "$(stat -c '%s %Y' "$keep/wp-links-opml.php")" "(same size and mtime as before)"
 "$TEND" backup wp >/dev/null 2>&1
-is "$(field 5 sent_bytes)" "$(stat -c %s "$f")" "a file changed under its old size and mtime is read again"
-is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT sha256 FROM snapshot_files WHERE snapshot_id = 5 AND path = 'wp-links-opml.php'")" \
+is "$(field $((m + 2)) sent_bytes)" "$(stat -c %s "$f")" "a file changed under its old size and mtime is read again"
+is "$(sqlite3 "$TEND_HOME/catalog.db" "SELECT sha256 FROM snapshot_files WHERE snapshot_id = $((m + 2)) AND path = 'wp-links-opml.php'")" \
   "$(sha256sum < "$f" | cut -d' ' -f1)" "... and the snapshot holds what it is now"
 
 out=$("$TEND" snapshots wp 2>&1)
 like "$out" "^ID +TIME +APP.*
-5 +[0-9-]+ [0-9:]+ UTC +wordpress 6\.1\.[0-9]+ +$((files - 1)) " "snapshots lists them, newest first"
+$((m + 2)) +[0-9-]+ [0-9:]+ UTC +wordpress 6\.1\.[0-9]+ +$((files - 1)) " "snapshots lists them, newest first"
 
 # Failures leave no snapshot.
 count() { sqlite3 "$TEND_HOME/catalog.db" "SELECT count(*) FROM snapshots"; }

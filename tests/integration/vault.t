@@ -93,7 +93,8 @@ hits=$(grep -rl --binary-files=text -e "$plain" -e "correct horse" "$TEND_HOME" 
 is "$hits" 0 "neither the value nor the passphrase is in the state dir"
 
 # ps never shows a database password: sample every process's argv and environment
-# while checks that hand the password to the mariadb client run.
+# while checks and backups that hand the password to the mariadb clients run (a backup's
+# look before the dump, and the dump).
 export TEND_HOME=$(harness_tmp)/ps-home
 printf '%s' "$MARIADB_PASSWORD" | "$TEND" secret set db >/dev/null 2>&1
 "$TEND" instance add w --app generic --path "$WP_PATH" \
@@ -104,7 +105,8 @@ mkfifo "$fifo"
   < "$fifo" > "$(harness_tmp)/sampler.out" 2>"$(harness_tmp)/sampler.err" &
 sampler=$!
 exec 7>"$fifo"
-(unset MARIADB_PASSWORD; for _ in $(seq 30); do "$TEND" check w >/dev/null 2>&1; done)
+(unset MARIADB_PASSWORD; for i in $(seq 30); do "$TEND" check w >/dev/null 2>&1
+  [ $((i % 10)) != 0 ] || "$TEND" backup w >/dev/null 2>&1; done)
 exec 7>&-
 wait "$sampler"
 sed 's/^/# /' "$(harness_tmp)/sampler.err"
