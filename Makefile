@@ -13,7 +13,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -Wall -Wextra -Werror -Iengine -Ibuil
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-PRIMS   := util catalog vault fs proc ssh ssh_exec ssh_runner ssh_channel ssh_shell httpd hash hash_tree store store_put store_read store_gc store_pack store_crypt store_record archive mail http s3 lineedit rewrite rowdiff core
+PRIMS   := util catalog vault fs proc ssh ssh_exec ssh_runner ssh_channel ssh_shell httpd hash hash_tree store store_put store_read store_gc store_pack store_crypt store_record archive mail http s3 lineedit rewrite rowdiff listing core
 OBJS    := $(PRIMS:%=build/%.o) build/embedded.o
 PIC     := $(PRIMS:%=build/pic/%.o) build/pic/embedded.o
 ASAN    := $(PRIMS:%=build/asan/%.o) build/asan/embedded.o

@@ -45,7 +45,7 @@ int luaopen_tend_core(lua_State *L)
 		{"archive", tend_open_archive}, {"mail", tend_open_mail},
 		{"lineedit", tend_open_lineedit}, {"rewrite", tend_open_rewrite},
 		{"http", tend_open_http}, {"httpd", tend_open_httpd}, {"rowdiff", tend_open_rowdiff},
-		{"s3", tend_open_s3}, {NULL, NULL}};
+		{"s3", tend_open_s3}, {"listing", tend_open_listing}, {NULL, NULL}};
 	lua_newtable(L);
 	for (int i = 0; rooms[i].name; i++) {
 		rooms[i].open(L);

@@ -52,6 +52,7 @@ int tend_open_http(lua_State *L);
 int tend_open_httpd(lua_State *L);
 int tend_open_rowdiff(lua_State *L);
 int tend_open_s3(lua_State *L);
+int tend_open_listing(lua_State *L);
 
 /* SHA-256 (hash.c): new, update as bytes arrive, hex finishes. */
 typedef EVP_MD_CTX tend_sha256;

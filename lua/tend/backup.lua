@@ -83,32 +83,11 @@ function M.ns(text)
 end
 
 -- parse(raw) -> {path = {path, type, mode, size, mtime, mtime_ns, link, ctime, inode,
--- nlink, uid, gid}}, root: the web root's own {mode, mtime_ns, uid, gid}.
-function M.parse(raw)
-  local out, fields, root = {}, {}, nil
-  for field in raw:gmatch("([^%z]*)%z") do
-    fields[#fields + 1] = field
-    if #fields == FIELDS then
-      local kind, mode, size, mtime, path, link, ctime, inode, nlink, uid, gid = table.unpack(fields)
-      fields = {}
-      path = path:gsub("^%./", "")
-      uid, gid = math.tointeger(tonumber(uid)), math.tointeger(tonumber(gid))
-      if path == "." then
-        root = { mode = tonumber(mode, 8), mtime_ns = M.ns(mtime), uid = uid, gid = gid }
-      else
-        -- mtime keeps find's fraction (a double holds microseconds): two writes of the
-        -- same size within one second are still two versions; mtime_ns is exact.
-        local e = { path = path, type = TYPES[kind] or "device", mode = tonumber(mode, 8),
-          size = tonumber(size), mtime = tonumber(mtime), mtime_ns = M.ns(mtime), ctime = tonumber(ctime),
-          inode = inode, nlink = tonumber(nlink), uid = uid, gid = gid }
-        if e.type == "link" then e.link = link end
-        if e.type ~= "file" then e.size = 0 end
-        out[path] = e
-      end
-    end
-  end
-  return out, root
-end
+-- nlink, uid, gid}}, root: the web root's own {mode, mtime_ns, uid, gid}. mtime keeps
+-- find's fraction (a double holds microseconds: two writes of the same size within one
+-- second are still two versions); mtime_ns is exact. In C (engine/listing.c): every
+-- backup, copy and restore reads one or more listings of the whole tree.
+M.parse = core.listing.parse
 
 -- merge_outside(listing, folder, raw): the listing of a folder outside the web root into
 -- the web root's, under the folder's absolute path, with the folder's own row; its

@@ -80,23 +80,46 @@ local function ours(t, path, mark)
   return src and src:sub(1, #mark) == mark
 end
 
--- put(t, root, file, saved, text, mark): our file in place of the site's, kept aside.
-local function put(t, root, file, saved, text, mark)
-  local path = root .. "/" .. file
-  if t:stat(path) and not ours(t, path, mark) then errors.check(t:rename(path, root .. "/" .. saved)) end
-  errors.check(t:write(path, text, 420))
-end
+-- The page put up and taken down in one command each (not a dozen, each a round trip).
+-- OURS: whether file $1 begins with mark $2 (ours, not the site's).
+local OURS = [[ours() { [ -f "$1" ] && [ "$(head -c ${#2} -- "$1" 2>/dev/null)" = "$2" ]; }
+]]
+-- ON: in folder $1, for each (file, saved, mark, bytes) after it: the site's file moved
+-- to saved unless it is ours already (saved "": none kept), then ours written from stdin
+-- (bytes long) beside it and renamed in, 0644.
+local ON = OURS .. [[cd -- "$1" || exit 1
+shift
+t=; trap 'rm -f -- "$t"' EXIT
+while [ $# -ge 4 ]; do
+  f=$1 s=$2 m=$3 n=$4; shift 4
+  if [ -n "$s" ] && { [ -e "$f" ] || [ -L "$f" ]; } && ! ours "$f" "$m"; then mv -f -T -- "$f" "$s" || exit 1; fi
+  t="$f.tend-$$"
+  (umask 077 && head -c "$n" > "$t") && chmod 644 -- "$t" && mv -f -T -- "$t" "$f" || exit 1
+done]]
+-- OFF: in folder $1, for each (file, saved, mark) after $2 (the page) and $3 (seconds
+-- it lingers, 0: none): the saved file back, or else ours removed; then the page removed,
+-- or, when our .user.ini was in (PHP-FPM may keep prepending it from its cache), left
+-- inert and removed by a background job once that cache is over.
+local OFF = OURS .. [[root=$1 page=$2 linger=$3
+cd -- "$root" || exit 1
+shift 3
+p=
+while [ $# -ge 3 ]; do
+  f=$1 s=$2 m=$3 w=; shift 3
+  ! ours "$f" "$m" || w=1
+  if [ -e "$s" ] || [ -L "$s" ]; then mv -f -T -- "$s" "$f" || exit 1
+  elif [ -n "$w" ]; then rm -f -- "$f" || exit 1; fi
+  [ "$f" != .user.ini ] || p=$w
+done
+[ -e "$page" ] || exit 0
+if [ -z "$p" ] || [ "$linger" = 0 ]; then exec rm -f -- "$page"; fi
+(sleep "$linger"; head -c 18 "$root/.user.ini" 2>/dev/null | grep -q "^; tend maintenance" ||
+  rm -f -- "$root/$page") </dev/null >/dev/null 2>&1 &]]
 
--- take(t, root, file, saved, mark) -> true when ours was there: the site's file back.
-local function take(t, root, file, saved, mark)
-  local path = root .. "/" .. file
-  local was = t:stat(path) and ours(t, path, mark)
-  if t:stat(root .. "/" .. saved) then
-    errors.check(t:rename(root .. "/" .. saved, path))
-  elseif was then
-    errors.check(t:remove(path))
-  end
-  return was
+local function run(t, what, root, argv, stdin)
+  local r, msg = t:exec(argv, { stdin = stdin, env = { LC_ALL = "C" } })
+  if not r then errors.fail("%s", msg) end
+  if r.code ~= 0 then errors.fail("%s the maintenance page in %s: %s", what, root, require("tend.transport").why(r)) end
 end
 
 -- on(t, root, adapter [, served]): the maintenance page up in the tree at root (served:
@@ -104,9 +127,10 @@ end
 function M.on(t, root, adapter, served)
   local switch = own(adapter)
   if switch then return errors.check(t:write(root .. "/" .. switch.file, switch.php(M.BYPASS), 420)) end
-  errors.check(t:write(root .. "/" .. PAGE, M.PAGE_PHP, 420))
-  put(t, root, ".htaccess", SAVED, M.HTACCESS, MARK)
-  put(t, root, ".user.ini", SAVED_INI, M.user_ini(served or root), INI_MARK)
+  local ini = M.user_ini(served or root)
+  run(t, "putting up", root, { "sh", "-c", ON, "sh", root, PAGE, "", "", tostring(#M.PAGE_PHP),
+    ".htaccess", SAVED, MARK, tostring(#M.HTACCESS), ".user.ini", SAVED_INI, INI_MARK, tostring(#ini) },
+    M.PAGE_PHP .. M.HTACCESS .. ini)
 end
 
 -- off(t, root, adapter [, linger]): the site as it was before on(). Idempotent. linger:
@@ -117,14 +141,8 @@ function M.off(t, root, adapter, linger)
     if t:stat(root .. "/" .. switch.file) then errors.check(t:remove(root .. "/" .. switch.file)) end
     return
   end
-  take(t, root, ".htaccess", SAVED, MARK)
-  local prepended = take(t, root, ".user.ini", SAVED_INI, INI_MARK)
-  local page = root .. "/" .. PAGE
-  if not t:stat(page) then return end
-  if not (prepended and linger) then return errors.check(t:remove(page)) end
-  -- a PHP-FPM may prepend it a while yet: inert now, gone when its cache is
-  t:exec({ "sh", "-c", '(sleep "$1"; head -c 18 "$2/.user.ini" 2>/dev/null | grep -q "^; tend maintenance" || '
-    .. 'rm -f -- "$2/$3") </dev/null >/dev/null 2>&1 &', "sh", tostring(LINGER), root, PAGE })
+  run(t, "taking down", root, { "sh", "-c", OFF, "sh", root, PAGE, linger and tostring(LINGER) or "0",
+    ".htaccess", SAVED, MARK, ".user.ini", SAVED_INI, INI_MARK })
 end
 
 -- is_on(t, root, adapter) -> boolean

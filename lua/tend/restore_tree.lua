@@ -29,7 +29,8 @@ end
 -- and the same SHA-256, as tend wrote it (trusted: tend.written's record,
 -- while the file's inode and ctime say nothing touched it since; `known` of them) or as
 -- the host's sha256sum computes it (`hashed`: so a file changed behind our back with its
--- mtime put back is still sent). Empty when the host cannot say.
+-- mtime put back is still sent). Empty when the host cannot say. Also the live tree's
+-- listing (parsed), when there was one.
 local function reusable(t, live, manifest, trusted, root)
   if not t:stat(live) then return {}, 0, 0 end
   local raw = backup.listing(t, live, {})
@@ -55,7 +56,7 @@ local function reusable(t, live, manifest, trusted, root)
   end
   local hashes = t:sha256(live, candidates) or {}
   for path, hex in pairs(hashes) do if want[path] == hex then out[path] = true end end
-  return out, known, #candidates
+  return out, known, #candidates, now
 end
 
 -- link_local(t, from, to, paths) -> true | nil, msg, code: files of one tree put into
@@ -73,6 +74,38 @@ local function link_local(t, from, to, paths)
   if not r then return nil, msg, code end
   if r.code ~= 0 then
     return nil, ("taking %d files from %s: %s"):format(#paths, from, require("tend.transport").why(r)), "remote"
+  end
+  return true
+end
+
+-- link_whole(t, from, to, now, manifest, taken) -> true | nil, msg, code | false when
+-- the host has no GNU cp: link_local's result, made the fast way when most of the live
+-- tree is taken: the whole tree linked in one `cp -al` (a third of the time of 15,000
+-- named links), then everything the new tree must not have from it removed again: each
+-- path of the live listing (now) that is not taken, except the folders the snapshot has
+-- as folders and those that hold a taken path. The tar stream brings the rest into
+-- paths that are free. The staging folder stays 0700 until finish_root.
+local LINK_ALL = [[cp --help 2>/dev/null | grep -q -- --parents || exit 3
+cp -al -- "$1/." "$2/" || exit 1
+chmod 700 -- "$2" && cd -- "$2" && exec xargs -0 rm -rf --]]
+local function link_whole(t, from, to, now, manifest, taken)
+  local keep = {}
+  for _, p in ipairs(taken) do
+    keep[p] = true
+    for parent in p:gmatch("()/") do keep[p:sub(1, parent - 1)] = true end
+  end
+  local dirs = {}
+  for _, f in ipairs(manifest) do if f.type == "dir" then dirs[f.path] = true end end
+  local gone = {}
+  for path, e in pairs(now) do
+    if not keep[path] and not (e.type == "dir" and dirs[path]) then gone[#gone + 1] = "./" .. path end
+  end
+  table.sort(gone) -- a folder before what is in it: rm -rf takes both at once
+  local r, msg, code = t:exec({ "sh", "-c", LINK_ALL, "sh", from, to }, { stdin = table.concat(gone, "\0") .. "\0" })
+  if not r then return nil, msg, code end
+  if r.code == 3 then return false end
+  if r.code ~= 0 then
+    return nil, ("taking the tree of %s: %s"):format(from, require("tend.transport").why(r)), "remote"
   end
   return true
 end
@@ -142,7 +175,7 @@ end
 function M.build(t, st, manifest, dir, live, keep, progress, trusted, sibling)
   errors.check(t:mkdir_p(dir, 448))
   local root = t:is_root()
-  local same, known, hashed = reusable(t, live, manifest, trusted, root)
+  local same, known, hashed, now = reusable(t, live, manifest, trusted, root)
   local from_live, send = {}, {}
   for path in pairs(keep) do
     if t:stat(live .. "/" .. path) then from_live[#from_live + 1] = path else keep[path] = nil end
@@ -154,7 +187,11 @@ function M.build(t, st, manifest, dir, live, keep, progress, trusted, sibling)
     elseif f.type == "socket" or (f.type == "device" and not (root and f.rdev)) then unmade[#unmade + 1] = f.path
     else send[#send + 1] = f end
   end
-  local ok, cmsg, ccode = link_local(t, live, dir, from_live)
+  local ok, cmsg, ccode = false, nil, nil
+  local live_paths = 0
+  for _ in pairs(now or {}) do live_paths = live_paths + 1 end
+  if #from_live * 2 > live_paths then ok, cmsg, ccode = link_whole(t, live, dir, now, manifest, from_live) end
+  if ok == false then ok, cmsg, ccode = link_local(t, live, dir, from_live) end
   if not ok then return nil, cmsg, ccode end
   local copied, copied_hashed, ncopied = {}, 0, 0
   if sibling then copied, copied_hashed = from_sibling(t, sibling, dir, send) end

@@ -19,9 +19,13 @@ tables() { q "SHOW TABLES" | tr '\n' ' '; }
 snap=$(sqlite3 "$TEND_HOME/catalog.db" "SELECT max(id) FROM snapshots")
 t0=$(tree); s0=$(sums); r0=$(rows); tb0=$(tables)
 
-# Damage: edit a post, add a table, change, delete and add files.
+# Damage: edit a post, add a table, change, delete and add files, add a folder, put a
+# folder where a file was (the new tree is made from the live one linked whole, then
+# pruned of all of this).
 q "UPDATE wp_posts SET post_title = 'EDITED' WHERE post_type = 'post'; CREATE TABLE extra_plugin (x INT);"
 echo tampered >> "$WP_PATH/index.php"; rm "$WP_PATH/wp-login.php"; echo new > "$WP_PATH/added.txt"
+mkdir -p "$WP_PATH/added-dir/sub" && echo x > "$WP_PATH/added-dir/sub/f"
+rm "$WP_PATH/wp-content/index.php" && mkdir "$WP_PATH/wp-content/index.php" && echo y > "$WP_PATH/wp-content/index.php/f"
 t1=$(tree); s1=$(sums); r1=$(rows)
 
 out=$("$TEND" restore wp "$snap" 2>&1); rc=$?
