@@ -295,11 +295,13 @@ cat -- "$f"]]
 -- for byte (stored once, and recognised by the look below).
 local DUMP_FLAGS = { "--single-transaction", "--quick", "--routines", "--triggers", "--hex-blob", "--skip-dump-date" }
 
--- How the server describes the database's tables: names, engines, rows, sizes, when each
--- was last written. Its digest is the snapshot's db_signal.
-local LOOK_SQL = "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, CREATE_TIME, UPDATE_TIME, TABLE_ROWS, DATA_LENGTH, "
-  .. "INDEX_LENGTH, AUTO_INCREMENT, TABLE_COLLATION FROM information_schema.TABLES "
-  .. "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME"
+-- How the server describes the database's tables: names, engines, when each was made
+-- and last written, the next AUTO_INCREMENT, and rows and sizes where they are exact
+-- (InnoDB's are estimates that its statistics move without a write). Its digest is the
+-- snapshot's db_signal.
+local LOOK_SQL = "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, CREATE_TIME, UPDATE_TIME, AUTO_INCREMENT, TABLE_COLLATION, "
+  .. "IF(ENGINE = 'InnoDB', NULL, TABLE_ROWS), IF(ENGINE = 'InnoDB', NULL, DATA_LENGTH) "
+  .. "FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME"
 
 -- The look before a dump, one round trip: which dump client the host has, the digest of
 -- LOOK_SQL's answer and, when that equals the last snapshot's ($2), the SHA-256 of a

@@ -84,7 +84,8 @@ Global options:
   --recipes DIR  look for recipes here first
   --json       machine-readable output
   --quiet      no progress or status lines
-  --debug      tracebacks on errors; at the end, the SSH commands and login-shell starts
+  --debug      tracebacks on errors; each SSH command's time; at the end, the count of
+               SSH commands and login-shell starts
   --yes        do not ask for confirmation
   --version    print the version
 
@@ -254,6 +255,7 @@ end
 local function dispatch(argv, state)
   local opts, cmd, rest = parse_global(argv)
   state.debug = opts.debug
+  require("tend.transport").trace = opts.debug or false
   if opts.recipes then recipe.extra = { opts.recipes } end
   if opts.version then io.stdout:write("tend ", tend.version, " (", tend.core.build, ")\n"); return 0 end
   if opts.help or cmd == "-h" then io.stdout:write(M.help_text(), "\n"); return 0 end

@@ -62,6 +62,8 @@ local Ssh = {}
 -- commands (exec), streams (open), and the starts of the host user's login shell (sshd
 -- runs everything through it, rc files and all). tend --debug prints them at the end.
 M.counts = { commands = 0, streams = 0, shells = 0 }
+-- trace: with tend --debug, each remote command as it ends, with the seconds it took
+M.trace = false
 Ssh.__index = Ssh
 Ssh.__tostring = function(t) return t.spec end
 
@@ -150,7 +152,12 @@ function Ssh:exec(argv, opts)
   if not runner then return nil, msg, code end
   M.counts.commands = M.counts.commands + 1
   local r
+  local began = M.trace and proc.now()
   r, msg, code = runner:exec(script, { stdin = stdin, timeout = opts.timeout })
+  if began then
+    local words = table.concat(argv, " "):gsub("%s+", " ")
+    io.stderr:write(("tend: debug: %6.3f s %s: %s\n"):format(proc.now() - began, self.spec, words:sub(1, 100)))
+  end
   if not r then return nil, msg, code end
   if r.code == 127 and r.stderr:match("not found") then
     return nil, ("%s: %s: command not found"):format(self.spec, argv[1]), "enoent"

@@ -40,6 +40,7 @@ b=$(starts)
 out=$("$TEND" --debug check slow 2>&1)
 is "$(printf '%s\n' "$out" | sed -n 's/^tend: debug: .*: \([0-9]*\) login-shell start-ups$/\1/p'):$(( $(starts) - b ))" "1:1" \
   "a check starts the login shell once, whatever it asks (one remote shell runs every command)"
+like "$out" "tend: debug: +[0-9]+\.[0-9]{3} s ssh://[^ ]+: sh -c " "--debug shows each remote command with the seconds it took"
 echo changed > "$site/lib/f7.php"; rm "$site/lib/f9.php"
 sqlite3 "$site/data/app.db" "DELETE FROM notes"
 out=$("$TEND" --quiet restore slow 2>&1); rc=$?
