@@ -117,11 +117,13 @@ end
 -- ctime since sibling.since, when the snapshot's listing began, as backups judge a file
 -- unchanged; looked at after the copy, so a write during it shows) or else read by the
 -- host's sha256sum (`hashed` of them). The rest are removed again and cross in the tar
--- stream. cp -p keeps mode and mtime. Hard-linked files always cross.
+-- stream. cp -p keeps mode and mtime; --reflink=auto shares the data blocks where the
+-- file system can (XFS, Btrfs: a first copy costs no data written), and copies them
+-- elsewhere. Hard-linked files always cross.
 local COPY = [[f=$(mktemp) || exit 125
 trap 'rm -f -- "$f"' EXIT
 cat > "$f" || exit 125
-xargs -0 cp -p --parents -t "$1" -- < "$f" 2>/dev/null
+xargs -0 cp -p --reflink=auto --parents -t "$1" -- < "$f" 2>/dev/null
 xargs -0 stat --printf 'S %.9Z %s %n\0' -- < "$f" 2>/dev/null
 cd "$1" && xargs -0 stat --printf 'C %.9Y %s %n\0' -- < "$f" 2>/dev/null
 exit 0]]
