@@ -60,11 +60,14 @@ function M.find_argv(argv, exclude, format)
   return argv
 end
 
--- listing(t, root, exclude) -> the host's raw listing, the host's clock when it began
--- | nil, msg, code: one round trip. exclude: checked patterns (M.exclusions).
-function M.listing(t, root, exclude)
+-- listing(t, root, exclude [, settle]) -> the host's raw listing, the host's clock when
+-- it began | nil, msg, code: one round trip. exclude: checked patterns (M.exclusions).
+-- settle: seconds to wait first (where sleep takes fractions), for tend.written.
+function M.listing(t, root, exclude, settle)
   -- the clock to the nanosecond where date can say so (GNU), else to the second
-  local argv = M.find_argv({ "sh", "-c", 'date +%s.%N && exec find "$@"', "sh", "." }, exclude, FORMAT)
+  local script = 'date +%s.%N && exec find "$@"'
+  if settle then script = ("sleep %.2f 2>/dev/null; %s"):format(settle, script) end
+  local argv = M.find_argv({ "sh", "-c", script, "sh", "." }, exclude, FORMAT)
   local r, msg, code = t:exec(argv, { cwd = root })
   if not r then return nil, msg, code end
   if r.code ~= 0 then
@@ -339,8 +342,8 @@ end
 
 -- dump_db(t, settings, st [, prev]) -> {object, bytes, signal, same} | nil, msg, code.
 -- prev: the last snapshot's database {object, bytes, signal}: when the host's dump
--- hashes to prev.object (and the store holds it), that object is the dump and nothing
--- crosses (same = true). The password reaches each client as its option file through a
+-- hashes to prev.object (and the store holds it, whole), that object is the dump and
+-- nothing crosses (same = true). The password reaches each client as its option file through a
 -- pipe on fd 3, never a file on the host.
 function M.dump_db(t, s, st, prev)
   if s.driver == "sqlite" then
@@ -355,7 +358,9 @@ function M.dump_db(t, s, st, prev)
   local said, lmsg, lcode = look(t, s, prev)
   if not said then return nil, lmsg, lcode end
   if not said.client then return nil, ("no mariadb-dump or mysqldump on %s"):format(tostring(t)), "enoent" end
-  if prev and said.dump and said.dump == prev.object then
+  -- the object read back whole first: a damaged one is not taken again, the dump
+  -- below stores a good copy over it (the backup heals it)
+  if prev and said.dump and said.dump == prev.object and st:verify(prev.object) then
     return { object = prev.object, bytes = prev.bytes, signal = said.signal, same = true }
   end
   local argv = { said.client, "--defaults-extra-file=/dev/fd/3", table.unpack(DUMP_FLAGS) }

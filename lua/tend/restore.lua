@@ -357,8 +357,7 @@ function Job:finish()
   if removed then journal.clear(ctx, target, "done")
   else t:exec({ "sh", "-c", 'rm -rf -- "$@" </dev/null >/dev/null 2>&1 &', "sh", table.unpack(olds) }) end
   -- the record only saves the next copy some reading: it never fails a restore that is done
-  local rok, rerr = pcall(written.record, ctx, target, t, self.root, removed and self.web or nil,
-    removed and written.clock(t) or nil, self.keep)
+  local rok, rerr = pcall(written.record, ctx, target, t, self.root, removed and self.web or nil, self.keep)
   if not rok then ctx:warn("%s: what this restore wrote is not recorded: %s", target.name, errors.message(rerr)) end
   if self.copy then
     copy().record_copy(ctx, self.inst, target, self.snap, self.opts.kind or "copy")

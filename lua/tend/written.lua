@@ -15,28 +15,17 @@ local M = {}
 
 local function key(inst) return "written." .. inst.id end
 
-
--- clock(t) -> the host's time a moment from now, in seconds (fractions where date has
--- them), or nil when it cannot be asked (then nothing is recorded: the next copy hashes
--- as before). The moment (where sleep takes fractions) lets the files written last
--- settle, so that they are recorded too.
-function M.clock(t)
-  local r = t:exec({ "sh", "-c", "sleep 0.12 2>/dev/null; exec date +%s.%N" })
-  if not r or r.code ~= 0 then return nil end
-  local sec, frac = r.stdout:match("^(%d+)%.?(%d*)")
-  if not sec then return nil end
-  return tonumber(sec .. (frac ~= "" and ("." .. frac) or ""))
-end
-
--- record(ctx, inst, t, root, manifest, built_at [, skip]): root listed now (built_at:
--- clock(t) just before, nil to forget the last record); each file of
--- the manifest (what was just written there) but those in skip (a copy's own config)
--- kept with its inode and ctime, when the listing agrees with it. A listing that fails
+-- record(ctx, inst, t, root, manifest [, skip]): root listed now, a moment from now (the
+-- files written last settle meanwhile, so that they are recorded too); each file of the
+-- manifest (what was just written there, nil to forget the last record) but those in
+-- skip (a copy's own config) kept with its inode and ctime, when the listing agrees
+-- with it and its ctime is older than the listing's start. A listing that fails
 -- records nothing (the next copy hashes all).
-function M.record(ctx, inst, t, root, manifest, built_at, skip)
+function M.record(ctx, inst, t, root, manifest, skip)
   ctx:catalog():meta(key(inst), "")
-  local raw = built_at and manifest and backup.listing(t, root, {})
-  if not raw then return 0 end
+  if not manifest then return 0 end
+  local raw, built_at = backup.listing(t, root, {}, 0.12)
+  if not raw or not built_at then return 0 end
   local now, parts = backup.parse(raw), { ("%s\n"):format(root) }
   for _, f in ipairs(manifest) do
     local e = now[f.path]

@@ -25,7 +25,7 @@ t0=$(tree); s0=$(sums); r0=$(rows); tb0=$(tables)
 q "UPDATE wp_posts SET post_title = 'EDITED' WHERE post_type = 'post'; CREATE TABLE extra_plugin (x INT);"
 echo tampered >> "$WP_PATH/index.php"; rm "$WP_PATH/wp-login.php"; echo new > "$WP_PATH/added.txt"
 mkdir -p "$WP_PATH/added-dir/sub" && echo x > "$WP_PATH/added-dir/sub/f"
-rm "$WP_PATH/wp-content/index.php" && mkdir "$WP_PATH/wp-content/index.php" && echo y > "$WP_PATH/wp-content/index.php/f"
+rm "$WP_PATH/wp-cron.php" && mkdir "$WP_PATH/wp-cron.php" && echo y > "$WP_PATH/wp-cron.php/f" || bail "the damage did not take"
 t1=$(tree); s1=$(sums); r1=$(rows)
 
 out=$("$TEND" restore wp "$snap" 2>&1); rc=$?
