@@ -69,8 +69,8 @@ static int to_grow(void *ctx, const char *p, size_t n)
 	return 0;
 }
 
-/* The zstd frame (p, n) decompressed onto the stack. 0, or EBADMSG. */
-static int push_decompressed(lua_State *L, const char *p, size_t n)
+/* The zstd frames (p, n) decompressed onto the stack (tend.h). 0, or EBADMSG. */
+int tend_push_unzstd(lua_State *L, const char *p, size_t n)
 {
 	ZSTD_DCtx *dc = ZSTD_createDCtx();
 	grow g = {0};
@@ -105,7 +105,7 @@ static int l_unseal(lua_State *L)
 	if (!sealed && st->key)
 		return tend_fail(L, "badmsg", "store %s: a record that is not sealed, in an encrypted store", st->dir);
 	if (!sealed)
-		return push_decompressed(L, rec, n) ? tend_fail(L, "badmsg", "store: a damaged record") : 1;
+		return tend_push_unzstd(L, rec, n) ? tend_fail(L, "badmsg", "store: a damaged record") : 1;
 	tend_seal *s = calloc(1, sizeof *s);
 	grow frame = {0};
 	int err = s ? tend_unseal_push(s, st->key, rec, n, to_grow, &frame) : ENOMEM;
@@ -115,7 +115,7 @@ static int l_unseal(lua_State *L)
 		sodium_memzero(s, sizeof *s);
 	free(s);
 	if (!err)
-		err = push_decompressed(L, frame.p ? frame.p : "", frame.n);
+		err = tend_push_unzstd(L, frame.p ? frame.p : "", frame.n);
 	free(frame.p);
 	if (err)
 		return tend_fail(L, err == ENOMEM ? "enomem" : "badmsg",

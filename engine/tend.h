@@ -53,6 +53,9 @@ int tend_open_httpd(lua_State *L);
 int tend_open_rowdiff(lua_State *L);
 int tend_open_s3(lua_State *L);
 int tend_open_listing(lua_State *L);
+/* The zstd frames (p, n), decompressed, pushed as one string (store_record.c): 0, or
+ * EBADMSG (nothing pushed) when they are damaged or cut short. */
+int tend_push_unzstd(lua_State *L, const char *p, size_t n);
 
 /* SHA-256 (hash.c): new, update as bytes arrive, hex finishes. */
 typedef EVP_MD_CTX tend_sha256;

@@ -60,6 +60,19 @@ function M.find_argv(argv, exclude, format)
   return argv
 end
 
+-- squeezed(t, argv) -> argv that runs argv on the host with its output compressed by
+-- the host's zstd (or gzip) when it has one, keeping argv's exit status: fewer bytes
+-- cross the wire, and archive.store_stream stores them decompressed. (Fds 5 and 6 carry
+-- the status; fd 3 is left to argv.)
+local function squeezed(t, argv)
+  if t.squeezer == nil then t.squeezer = t:zstd() and "zstd" or t:which({ "gzip" }) or false end
+  local z = t.squeezer
+  if not z then return argv end
+  local squeeze = z == "zstd" and "zstd -1 -q -c -T0" or "gzip -1 -c"
+  return { "sh", "-c", "exec 6>&1; s=$( { { \"$@\" 5>&- 6>&-; echo $? >&5; } | " .. squeeze
+    .. " >&6; } 5>&1 ); exit ${s:-1}", "sh", table.unpack(argv) }
+end
+
 -- listing(t, root, exclude [, settle]) -> the host's raw listing, the host's clock when
 -- it began | nil, msg, code: one round trip. exclude: checked patterns (M.exclusions).
 -- settle: seconds to wait first (where sleep takes fractions), for tend.written.
@@ -68,13 +81,22 @@ function M.listing(t, root, exclude, settle)
   local script = 'date +%s.%N && exec find "$@"'
   if settle then script = ("sleep %.2f 2>/dev/null; %s"):format(settle, script) end
   local argv = M.find_argv({ "sh", "-c", script, "sh", "." }, exclude, FORMAT)
+  -- over SSH compressed on the host when it has zstd: at about 200 bytes a path, a
+  -- 15,000-file tree's listing is 3 MB, a quarter of a second at 100 Mbit/s
+  local packed = tostring(t) ~= "local" and t:zstd()
+  if packed then argv = squeezed(t, argv) end
   local r, msg, code = t:exec(argv, { cwd = root })
   if not r then return nil, msg, code end
   if r.code ~= 0 then
     return nil, ("list %s: %s"):format(root, require("tend.transport").why(r)), "remote"
   end
-  local sec, frac, raw = r.stdout:match("^(%d+)%.?(%d*)[^\n]*\n(.*)$")
-  return raw or r.stdout, sec and tonumber(sec .. (frac ~= "" and ("." .. frac) or ""))
+  local out = r.stdout
+  if packed then
+    out, msg, code = core.listing.decompress(out)
+    if not out then return nil, ("list %s: %s"):format(root, msg), code end
+  end
+  local sec, frac, raw = out:match("^(%d+)%.?(%d*)[^\n]*\n(.*)$")
+  return raw or out, sec and tonumber(sec .. (frac ~= "" and ("." .. frac) or ""))
 end
 
 -- ns(text) -> find's "SECONDS.FRACTION" as whole nanoseconds (an integer: a double
@@ -156,19 +178,6 @@ trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
 local FETCH = SELF_CLEANING_TEMP .. [[cat > "$f" || exit 125
 case $(tar --version 2>/dev/null) in *GNU*) s=--sparse ;; *) s= ;; esac
 tar --null --no-recursion --ignore-failed-read $s -T "$f" -cf -]]
-
--- squeezed(t, argv) -> argv that runs argv on the host with its output compressed by
--- the host's zstd (or gzip) when it has one, keeping argv's exit status: fewer bytes
--- cross the wire, and archive.store_stream stores them decompressed. (Fds 5 and 6 carry
--- the status; fd 3 is left to argv.)
-local function squeezed(t, argv)
-  if t.squeezer == nil then t.squeezer = t:which({ "zstd", "gzip" }) or false end
-  local z = t.squeezer
-  if not z then return argv end
-  local squeeze = z == "zstd" and "zstd -1 -q -c -T0" or "gzip -1 -c"
-  return { "sh", "-c", "exec 6>&1; s=$( { { \"$@\" 5>&- 6>&-; echo $? >&5; } | " .. squeeze
-    .. " >&6; } 5>&1 ); exit ${s:-1}", "sh", table.unpack(argv) }
-end
 
 -- fetch(t, root, paths, st [, progress]) -> {path = entry} | nil, msg: one tar stream,
 -- compressed on the host when it can (archive.store_tar reads it as it comes).

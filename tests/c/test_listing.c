@@ -2,7 +2,8 @@
  * tend.backup reads them: the web root's own row apart, types (a device for c, b and
  * anything unknown), octal modes, sizes only for files, mtime to the nanosecond from
  * find's fraction (short, long, none), symlink targets, a name that is not UTF-8 and
- * one with a newline, and a cut last row left out. */
+ * one with a newline, and a cut last row left out; a listing compressed by zstd, whole
+ * and cut. */
 #include "ctest.h"
 
 #define Z "\\x00" /* not \\0: a digit after it would join the escape */
@@ -44,10 +45,29 @@ static void test_parse(void **state)
 	lua_is(L, "local e, root = core.listing.parse('')\nreturn tostring(next(e)) .. ' ' .. tostring(root)", "nil nil");
 }
 
+/* A listing the host compressed with zstd comes back whole; a cut one is refused. */
+static void test_decompress(void **state)
+{
+	lua_State *L = *state;
+	char dir[32];
+	ctest_tempdir(L, dir);
+	lua_ok(L, RAW);
+	lua_is(L,
+	       "local f = assert(io.open(dir .. '/raw', 'wb')); f:write(raw:rep(500)); f:close()\n"
+	       "assert(os.execute('zstd -q -1 -c ' .. dir .. '/raw > ' .. dir .. '/raw.zst'))\n"
+	       "local z = assert(io.open(dir .. '/raw.zst', 'rb')):read('a')\n"
+	       "local plain = assert(core.listing.decompress(z))\n"
+	       "local ok, msg, code = core.listing.decompress(z:sub(1, #z - 4))\n"
+	       "return tostring(plain == raw:rep(500) and #z < #plain) .. ' ' .. tostring(ok) .. ' ' .. code .. ' ' .. msg",
+	       "true nil badmsg listing: the host's compressed listing is damaged or cut short");
+	ctest_rm_tree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_decompress),
 	};
 	return CTEST_RUN("listing", tests);
 }

@@ -41,6 +41,8 @@ is "$(field 2 manifest_id)" "$(field 1 manifest_id)" "... and the two snapshots 
 is "$(field 2 db_object)" "$(field 1 db_object)" "an unchanged database: the same dump object"
 like "$out" "database unchanged: its dump hashes to the last snapshot's" "... recognised on the host, the dump not sent"
 ok "... and the server's description of its tables is kept for the next look" test -n "$(field 2 db_signal)"
+err=$("$TEND" --debug --quiet backup wp 2>&1 >/dev/null)
+like "$err" "debug: .* s ssh://[^ ]+: sh -c exec 6>&1; .*zstd -1 " "the listing crosses compressed by the host's zstd"
 
 # What decides is the dump's own SHA-256, not the cheap look: a last snapshot whose look
 # matches but whose dump is another (here: snapshot 1's object put under snapshot 2's
