@@ -189,9 +189,10 @@ function M.build(t, st, manifest, dir, live, keep, progress, trusted, sibling)
     elseif f.type == "socket" or (f.type == "device" and not (root and f.rdev)) then unmade[#unmade + 1] = f.path
     else send[#send + 1] = f end
   end
-  local ok, cmsg, ccode = false, nil, nil
+  -- most of the live tree taken: linked whole and pruned; else a path at a time
   local live_paths = 0
   for _ in pairs(now or {}) do live_paths = live_paths + 1 end
+  local ok, cmsg, ccode = false
   if #from_live * 2 > live_paths then ok, cmsg, ccode = link_whole(t, live, dir, now, manifest, from_live) end
   if ok == false then ok, cmsg, ccode = link_local(t, live, dir, from_live) end
   if not ok then return nil, cmsg, ccode end
