@@ -241,6 +241,12 @@ static int l_gc(lua_State *L)
 	free(st->raw);
 	free(st->in);
 	free(st->out);
+	ZSTD_freeDCtx(st->dz);
+	free(st->rd_in);
+	free(st->rd_out);
+	if (st->rd_seal)
+		sodium_memzero(st->rd_seal, sizeof *st->rd_seal);
+	free(st->rd_seal);
 	pthread_cond_destroy(&st->more);
 	pthread_cond_destroy(&st->room);
 	pthread_mutex_destroy(&st->mu);

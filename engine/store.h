@@ -61,6 +61,12 @@ typedef struct {
 	size_t npending, cappending;
 	size_t *slots;            /* hash set over pending: index + 1, 0 = empty */
 	size_t nslots;
+	/* the reading end's, kept from one object to the next (store_read.c): a restore reads
+	 * 15,000 small objects, and each was a new context and two 128 KB buffers (mmaps) */
+	void *dz;                 /* ZSTD_DCtx */
+	char *rd_in, *rd_out;
+	tend_seal *rd_seal;
+	int reading;              /* an object is being read: one read inside another gets its own */
 } tend_store;
 
 typedef struct {

@@ -64,9 +64,22 @@ int tend_store_read_object(tend_store *st, const char *hex, tend_emit sink, void
 		close(fd);
 		return errno;
 	}
-	inflating f = {ZSTD_createDCtx(), tend_sha256_new(), NULL, ZSTD_DStreamOutSize(), 1, sink, frame, ctx, frame_ctx};
-	f.out = malloc(f.outcap);
-	char *in = malloc(TEND_STORE_CHUNK);
+	/* the store's own context and buffers, unless a read is under way (its sink reads) */
+	int own = !st->reading;
+	if (own) {
+		if (!st->dz)
+			st->dz = ZSTD_createDCtx();
+		if (!st->rd_out)
+			st->rd_out = malloc(ZSTD_DStreamOutSize());
+		if (!st->rd_in)
+			st->rd_in = malloc(TEND_STORE_CHUNK);
+		if (st->dz) /* the last read may have stopped mid-frame */
+			ZSTD_DCtx_reset(st->dz, ZSTD_reset_session_only);
+		st->reading = 1;
+	}
+	inflating f = {own ? st->dz : ZSTD_createDCtx(), tend_sha256_new(), own ? st->rd_out : malloc(ZSTD_DStreamOutSize()),
+	               ZSTD_DStreamOutSize(), 1, sink, frame, ctx, frame_ctx};
+	char *in = own ? st->rd_in : malloc(TEND_STORE_CHUNK);
 	tend_seal *seal = NULL;
 	int first = 1;
 	long long left = len; /* -1: to the end of the file */
@@ -82,7 +95,9 @@ int tend_store_read_object(tend_store *st, const char *hex, tend_emit sink, void
 		if (first && tend_is_sealed(in, (size_t)r)) {
 			if (!st->key)
 				err = ENOKEY;
-			else if (!(seal = malloc(sizeof *seal)))
+			else if (own && !st->rd_seal && !(st->rd_seal = malloc(sizeof *seal)))
+				err = ENOMEM;
+			else if (!(seal = own ? st->rd_seal : malloc(sizeof *seal)))
 				err = ENOMEM;
 			else
 				seal->have = seal->stage = 0;
@@ -103,10 +118,14 @@ int tend_store_read_object(tend_store *st, const char *hex, tend_emit sink, void
 		err = EBADMSG;
 	if (seal)
 		sodium_memzero(seal, sizeof *seal);
-	free(seal);
-	free(in);
-	free(f.out);
-	ZSTD_freeDCtx(f.z);
+	if (own) {
+		st->reading = 0;
+	} else {
+		free(seal);
+		free(in);
+		free(f.out);
+		ZSTD_freeDCtx(f.z);
+	}
 	tend_sha256_free(f.h);
 	close(fd);
 	return err;
