@@ -66,7 +66,8 @@ typedef struct {
 	void *dz;                 /* ZSTD_DCtx */
 	char *rd_in, *rd_out;
 	tend_seal *rd_seal;
-	int reading;              /* an object is being read: one read inside another gets its own */
+	int reading;              /* an object is being read (or a read was cut off by a Lua error):
+	                           * a read meanwhile gets a context and buffers of its own */
 } tend_store;
 
 typedef struct {
