@@ -75,11 +75,6 @@ end
 -- own(adapter) -> the app's own switch {file, php} | nil (then the page is ours)
 local function own(adapter) return type(adapter.maintenance) == "table" and adapter.maintenance or nil end
 
-local function ours(t, path, mark)
-  local src = t:read(path)
-  return src and src:sub(1, #mark) == mark
-end
-
 -- The page put up and taken down in one command each (not a dozen, each a round trip).
 -- OURS: whether file $1 begins with mark $2 (ours, not the site's).
 local OURS = [[ours() { [ -f "$1" ] && [ "$(head -c ${#2} -- "$1" 2>/dev/null)" = "$2" ]; }
@@ -109,12 +104,13 @@ while [ $# -ge 3 ]; do
   ! ours "$f" "$m" || w=1
   if [ -e "$s" ] || [ -L "$s" ]; then mv -f -T -- "$s" "$f" || exit 1
   elif [ -n "$w" ]; then rm -f -- "$f" || exit 1; fi
-  [ "$f" != .user.ini ] || p=$w
+  [ "$f" != .user.ini ] || p=$w im=$m
 done
 [ -e "$page" ] || exit 0
 if [ -z "$p" ] || [ "$linger" = 0 ]; then exec rm -f -- "$page"; fi
-(sleep "$linger"; head -c 18 "$root/.user.ini" 2>/dev/null | grep -q "^; tend maintenance" ||
-  rm -f -- "$root/$page") </dev/null >/dev/null 2>&1 &]]
+(sleep "$linger"; ours .user.ini "$im" || rm -f -- "$page") </dev/null >/dev/null 2>&1 &]]
+-- IS_ON: whether, in folder $1, our .htaccess (mark $2) or our .user.ini (mark $3) is in.
+local IS_ON = OURS .. [[cd -- "$1" 2>/dev/null && { ours .htaccess "$2" || ours .user.ini "$3"; }]]
 
 local function run(t, what, root, argv, stdin)
   local r, msg = t:exec(argv, { stdin = stdin, env = { LC_ALL = "C" } })
@@ -149,7 +145,8 @@ end
 function M.is_on(t, root, adapter)
   local switch = own(adapter)
   if switch then return t:stat(root .. "/" .. switch.file) ~= nil end
-  return ours(t, root .. "/.htaccess", MARK) or ours(t, root .. "/.user.ini", INI_MARK) or false
+  local r = t:exec({ "sh", "-c", IS_ON, "sh", root, MARK, INI_MARK }, { env = { LC_ALL = "C" } })
+  return r ~= nil and r.code == 0
 end
 
 -- files(adapter) -> the files maintenance adds to a tree: not part of the site, never

@@ -179,8 +179,9 @@ function M.build(t, st, manifest, dir, live, keep, progress, trusted, sibling)
   local root = t:is_root()
   local same, known, hashed, now = reusable(t, live, manifest, trusted, root)
   local from_live, send = {}, {}
-  for path in pairs(keep) do
-    if t:stat(live .. "/" .. path) then from_live[#from_live + 1] = path else keep[path] = nil end
+  for path in pairs(keep) do -- the live listing says whether each is there (else the host)
+    local there = now and now[path] or (not now and t:stat(live .. "/" .. path))
+    if there then from_live[#from_live + 1] = path else keep[path] = nil end
   end
   local unmade = {}
   for _, f in ipairs(manifest) do
